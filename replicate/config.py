@@ -1,0 +1,161 @@
+"""Run configuration: validation (one clear line per problem) and expansion into cells.
+
+Used by the Snakefile at DAG construction and by every CLI job, so both agree on what a
+cell is, where its files live and which settings its config hash covers. Nothing here
+touches the network.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from itertools import product
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, NamedTuple, Optional
+
+import yaml
+
+from .errors import ConfigError
+from .io import stable_hash
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SCHEMA_PATH = REPO_ROOT / "config" / "config.schema.yaml"
+
+
+class Cell(NamedTuple):
+    method: str
+    backbone: str
+    task: str
+    shot: int
+    seed: int
+
+
+class Group(NamedTuple):
+    """The unit of one training job: every seed of a (method, backbone, task, shot)."""
+
+    method: str
+    backbone: str
+    task: str
+    shot: int
+
+
+def load_config(path: str) -> dict:
+    try:
+        with open(path, encoding="utf-8") as f:
+            cfg = yaml.safe_load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"config file {path} is not valid YAML: {str(e).splitlines()[0]}") from None
+    return check_config(cfg)
+
+
+def _schema() -> dict:
+    with open(SCHEMA_PATH, encoding="utf-8") as f:
+        return yaml.safe_load(f)
+
+
+def _fill_defaults(cfg: dict, schema: dict) -> None:
+    for key, sub in schema.get("properties", {}).items():
+        if key not in cfg and "default" in sub:
+            cfg[key] = sub["default"]
+        if isinstance(cfg.get(key), dict) and sub.get("type") == "object":
+            _fill_defaults(cfg[key], sub)
+
+
+def check_config(cfg: Any, check_data: bool = True) -> dict:
+    """Validate ``cfg`` (schema, then meaning) and return it with defaults filled in.
+
+    Raises ``ConfigError`` with one line naming the first problem: a schema violation, an
+    unknown method/task/backbone, a non-positive shot, duplicate seeds, a bad method
+    override, or data that is not available (a missing local file, an uninstalled corpus).
+    """
+    import jsonschema
+
+    if not isinstance(cfg, dict):
+        raise ConfigError("the config must be a mapping")
+    schema = _schema()
+    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(cfg), key=lambda e: list(e.path))
+    if errors:
+        e = errors[0]
+        where = "/".join(str(p) for p in e.path) or "(top level)"
+        raise ConfigError(f"config {where}: {e.message}")
+    cfg = dict(cfg)
+    _fill_defaults(cfg, schema)
+
+    from .backbones import BACKBONES
+    from .methods import METHODS
+    from .tasks import resolve_task
+
+    t3 = cfg["table3"]
+    seeds = t3["seeds"]
+    dupes = sorted({s for s in seeds if seeds.count(s) > 1})
+    if dupes:
+        raise ConfigError(f"config table3/seeds: duplicate seed(s) {dupes}")
+    spec = BACKBONES.get(t3["backbone"])
+    for name in t3["methods"]:
+        METHODS.get(name)
+    for name, overrides in cfg["methods"].items():
+        METHODS.get(name).make_config(overrides)
+    tasks = [resolve_task(name, cfg.get("paper_data_files")) for name in t3["tasks"]]
+    for name in cfg.get("paper_data_files", {}):
+        resolve_task(name, cfg["paper_data_files"])
+    if check_data:
+        spec.check()
+        for task in tasks:
+            if task.suite == "paper" and not cfg.get("paper_data_files", {}).get(task.name):
+                continue  # loaded from the Hub inside the job, never at DAG construction
+            if type(task.source).__name__ == "Pattern3Source":
+                continue  # produced by the fetch_data rule
+            task.source.check(cfg["data_dir"])
+    return cfg
+
+
+def groups(cfg: dict) -> List[Group]:
+    t3 = cfg["table3"]
+    return [Group(m, t3["backbone"], t, s) for m, t, s in product(t3["methods"], t3["tasks"], t3["shots"])]
+
+
+def cells(cfg: dict) -> Iterator[Cell]:
+    for g in groups(cfg):
+        for seed in cfg["table3"]["seeds"]:
+            yield Cell(g.method, g.backbone, g.task, g.shot, seed)
+
+
+def split_path(cfg: dict, task: str, shot: int, seed: int) -> str:
+    return f"{cfg['results_dir']}/splits/{task}/shot{shot}/seed{seed}.json"
+
+
+def result_path(cfg: dict, cell: Cell) -> str:
+    return (f"{cfg['results_dir']}/cells/{cell.backbone}/{cell.task}/shot{cell.shot}/"
+            f"{cell.method}/seed{cell.seed}.json")
+
+
+def split_settings(cfg: dict, task: str, shot: int) -> Dict[str, Any]:
+    """What a split manifest depends on."""
+    return {"task": task, "shot": shot, "protocol": cfg["protocol"],
+            "data_files": cfg.get("paper_data_files", {}).get(task)}
+
+
+def cell_settings(cfg: dict, group: Group) -> Dict[str, Any]:
+    """Everything that determines a cell's result except its seed: the config hash covers it."""
+    from .methods import METHODS
+
+    method = METHODS.get(group.method)
+    method_cfg = method.make_config(cfg["methods"].get(group.method))
+    return {
+        "run": cfg["run"],
+        "setup": cfg.get("setup", "embedded"),
+        "method": group.method,
+        "method_config": asdict(method_cfg),
+        "backbone": group.backbone,
+        **split_settings(cfg, group.task, group.shot),
+    }
+
+
+def config_hash(settings: Dict[str, Any]) -> str:
+    return stable_hash({k: v for k, v in settings.items() if k != "run"})
+
+
+def protocol_of(cfg_or_settings: dict):
+    from .splits import Protocol
+    return Protocol(**cfg_or_settings["protocol"])

@@ -1,0 +1,135 @@
+"""The work behind each DAG node, callable from the CLI (and so by hand, outside Snakemake)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List, Sequence
+
+from .config import config_hash
+from .errors import ConfigError
+from .io import git_state, machine, package_versions, read_json, write_json_atomic
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def make_splits(settings: dict, seeds: Sequence[int], data_dir: str, out_paths: Sequence[str]) -> List[dict]:
+    """Draw and write one split manifest per seed for (task, shot)."""
+    from .splits import draw_split
+    from .config import protocol_of
+    from .tasks import resolve_task
+
+    if len(seeds) != len(out_paths):
+        raise ConfigError("give one output path per seed")
+    task = resolve_task(settings["task"], {settings["task"]: settings["data_files"]} if settings.get("data_files") else None)
+    pools = task.load_pools(data_dir)
+    manifests = []
+    for seed, path in zip(seeds, out_paths):
+        manifest = draw_split(task, pools, settings["shot"], seed, protocol_of(settings))
+        write_json_atomic(path, manifest)
+        manifests.append(manifest)
+    return manifests
+
+
+def train_group(settings: dict, seeds: Sequence[int], split_paths: Sequence[str], out_paths: Sequence[str],
+                data_dir: str, threads: int = 1, device: str = "auto") -> List[dict]:
+    """Train every seed of one (method, backbone, task, shot) group; write one result per seed."""
+    import torch
+
+    from .backbones import BACKBONES
+    from .methods import METHODS
+    from .mrc import MRCEncoder
+    from .splits import resolve
+    from .tasks import resolve_task
+    from .train import SeedData, outcome_dict, run_group
+
+    if not (len(seeds) == len(split_paths) == len(out_paths)):
+        raise ConfigError("give one split and one output path per seed")
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"duplicate seeds {list(seeds)}")
+    torch.set_num_threads(threads)
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(device)
+    job_start = time.perf_counter()
+    method = METHODS.get(settings["method"])
+    cfg = method.make_config(settings["method_config"])
+    spec = BACKBONES.get(settings["backbone"])
+    task = resolve_task(settings["task"], {settings["task"]: settings["data_files"]} if settings.get("data_files") else None)
+    c_hash = config_hash(settings)
+
+    manifests = [read_json(p) for p in split_paths]
+    for seed, m in zip(seeds, manifests):
+        if (m["task"], m["shot"], m["seed"]) != (task.name, settings["shot"], seed):
+            raise ConfigError(f"split {m['task']}/{m['shot']}/{m['seed']} does not belong to seed {seed}")
+    pools = task.load_pools(data_dir)
+    parts = [resolve(m, pools) for m in manifests]
+
+    backbone, tokenizer = spec.load(dropout=cfg.dropout)
+    encoder = MRCEncoder(tokenizer, task, cfg.max_length, method.prompt_length(cfg), spec.uses_cls)
+    cache: Dict[str, object] = {}
+
+    def enc(examples):
+        out = []
+        for ex in examples:
+            if ex.id not in cache:
+                cache[ex.id] = encoder.encode(ex)
+            out.append(cache[ex.id])
+        return out
+
+    seed_data = [SeedData(seed, enc(p["train"]), enc(p["dev"]), enc(p["test"])) for seed, p in zip(seeds, parts)]
+    pristine = None
+    if not method.seed_batched:
+        pristine = {k: v.detach().clone() for k, v in backbone.state_dict().items()}
+    setup_s = time.perf_counter() - job_start
+    _log(f"[{settings['method']} {spec.name} {task.name} shot {settings['shot']}] seeds {list(seeds)}: "
+         f"setup {setup_s:.1f}s, {len(seed_data[0].train)} train / {len(seed_data[0].dev)} dev / "
+         f"{len(seed_data[0].test)} test")
+
+    path_of = dict(zip(seeds, out_paths))
+    manifest_of = dict(zip(seeds, manifests))
+    written = []
+    static = {
+        "method": method.name, "backbone": spec.name, "task": task.name, "shot": settings["shot"],
+        "metric": task.metric, "track": task.track, "suite": task.suite,
+    }
+    provenance = {
+        "config_hash": c_hash, "settings": settings, "packages": package_versions(), "git": git_state(),
+        "machine": machine(), "threads": threads, "device": str(device), "trainable_parameters": method.trainable_parameters(spec, cfg),
+        "seed_batched": method.seed_batched, "group_seeds": list(seeds),
+    }
+
+    def on_done(outcome, wall_s: float) -> None:
+        o = outcome_dict(outcome)
+        m = manifest_of[outcome.seed]
+        result = {
+            **static, "seed": outcome.seed, "status": o["status"], "error": o["error"],
+            "metrics": o["test_metrics"], "score": o["test_metrics"].get(task.metric),
+            "dev": {"best_epoch": o["best_epoch"], "best_score": o["best_dev"], "curve": o["dev_curve"]},
+            "train_loss_curve": o["loss_curve"],
+            "wall_time_s": round(wall_s, 2),
+            "wall_time_note": ("time of the whole seed-batched group (all its seeds at once)"
+                               if method.seed_batched else "time of this seed alone"),
+            "setup_time_s": round(setup_s, 2),
+            "split": {"path": os.path.relpath(path_of_split[outcome.seed]), "hash": m["hash"],
+                      "sizes": {k: len(m[k]) for k in ("train", "dev", "test")}},
+            "provenance": provenance,
+        }
+        write_json_atomic(path_of[outcome.seed], result)
+        written.append(result)
+        _log(f"  seed {outcome.seed}: {o['status']} test {task.metric}="
+             f"{result['score'] if result['score'] is None else round(result['score'], 2)} "
+             f"(best dev {o['best_dev']} at epoch {o['best_epoch']}) -> {path_of[outcome.seed]}")
+
+    path_of_split = dict(zip(seeds, split_paths))
+    run_group(method, cfg, spec, task, backbone, tokenizer, pristine, seed_data, encoder, on_done, log=_log,
+              device=device)
+    return written
+
+
+def load_results(paths: Sequence[str]) -> List[dict]:
+    return [read_json(p) for p in paths if Path(p).exists()]

@@ -1,0 +1,51 @@
+"""Model tuning: every backbone weight and the MRC span head are trained.
+
+Seeds cannot share a backbone whose weights they change, so the trainer runs them one at a
+time (``seed_batched = False``), each from the same pristine pretrained weights.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import List
+
+from ..model import PromptedMRC
+from .base import Method, TrainConfig, register_method
+from .common import meta_span_head, span_head
+
+
+@dataclass
+class ModelTuningConfig(TrainConfig):
+    """Model tuning: the shared fields (see TrainConfig) with its embedded defaults."""
+
+    epochs: int = 20
+    lr: float = 5e-5
+    head_lr: float = 3e-3
+
+
+class ModelTuning(Method):
+    name = "model-tuning"
+    config_cls = ModelTuningConfig
+    seed_batched = False
+    paper_label = "Model Tuning"
+
+    def build(self, backbone, spec, tokenizer, cfg, seeds: List[int]) -> PromptedMRC:
+        if len(seeds) != 1:
+            raise ValueError("model tuning trains one seed per backbone copy")
+        backbone.requires_grad_(True)
+        return PromptedMRC(backbone, spec.arch, span_head(spec.d_model, seeds), None,
+                           prompt_offset=1 if spec.uses_cls else 0)
+
+    def param_groups(self, model, cfg):
+        return [{"params": list(model.backbone.parameters()), "lr": cfg.lr},
+                {"params": list(model.head.parameters()), "lr": cfg.head_lr}]
+
+    def prompt_modules(self, spec, cfg, n_seeds=1):
+        return {"head": meta_span_head(spec.d_model, n_seeds)}
+
+    def trainable_parameters(self, spec, cfg):
+        counts = super().trainable_parameters(spec, cfg)
+        return {"backbone": spec.total_params or 0, **counts}
+
+
+register_method(ModelTuning())

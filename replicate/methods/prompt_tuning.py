@@ -1,0 +1,49 @@
+"""Prompt tuning (PT; Lester et al. 2021): a soft prompt at the input of a frozen backbone.
+
+Trainable: the prompt (prompt_length x d) and the MRC span head (d x 2 + 2). MP2 Table 3's
+"50K" for PT on CPT-large is the prompt alone (50 x 1024 = 51,200); the head is reported
+separately by ``params``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import List
+
+import torch
+
+from ..model import InputPrompt, PromptedMRC
+from .base import Method, PromptConfig, register_method
+from .common import init_prompt, meta_span_head, span_head
+
+
+@dataclass
+class PromptTuningConfig(PromptConfig):
+    """PT: the shared fields (see TrainConfig, PromptConfig) with PT's embedded defaults."""
+
+    epochs: int = 40
+    lr: float = 3e-2
+    head_lr: float = 3e-3
+
+
+class PromptTuning(Method):
+    name = "pt"
+    config_cls = PromptTuningConfig
+    paper_label = "Prompt Tuning"
+
+    def build(self, backbone, spec, tokenizer, cfg, seeds: List[int]) -> PromptedMRC:
+        backbone.requires_grad_(False)
+        init = torch.stack([init_prompt(backbone, spec.arch, tokenizer, cfg, s, cfg.prompt_length) for s in seeds])
+        return PromptedMRC(backbone, spec.arch, span_head(spec.d_model, seeds), InputPrompt(init),
+                           prompt_offset=1 if spec.uses_cls else 0)
+
+    def param_groups(self, model, cfg):
+        return [{"params": list(model.prompt.parameters()), "lr": cfg.lr},
+                {"params": list(model.head.parameters()), "lr": cfg.head_lr}]
+
+    def prompt_modules(self, spec, cfg, n_seeds=1):
+        return {"prompt": InputPrompt(torch.empty(n_seeds, cfg.prompt_length, spec.d_model, device="meta")),
+                "head": meta_span_head(spec.d_model, n_seeds)}
+
+
+register_method(PromptTuning())

@@ -1,0 +1,61 @@
+"""P-tuning v2 (Liu et al. 2021b) as MP2 reimplements it: a prompt at every layer.
+
+MP2's code adds the deep prompt to the hidden states at the prompt positions of every layer
+(layer 0: the prompt replaces the input embeddings there) rather than using key/value
+prefixes; one (prompt_length x d) tensor per layer, so CPT-large (24 layers, length 50, d
+1024) has 24 x 50 x 1024 = 1,228,800 = MP2 Table 3's "1.2M" (key/value prefixes would be
+twice that). The harness follows MP2's code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import List
+
+import torch
+
+from ..model import DeepPrompt, PromptedMRC
+from .base import Method, PromptConfig, register_method
+from .common import init_prompt, meta_span_head, span_head
+
+
+@dataclass
+class PTuningV2Config(PromptConfig):
+    """P-tuning v2: the shared fields plus
+
+    deep_init_std: std of the normal init of the prompts ADDED at layers 1..n-1 (layer 0 is
+        initialised like PT, see PromptConfig.init).
+    """
+
+    epochs: int = 30
+    lr: float = 1e-2
+    head_lr: float = 3e-3
+    deep_init_std: float = 0.02
+
+
+class PTuningV2(Method):
+    name = "ptv2"
+    config_cls = PTuningV2Config
+    paper_label = "P-Tuning v2"
+
+    def build(self, backbone, spec, tokenizer, cfg, seeds: List[int]) -> PromptedMRC:
+        backbone.requires_grad_(False)
+        per_seed = []
+        for s in seeds:
+            first = init_prompt(backbone, spec.arch, tokenizer, cfg, s, cfg.prompt_length)
+            g = torch.Generator().manual_seed(s + 1)
+            rest = torch.randn(spec.n_layers - 1, cfg.prompt_length, spec.d_model, generator=g) * cfg.deep_init_std
+            per_seed.append(torch.cat([first.unsqueeze(0), rest]))
+        return PromptedMRC(backbone, spec.arch, span_head(spec.d_model, seeds), DeepPrompt(torch.stack(per_seed)),
+                           prompt_offset=1 if spec.uses_cls else 0)
+
+    def param_groups(self, model, cfg):
+        return [{"params": list(model.prompt.parameters()), "lr": cfg.lr},
+                {"params": list(model.head.parameters()), "lr": cfg.head_lr}]
+
+    def prompt_modules(self, spec, cfg, n_seeds=1):
+        shape = (n_seeds, spec.n_layers, cfg.prompt_length, spec.d_model)
+        return {"prompt": DeepPrompt(torch.empty(*shape, device="meta")), "head": meta_span_head(spec.d_model, n_seeds)}
+
+
+register_method(PTuningV2())

@@ -1,0 +1,130 @@
+"""The few-shot protocol (PPT §4.1, MP2 §4.1) and split manifests.
+
+- Few-shot train and dev sets are drawn from the task's training pool, disjoint, the same
+  size, and label balanced: ``shot`` examples split as evenly as the labels allow (the
+  remainder goes to labels picked by the seeded RNG, so a 32-shot set has exactly 32).
+- Tasks with more than ``many_labels`` (5) labels take ``per_label_when_many`` (8) per label.
+- Multiple-choice and extractive tasks have no label set to balance: ``shot`` at random.
+- The test set is the task's test pool (the original dev/test split; for embedded tasks a
+  disjoint held-out pool), optionally capped at ``test_cap`` examples chosen by a RNG keyed
+  by the task alone, so every seed and method is scored on the same test examples.
+
+Everything is a pure function of (task, pools, shot, seed, protocol): the RNG is
+``random.Random("<task>|<shot>|<seed>")`` over ids in sorted order. A manifest lists the
+chosen ids and a SHA-256 of the chosen examples' contents; jobs recompute it and refuse to
+train when the data under a manifest has changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from dataclasses import asdict, dataclass
+from typing import Dict, List, Optional, Sequence
+
+from .errors import DataError
+from .io import write_json_atomic
+from .tasks.base import Example, Pools, TaskSpec
+
+MANIFEST_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Protocol:
+    many_labels: int = 5
+    per_label_when_many: int = 8
+    test_cap: Optional[int] = None
+
+
+def _per_label_counts(labels: Sequence[int], shot: int, protocol: Protocol, rng: random.Random) -> Dict[int, int]:
+    if len(labels) > protocol.many_labels:
+        return {lab: protocol.per_label_when_many for lab in labels}
+    base, extra = divmod(shot, len(labels))
+    bonus = set(rng.sample(list(labels), extra))
+    return {lab: base + (lab in bonus) for lab in labels}
+
+
+def draw_split(task: TaskSpec, pools: Pools, shot: int, seed: int, protocol: Protocol) -> dict:
+    """Choose train/dev/test ids for one (task, shot, seed); returns the manifest dict."""
+    if shot < 1:
+        raise ValueError("shot must be positive")
+    rng = random.Random(f"{task.name}|{shot}|{seed}")
+    pool = sorted(pools.train, key=lambda ex: ex.id)
+    if task.kind == "classification":
+        by_label: Dict[int, List[Example]] = {lab: [] for lab in range(task.num_labels)}
+        for ex in pool:
+            by_label[ex.label].append(ex)
+        counts = _per_label_counts(list(by_label), shot, protocol, rng)
+        train, dev = [], []
+        for lab, members in by_label.items():
+            need = counts[lab]
+            if len(members) < 2 * need:
+                raise DataError(f"task {task.name}: label {task.labels[lab]!r} has {len(members)} training "
+                                f"examples, {2 * need} needed for {need} train + {need} dev")
+            picked = rng.sample(members, 2 * need)
+            train += picked[:need]
+            dev += picked[need:]
+    else:
+        if len(pool) < 2 * shot:
+            raise DataError(f"task {task.name}: {len(pool)} training examples, {2 * shot} needed")
+        picked = rng.sample(pool, 2 * shot)
+        train, dev = picked[:shot], picked[shot:]
+    rng.shuffle(train)
+    rng.shuffle(dev)
+
+    test = sorted(pools.test, key=lambda ex: ex.id)
+    if protocol.test_cap is not None and len(test) > protocol.test_cap:
+        test = sorted(random.Random(f"{task.name}|test").sample(test, protocol.test_cap), key=lambda ex: ex.id)
+
+    manifest = {
+        "version": MANIFEST_VERSION,
+        "task": task.name,
+        "shot": shot,
+        "seed": seed,
+        "protocol": asdict(protocol),
+        "pool_sizes": {"train": len(pools.train), "test": len(pools.test)},
+        "train": [ex.id for ex in train],
+        "dev": [ex.id for ex in dev],
+        "test": [ex.id for ex in test],
+        "label_counts": _label_counts(task, train, dev, test),
+    }
+    manifest["hash"] = content_hash(manifest, {"train": train, "dev": dev, "test": test})
+    return manifest
+
+
+def _label_counts(task: TaskSpec, *parts: Sequence[Example]) -> Optional[dict]:
+    if task.kind != "classification":
+        return None
+    names = ("train", "dev", "test")
+    return {name: {task.labels[lab]: sum(ex.label == lab for ex in part) for lab in range(task.num_labels)}
+            for name, part in zip(names, parts)}
+
+
+def content_hash(manifest: dict, parts: Dict[str, Sequence[Example]]) -> str:
+    h = hashlib.sha256()
+    h.update(json.dumps({k: manifest[k] for k in ("task", "shot", "seed", "protocol")}, sort_keys=True).encode())
+    for name in ("train", "dev", "test"):
+        h.update(name.encode())
+        for ex in parts[name]:
+            h.update(ex.content_key().encode("utf-8"))
+    return h.hexdigest()
+
+
+def resolve(manifest: dict, pools: Pools) -> Dict[str, List[Example]]:
+    """The examples a manifest names, verified against its content hash."""
+    by_id = {ex.id: ex for ex in pools.train}
+    test_by_id = {ex.id: ex for ex in pools.test}
+    try:
+        parts = {"train": [by_id[i] for i in manifest["train"]], "dev": [by_id[i] for i in manifest["dev"]],
+                 "test": [test_by_id[i] for i in manifest["test"]]}
+    except KeyError as e:
+        raise DataError(f"split of {manifest['task']} seed {manifest['seed']}: id {e} is not in the data") from None
+    if content_hash(manifest, parts) != manifest["hash"]:
+        raise DataError(f"split of {manifest['task']} seed {manifest['seed']}: the data changed since the "
+                        "manifest was written (content hash differs); delete it to redraw")
+    return parts
+
+
+def write_manifest(path: str, manifest: dict) -> None:
+    write_json_atomic(path, manifest)

@@ -1,0 +1,30 @@
+"""Task registry: ``TASKS.get(name)`` returns a ``TaskSpec``.
+
+Adding a task is one ``TASKS.register(spec.name, spec)`` call (see README, "Add a task").
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Optional
+
+from ..registry import Registry
+from .base import Example, Pools, TaskSpec, Template  # noqa: F401  (re-exported)
+from .embedded import EMBEDDED_TASKS
+from .paper import PAPER_TASKS
+
+TASKS: Registry[TaskSpec] = Registry("task")
+for _spec in EMBEDDED_TASKS + PAPER_TASKS:
+    TASKS.register(_spec.name, _spec)
+
+
+def resolve_task(name: str, paper_data_files: Optional[Mapping[str, Mapping[str, str]]] = None) -> TaskSpec:
+    """The registered task, with its source pointed at local files when the config names some."""
+    spec = TASKS.get(name)
+    files = (paper_data_files or {}).get(name)
+    if files:
+        if not hasattr(spec.source, "with_files"):
+            from ..errors import ConfigError
+            raise ConfigError(f"paper_data_files: task {name!r} is not a Hub task")
+        from dataclasses import replace
+        spec = replace(spec, source=spec.source.with_files(files))
+    return spec

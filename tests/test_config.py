@@ -1,0 +1,83 @@
+"""Bad input fails in one line before any compute; good input expands into the right cells."""
+
+import copy
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from replicate.config import cell_settings, cells, check_config, config_hash, groups, load_config
+from replicate.errors import ConfigError, ReplicateError
+
+from conftest import REPO, TINY_CONFIG
+
+
+def broken(**changes):
+    cfg = copy.deepcopy(TINY_CONFIG)
+    for dotted, value in changes.items():
+        node = cfg
+        *path, last = dotted.split(".")
+        for key in path:
+            node = node[key]
+        node[last] = value
+    return cfg
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"table3.methods": ["pt", "prefix-magic"]}, "unknown method 'prefix-magic'"),
+    ({"table3.tasks": ["bbc-topic", "imdb-xl"]}, "unknown task 'imdb-xl'"),
+    ({"table3.backbone": "gpt-17"}, "unknown backbone 'gpt-17'"),
+    ({"table3.shots": [0]}, "table3/shots/0"),
+    ({"table3.shots": [-4]}, "table3/shots/0"),
+    ({"table3.seeds": [8, 13, 8]}, "duplicate seed(s) [8]"),
+    ({"methods.pt": {"epochs": 2, "learning_rate": 1}}, "unknown config field(s) learning_rate"),
+    ({"methods.pt": {"epochs": 0}}, "epochs must be >= 1"),
+    ({"protocol.test_cap": "all"}, "protocol/test_cap"),
+    ({"paper_data_files": {"tnews": {"train": "/nonexistent/train.jsonl", "test": "/nonexistent/test.jsonl"}},
+      "table3.tasks": ["tnews"]}, "missing data file /nonexistent/train.jsonl"),
+    ({"paper_data_files": {"bbc-topic": {"train": "a", "test": "b"}}}, "not a Hub task"),
+])
+def test_bad_config_is_one_clear_error(changes, message):
+    with pytest.raises(ReplicateError) as err:
+        check_config(broken(**changes))
+    assert message in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_malformed_yaml_and_missing_file(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("run: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(str(bad))
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(str(tmp_path / "nope.yaml"))
+
+
+def test_cli_prints_one_line_and_exits_2(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(broken(**{"table3.seeds": [1, 1]})))
+    done = subprocess.run([sys.executable, "-m", "replicate", "check-config", str(path)],
+                          capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 2
+    assert done.stderr.strip() == "replicate: config table3/seeds: duplicate seed(s) [1]"
+
+
+def test_cells_and_settings():
+    cfg = check_config(copy.deepcopy(TINY_CONFIG))
+    assert len(groups(cfg)) == 3 * 2
+    assert len(list(cells(cfg))) == 3 * 2 * 2
+    a = cell_settings(cfg, groups(cfg)[0])
+    assert a["method_config"]["epochs"] == 1 and a["protocol"]["test_cap"] == 24
+    # the hash covers what determines a result, not the run's name
+    renamed = dict(cfg, run="other")
+    assert config_hash(cell_settings(renamed, groups(cfg)[0])) == config_hash(a)
+    changed = copy.deepcopy(cfg)
+    changed["methods"]["model-tuning"]["epochs"] = 3
+    assert config_hash(cell_settings(changed, groups(cfg)[0])) != config_hash(a)
+
+
+def test_shipped_configs_validate():
+    for name in ("config.yaml", "paper.yaml"):
+        cfg = load_config(str(REPO / "config" / name))
+        assert cfg["table3"]["methods"] == ["model-tuning", "pt", "ptv2"]

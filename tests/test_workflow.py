@@ -1,0 +1,83 @@
+"""The DAG end to end on a tiny random backbone (2 tasks x 2 seeds x 3 methods), the paper
+config's dry run (no network), and `snakemake --lint`."""
+
+import csv
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO
+
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+# Rules call `python -m replicate`: the interpreter running the tests must be the first python.
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
+       "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")}
+
+
+def job_counts(stdout: str) -> dict:
+    """The "Job stats" table of a (dry) run as {rule: count}."""
+    table = stdout.split("Job stats:")[1].split("total")[0]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)}
+
+
+def snakemake(*args, cwd=REPO):
+    return subprocess.run([*SNAKEMAKE, *args], cwd=cwd, capture_output=True, text=True, env=ENV, timeout=900)
+
+
+@pytest.mark.slow
+def test_tiny_dag_end_to_end(tmp_path, tiny_config):
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(tiny_config))
+    done = snakemake("--cores", "2", "table3", "--configfile", str(config))
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = Path(tiny_config["results_dir"])
+    for ext in ("md", "csv", "tex"):
+        assert (results / "tables" / f"table3.{ext}").stat().st_size > 0
+    rows = list(csv.DictReader(open(results / "tables" / "table3.csv")))
+    scored = [r for r in rows if r["task"] != "avg" and r["method"] != "majority-class"]
+    assert len(scored) == 3 * 2 and all(r["status"] == "ok" and r["n"] == "2" for r in scored)
+    cell = json.loads((results / "cells/tiny-bert/bbc-topic/shot8/pt/seed13.json").read_text())
+    assert cell["provenance"]["group_seeds"] == [8, 13]
+    assert (results / "logs" / "train" / "tiny-bert" / "bbc-topic_shot8_pt.log").exists()
+    assert (results / "benchmarks" / "train" / "tiny-bert" / "bbc-topic_shot8_pt.tsv").exists()
+
+    # a second run has nothing to do; a lost result (as after a killed job) reruns its job only
+    again = snakemake("-n", "--cores", "2", "table3", "--configfile", str(config))
+    assert "Nothing to be done" in again.stdout + again.stderr
+    (results / "cells/tiny-bert/fine-foods/shot8/ptv2/seed8.json").unlink()
+    (results / "tables/table3.md").unlink()
+    partial = snakemake("-n", "--cores", "2", "table3", "--configfile", str(config))
+    assert job_counts(partial.stdout) == {"train": 1, "table3": 1}
+
+
+def test_paper_config_dry_run_lists_every_cell_offline():
+    done = snakemake("-n", "--cores", "8", "table3", "--configfile", "config/paper.yaml")
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = done.stdout
+    assert job_counts(out) == {"split": 14, "train": 42, "table3": 1}
+    for task in ("amazon", "thucnews", "bq", "cmnli", "cmrc-2018", "ccpm", "cote-mfw",
+                 "chnsent", "tnews", "ocnli", "lcqmc", "drcd", "c3", "cote-bd"):
+        for method in ("model-tuning", "pt", "ptv2"):
+            for seed in (8, 13, 21, 42, 100):
+                assert f"results/paper/cells/cpt-large/{task}/shot32/{method}/seed{seed}.json" in out
+
+
+def test_bad_config_stops_the_dag_in_one_line(tmp_path, tiny_config):
+    tiny_config["table3"]["methods"] = ["pt", "lora-xl"]
+    config = tmp_path / "bad.yaml"
+    config.write_text(yaml.safe_dump(tiny_config))
+    done = snakemake("-n", "table3", "--configfile", str(config))
+    assert done.returncode != 0
+    assert "replicate: unknown method 'lora-xl'; known: model-tuning, pt, ptv2" in done.stderr
+
+
+def test_lint_is_clean():
+    done = snakemake("--lint")
+    assert done.returncode == 0, done.stdout + done.stderr
