@@ -104,7 +104,7 @@ def check_config(cfg: Any, check_data: bool = True) -> dict:
         for task in tasks:
             if task.suite == "paper" and not cfg.get("paper_data_files", {}).get(task.name):
                 continue  # loaded from the Hub inside the job, never at DAG construction
-            if type(task.source).__name__ == "Pattern3Source":
+            if task.source.fetched_files:
                 continue  # produced by the fetch_data rule
             task.source.check(cfg["data_dir"])
     return cfg

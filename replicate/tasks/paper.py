@@ -87,6 +87,8 @@ class HubSource:
     verified_hub_id: bool = False
     data_files: Dict[str, str] = field(default_factory=dict)  # set from config for local copies
 
+    fetched_files = ()
+
     def with_files(self, files: Mapping[str, str]) -> "HubSource":
         return HubSource(self.path, self.name, "train", "test", self.convert, self.provenance,
                          self.verified_hub_id, dict(files))
