@@ -1,0 +1,70 @@
+"""Tunable-parameter counts of a method in a paper's setup, from the method's real modules.
+
+The count instantiates the method's own trainable modules on PyTorch's meta device with the
+backbone's dimensions (no weights, no download) and sums their sizes. ``trainable`` follows
+the papers' convention: the prompt parameters (the backbone's, for model tuning); the MRC
+span head MP2 trains beside them is reported separately as ``head``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, Optional
+
+from .errors import ReplicateError
+
+
+class NotBuilt(ReplicateError):
+    """The method is in the paper's tables but the harness does not implement it yet."""
+
+
+@dataclass(frozen=True)
+class PaperSetup:
+    backbone: str
+    prompt_length: int
+    mrc_head: bool  # MP2 casts tasks to MRC with a span head; the T5 papers generate text
+    where: str
+
+
+PAPER_SETUPS: Dict[str, PaperSetup] = {
+    "mp2": PaperSetup("cpt-large", 50, True, "MP2 §4.2: CPT-large, prompt length 50"),
+    "ppt": PaperSetup("t5-xxl", 100, False, "PPT §4.1: T5-XXL (d=4096) and CPM-2, 100 soft tokens"),
+    "mpt": PaperSetup("t5-base", 100, False, "MPT §4.1: T5-base, prompt length 100"),
+    "compt": PaperSetup("t5-base", 100, False, "ComPT: T5-base (ATTEMPT's setup: prompt length 100)"),
+}
+
+
+def count(paper: str, method_name: str, backbone: Optional[str] = None,
+          prompt_length: Optional[int] = None) -> dict:
+    from . import published
+    from .backbones import BACKBONES
+    from .methods import METHODS
+
+    if paper not in PAPER_SETUPS:
+        raise ReplicateError(f"unknown paper {paper!r}; known: {', '.join(PAPER_SETUPS)}")
+    setup = PAPER_SETUPS[paper]
+    if method_name not in METHODS:
+        in_paper = {r["method"] for r in published.rows(paper)}
+        if method_name in in_paper:
+            raise NotBuilt(f"method {method_name!r} of {paper} is not built yet; built: {', '.join(METHODS.names())}")
+        METHODS.get(method_name)  # raises the unknown-method error
+    method = METHODS.get(method_name)
+    spec = BACKBONES.get(backbone or setup.backbone)
+    length = prompt_length or setup.prompt_length
+    overrides = {"prompt_length": length} if "prompt_length" in method.config_cls.__dataclass_fields__ else {}
+    counts = method.trainable_parameters(spec, method.make_config(overrides))
+    trainable = counts.get("backbone", 0) + counts.get("prompt", 0)
+    out = {
+        "paper": paper,
+        "method": method_name,
+        "backbone": spec.name,
+        "prompt_length": length if overrides else None,
+        "trainable": trainable,
+        "setup": setup.where,
+    }
+    if setup.mrc_head:
+        out["head"] = counts["head"]
+        out["trainable_with_head"] = trainable + counts["head"]
+    if "backbone" in counts:
+        out["note"] = "backbone size as published for this backbone (its weights are not counted here)"
+    return out
