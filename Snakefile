@@ -26,4 +26,4 @@ include: "rules/tables.smk"
 rule all:
     default_target: True
     input:
-        rules.table3.output,
+        rules.tables.input,

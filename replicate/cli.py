@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import List, Optional
 
@@ -78,6 +79,60 @@ def cmd_aggregate(args) -> int:
     return 0
 
 
+def cmd_probe(args) -> int:
+    """Frozen-feature probe of each task on its seeds' splits (see replicate/probe.py)."""
+    import statistics
+
+    from .backbones import BACKBONES
+    from .config import load_config, protocol_of, split_path
+    from .io import read_json
+    from .probe import probe_task
+    from .splits import draw_split, resolve
+    from .tasks import resolve_task
+
+    cfg = load_config(args.config)
+    t3 = cfg["table3"]
+    backbone, tokenizer = BACKBONES.get(t3["backbone"]).load()
+    shot = t3["shots"][0]
+    print("task,probe,acc_mean,acc_std,majority,seeds")
+    for name in args.tasks or t3["tasks"]:
+        task = resolve_task(name, cfg.get("paper_data_files"))
+        pools = task.load_pools(cfg["data_dir"])
+        scores = []
+        for seed in t3["seeds"]:
+            path = split_path(cfg, name, shot, seed)
+            manifest = read_json(path) if os.path.exists(path) else draw_split(task, pools, shot, seed,
+                                                                                protocol_of(cfg))
+            result = probe_task(task, resolve(manifest, pools), backbone, tokenizer)
+            scores.append(result["acc"])
+        std = statistics.stdev(scores) if len(scores) > 1 else 0.0
+        print(f"{name},{result['probe']},{statistics.fmean(scores):.1f},{std:.1f},{result['majority']:.1f},"
+              f"{len(scores)}")
+    return 0
+
+
+def cmd_published(args) -> int:
+    from . import published
+
+    published.write_csv(published.rows(args.paper, args.table), sys.stdout)
+    return 0
+
+
+def cmd_params(args) -> int:
+    from .params import count
+
+    print(json.dumps(count(args.paper, args.method, args.backbone, args.prompt_length), indent=1))
+    return 0
+
+
+def cmd_diff(args) -> int:
+    from .diff import write_diff
+
+    for path in write_diff(args.table_csv, args.out_prefix):
+        print(path)
+    return 0
+
+
 def cmd_list(args) -> int:
     from .backbones import BACKBONES
     from .methods import METHODS
@@ -135,11 +190,33 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, or auto (cuda when available)")
     c.set_defaults(func=cmd_train)
 
-    c = sub.add_parser("aggregate", help="regenerate MP2 Table 3 from the result files")
+    c = sub.add_parser("aggregate", help="regenerate MP2 Table 3 (and its diff) from the result files")
     c.add_argument("--config")
     c.add_argument("--config-json")
     c.add_argument("--out-prefix", required=True)
     c.set_defaults(func=cmd_aggregate)
+
+    c = sub.add_parser("probe", help="frozen-feature probe per task (is the answer in the frozen backbone?)")
+    c.add_argument("--config", required=True)
+    c.add_argument("--tasks", nargs="*")
+    c.set_defaults(func=cmd_probe)
+
+    c = sub.add_parser("published", help="print the papers' transcribed numbers as CSV")
+    c.add_argument("--paper", choices=["mp2", "ppt", "mpt", "compt"])
+    c.add_argument("--table", help="table label as the paper prints it: 3, 4, a1, ...")
+    c.set_defaults(func=cmd_published)
+
+    c = sub.add_parser("params", help="tunable parameters of a method in a paper's setup (JSON)")
+    c.add_argument("--paper", required=True)
+    c.add_argument("--method", required=True)
+    c.add_argument("--backbone")
+    c.add_argument("--prompt-length", type=int)
+    c.set_defaults(func=cmd_params)
+
+    c = sub.add_parser("diff", help="diff a regenerated table CSV against the published numbers")
+    c.add_argument("table_csv")
+    c.add_argument("--out-prefix", help="default: <table_csv without .csv>.diff")
+    c.set_defaults(func=cmd_diff)
 
     c = sub.add_parser("list", help="list registered tasks, methods and backbones")
     c.add_argument("what", nargs="?", default="all", choices=["all", "tasks", "methods", "backbones"])

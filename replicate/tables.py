@@ -12,18 +12,17 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-from .config import Cell, cells, result_path, split_path
+from .config import cells, result_path, split_path
 from .io import git_state, read_json, write_text_atomic
 
 CSV_COLUMNS = ["paper", "table", "block", "method", "backbone", "task", "shot", "metric", "mean", "std", "params",
                "source", "note", "n", "n_expected", "status", "setup", "run", "config_hash"]
-BLOCK_TITLES = {"unseen-data": "UNSEEN DATA", "unseen-task": "UNSEEN TASK"}
+TRACK_TITLES = {"unseen-data": "UNSEEN DATA", "unseen-task": "UNSEEN TASK"}
 MAJORITY = "majority-class"
 
 
@@ -46,6 +45,8 @@ class CellSummary:
 
     @property
     def status(self) -> str:
+        if self.n_expected == 0:
+            return "n/a"
         if len(self.scores) == self.n_expected:
             return "ok"
         if not self.scores:
@@ -53,6 +54,8 @@ class CellSummary:
         return "partial"
 
     def text(self) -> str:
+        if self.n_expected == 0:
+            return "n/a"
         if not self.scores:
             return f"failed ({self.failed}/{self.n_expected})" if self.failed else "missing"
         s = f"{self.mean:.1f}" if self.std is None else f"{self.mean:.1f} ± {self.std:.1f}"
@@ -77,13 +80,16 @@ class Table:
     table: str
     title: str
     header: List[str]    # lines describing the setup
-    blocks: List[tuple]  # (block title, [task names], metric per task)
+    blocks: List[tuple]  # (block title, [task names], metric per task, [row method ids])
     rows: List[tuple]    # (method id, label, params text)
     cells: Dict[tuple, CellSummary]  # (method, task) -> summary
     backbone: str
     shot: int
     setup: str
     run: str
+
+    def rows_of(self, methods: Sequence[str]) -> List[tuple]:
+        return [row for row in self.rows if row[0] in methods]
 
     def block_avg(self, method: str, tasks: Sequence[str]) -> Optional[float]:
         means = [self.cells[(method, t)].mean for t in tasks]
@@ -115,11 +121,17 @@ def build_table3(cfg: dict) -> Table:
         else:
             summary.failed += 1
 
+    # MP2 Table 3's blocks: track (UNSEEN DATA / UNSEEN TASK) x paradigm (gradient, black-box)
+    paradigms = list(dict.fromkeys(METHODS.get(m).paradigm for m in t3["methods"]))
     blocks = []
     for track in ("unseen-data", "unseen-task"):
         tasks = [t for t in t3["tasks"] if TASKS.get(t).track == track]
-        if tasks:
-            blocks.append((BLOCK_TITLES[track], tasks, [TASKS.get(t).metric for t in tasks]))
+        for paradigm in paradigms if tasks else ():
+            methods = [m for m in t3["methods"] if METHODS.get(m).paradigm == paradigm]
+            if paradigm == paradigms[0]:
+                methods.append(MAJORITY)
+            blocks.append((f"{TRACK_TITLES[track]} / {paradigm}", tasks, [TASKS.get(t).metric for t in tasks],
+                           methods))
 
     rows = []
     for name in t3["methods"]:
@@ -134,6 +146,7 @@ def build_table3(cfg: dict) -> Table:
     majority = {}
     for task in t3["tasks"]:
         if TASKS.get(task).kind != "classification":
+            majority[(MAJORITY, task)] = CellSummary(n_expected=0)  # no label set: not applicable
             continue
         summary = CellSummary(n_expected=1)
         path = Path(split_path(cfg, task, shot, t3["seeds"][0]))
@@ -141,11 +154,8 @@ def build_table3(cfg: dict) -> Table:
             counts = read_json(path)["label_counts"]["test"]
             summary.scores.append(100 * max(counts.values()) / sum(counts.values()))
         majority[(MAJORITY, task)] = summary
-    if majority:
-        for task in t3["tasks"]:
-            majority.setdefault((MAJORITY, task), CellSummary(n_expected=1))
-        summaries.update(majority)
-        rows.append((MAJORITY, "Majority class (reference)", "0"))
+    summaries.update(majority)
+    rows.append((MAJORITY, "Majority class (reference)", "0"))
 
     git = git_state()
     header = [
@@ -168,8 +178,8 @@ def to_csv(table: Table) -> str:
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(CSV_COLUMNS)
     params = {m: p for m, _, p in table.rows}
-    for title, tasks, metrics in table.blocks:
-        for method, _, _ in table.rows:
+    for title, tasks, metrics, methods in table.blocks:
+        for method in methods:
             for task, metric in zip(tasks, metrics):
                 c = table.cells[(method, task)]
                 w.writerow(["mp2", table.table, title, method, table.backbone, task, table.shot, metric,
@@ -185,13 +195,13 @@ def to_csv(table: Table) -> str:
 
 def to_markdown(table: Table) -> str:
     lines = [f"# {table.title}", ""] + [f"- {h}" for h in table.header] + [""]
-    for title, tasks, metrics in table.blocks:
+    for title, tasks, metrics, methods in table.blocks:
         lines.append(f"## {title}")
         lines.append("")
         head = ["Method", "Tunable Params"] + [f"{t} ({m})" for t, m in zip(tasks, metrics)] + ["Avg"]
         lines.append("| " + " | ".join(head) + " |")
         lines.append("|" + "|".join(["---"] * 2 + ["---:"] * (len(tasks) + 1)) + "|")
-        for method, label, params in table.rows:
+        for method, label, params in table.rows_of(methods):
             cells = [table.cells[(method, t)].text() for t in tasks]
             avg = table.block_avg(method, tasks)
             lines.append("| " + " | ".join([label, params] + cells + ["—" if avg is None else f"{avg:.1f}"]) + " |")
@@ -206,7 +216,7 @@ def _tex_escape(s: str) -> str:
 
 def to_latex(table: Table) -> str:
     out = ["% " + table.title, *["% " + h for h in table.header], r"\begin{table*}[t]", r"\centering", r"\small"]
-    for title, tasks, metrics in table.blocks:
+    for title, tasks, metrics, methods in table.blocks:
         out.append(r"\begin{tabular}{ll" + "r" * (len(tasks) + 1) + "}")
         out.append(r"\toprule")
         out.append(r"\multicolumn{%d}{c}{%s} \\" % (len(tasks) + 3, title))
@@ -214,7 +224,7 @@ def to_latex(table: Table) -> str:
         out.append(" & ".join(["Method", "Params"] + [_tex_escape(t) for t in tasks] + ["Avg"]) + r" \\")
         out.append(" & ".join(["", ""] + [m.capitalize() + "." for m in metrics] + [""]) + r" \\")
         out.append(r"\midrule")
-        for method, label, params in table.rows:
+        for method, label, params in table.rows_of(methods):
             cells = [_tex_escape(table.cells[(method, t)].text()) for t in tasks]
             avg = table.block_avg(method, tasks)
             out.append(" & ".join([_tex_escape(label), _tex_escape(params)] + cells +
@@ -228,13 +238,12 @@ def to_latex(table: Table) -> str:
 
 
 def write_table(table: Table, prefix: str) -> List[str]:
+    """The table as Markdown, CSV and LaTeX, and its diff against the published numbers."""
+    from .diff import write_diff
+
     written = []
     for ext, render in (("md", to_markdown), ("csv", to_csv), ("tex", to_latex)):
         path = f"{prefix}.{ext}"
         write_text_atomic(path, render(table))
         written.append(path)
-    return written
-
-
-def is_finite(x) -> bool:
-    return x is not None and not (isinstance(x, float) and math.isnan(x))
+    return written + write_diff(f"{prefix}.csv", f"{prefix}.diff")

@@ -17,22 +17,22 @@ def fake_result(cfg, cell, score, status="ok"):
 
 def test_mean_std_missing_and_failed_cells(tiny_config):
     cfg = check_config(tiny_config)
-    cfg["table3"]["tasks"] = ["bbc-topic", "fine-foods", "hedge-detection"]  # both tracks
+    cfg["table3"]["tasks"] = ["bbc-topic", "review-polarity", "hedge-detection"]  # both tracks
     cfg["table3"]["methods"] = ["pt", "ptv2"]
     scores = {8: 60.0, 13: 70.0}
     for cell in cells(cfg):
         if cell.method == "pt" and cell.task == "bbc-topic":
             fake_result(cfg, cell, scores[cell.seed])
-        elif cell.method == "pt" and cell.task == "fine-foods":
+        elif cell.method == "pt" and cell.task == "review-polarity":
             fake_result(cfg, cell, 50.0, status="ok" if cell.seed == 8 else "failed")
         elif cell.method == "ptv2" and cell.task == "bbc-topic":
             fake_result(cfg, cell, None, status="failed")
     write_json_atomic(split_path(cfg, "bbc-topic", 8, 8), {"label_counts": {"test": {"a": 3, "b": 1}}})
     table = build_table3(cfg)
-    assert [b[0] for b in table.blocks] == ["UNSEEN DATA", "UNSEEN TASK"]
+    assert [b[0] for b in table.blocks] == ["UNSEEN DATA / Gradient Descent", "UNSEEN TASK / Gradient Descent"]
     pt = table.cells[("pt", "bbc-topic")]
     assert pt.mean == 65.0 and pt.std == statistics.stdev([60.0, 70.0]) and pt.text() == "65.0 ± 7.1"
-    assert table.cells[("pt", "fine-foods")].text() == "50.0 (n=1/2)"
+    assert table.cells[("pt", "review-polarity")].text() == "50.0 (n=1/2)"
     assert table.cells[("ptv2", "bbc-topic")].text() == "failed (2/2)"
     assert table.cells[("ptv2", "hedge-detection")].text() == "missing"
     assert table.cells[("majority-class", "bbc-topic")].mean == 75.0
@@ -41,9 +41,10 @@ def test_mean_std_missing_and_failed_cells(tiny_config):
     assert "| Prompt Tuning | 128 (+66 head) | 65.0 ± 7.1 | missing | — |" in md
     rows = list(csv.DictReader(io.StringIO(to_csv(table))))
     statuses = {(r["method"], r["task"]): r["status"] for r in rows}
-    assert statuses[("pt", "bbc-topic")] == "ok" and statuses[("pt", "fine-foods")] == "partial"
+    assert statuses[("pt", "bbc-topic")] == "ok" and statuses[("pt", "review-polarity")] == "partial"
     assert statuses[("ptv2", "bbc-topic")] == "failed" and statuses[("ptv2", "hedge-detection")] == "missing"
     assert len([r for r in rows if r["method"] == "pt"]) == 3 + 2  # 3 tasks + one avg per block
+    assert {r["block"] for r in rows} == {"UNSEEN DATA / Gradient Descent", "UNSEEN TASK / Gradient Descent"}
     tex = to_latex(table)
     assert r"\toprule" in tex and r"65.0 $\pm$ 7.1" in tex
 

@@ -38,7 +38,7 @@ def test_tiny_dag_end_to_end(tmp_path, tiny_config):
     done = snakemake("--cores", "2", "table3", "--configfile", str(config))
     assert done.returncode == 0, done.stderr[-3000:]
     results = Path(tiny_config["results_dir"])
-    for ext in ("md", "csv", "tex"):
+    for ext in ("md", "csv", "tex", "diff.md", "diff.csv"):
         assert (results / "tables" / f"table3.{ext}").stat().st_size > 0
     rows = list(csv.DictReader(open(results / "tables" / "table3.csv")))
     scored = [r for r in rows if r["task"] != "avg" and r["method"] != "majority-class"]
@@ -54,14 +54,14 @@ def test_tiny_dag_end_to_end(tmp_path, tiny_config):
     (results / "cells/tiny-bert/fine-foods/shot8/ptv2/seed8.json").unlink()
     (results / "tables/table3.md").unlink()
     partial = snakemake("-n", "--cores", "2", "table3", "--configfile", str(config))
-    assert job_counts(partial.stdout) == {"train": 1, "table3": 1}
+    assert job_counts(partial.stdout) == {"train": 1, "mp2_table3": 1, "table3": 1}
 
 
 def test_paper_config_dry_run_lists_every_cell_offline():
     done = snakemake("-n", "--cores", "8", "table3", "--configfile", "config/paper.yaml")
     assert done.returncode == 0, done.stderr[-2000:]
     out = done.stdout
-    assert job_counts(out) == {"split": 14, "train": 42, "table3": 1}
+    assert job_counts(out) == {"split": 14, "train": 42, "mp2_table3": 1, "table3": 1}
     for task in ("amazon", "thucnews", "bq", "cmnli", "cmrc-2018", "ccpm", "cote-mfw",
                  "chnsent", "tnews", "ocnli", "lcqmc", "drcd", "c3", "cote-bd"):
         for method in ("model-tuning", "pt", "ptv2"):

@@ -1,0 +1,34 @@
+# Two commands do all set-up (see README):
+#   make table3   # create .venv, install, regenerate MP2 Table 3 on the embedded default
+#   make test     # create .venv, install, run the test suite
+PYTHON ?= python3
+VENV ?= .venv
+CORES ?= 2
+# The CPU build of torch; on this project's machines pip takes it from the local disk.
+TORCH_SPEC ?= torch==2.13.0
+BIN := $(abspath $(VENV))/bin
+# Rules call `python -m replicate`: put the environment's python first on PATH.
+RUN := PATH="$(BIN):$$PATH"
+
+.PHONY: setup table3 test bench clean-results
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $@
+
+table3: setup
+	$(RUN) snakemake --cores $(CORES) table3
+
+test: setup
+	$(RUN) python -m pytest -q
+
+bench: setup
+	$(RUN) python bench/seed_batching.py
+
+clean-results:
+	rm -rf results/splits results/cells results/tables results/logs results/benchmarks

@@ -1,0 +1,170 @@
+"""Regenerated table vs published numbers, cell by cell.
+
+Cells match on (paper, table, block, method, backbone, task). Each row gets Δ = regenerated
+− published and a verdict:
+
+- ``within 1 std``: |Δ| <= the published std (the paper's own seed spread);
+- ``within 2 std``; ``outside 2 std``;
+- ``no published std``: the paper prints a mean only (Δ still shown);
+- ``no published number``: a regenerated cell the paper does not have (e.g. embedded tasks);
+- ``no regenerated number``: a published cell not regenerated; quoted rows (the paper took
+  them from another paper) say ``published only (quoted from <source>)``.
+
+A ``setup`` column says whether the regenerated cell was produced in the paper's setup
+(its backbone, data and number of seeds) or how it differs; the header repeats it. An
+embedded cell is never presented as a reproduction of a paper's number: it has no matching
+published cell, because its task is not the paper's.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Dict, List, Optional
+
+from . import published
+from .io import write_text_atomic
+
+PAPER_SEEDS = {"mp2": 5, "ppt": 5, "mpt": 3, "compt": 3}
+DIFF_COLUMNS = ["paper", "table", "block", "method", "backbone", "task", "metric", "regenerated_mean",
+                "regenerated_std", "n", "published_mean", "published_std", "delta", "verdict", "setup", "source"]
+
+
+def _num(text: str) -> Optional[float]:
+    return float(text) if text not in ("", None) else None
+
+
+def _key(r: Dict[str, str]) -> tuple:
+    return (r["paper"], r["table"], r["block"], r["method"], r["backbone"], r["task"])
+
+
+def verdict(reg: Optional[float], pub: Optional[float], pub_std: Optional[float], source: str = "") -> str:
+    if pub is None:
+        return "no published number"
+    if reg is None:
+        return f"published only (quoted from {source})" if source else "no regenerated number"
+    if pub_std is None or pub_std == 0:
+        return "no published std"
+    delta = abs(reg - pub)
+    if delta <= pub_std:
+        return "within 1 std"
+    return "within 2 std" if delta <= 2 * pub_std else "outside 2 std"
+
+
+def setup_note(row: Dict[str, str], paper_backbones: set) -> str:
+    """'paper setup' or what differs from it (backbone, data, seeds)."""
+    from .params import PAPER_SETUPS
+
+    paper = row["paper"]
+    diffs = []
+    if row.get("setup") != "paper":
+        diffs.append(f"{row.get('setup') or 'unknown'} data")
+    if row["backbone"] not in paper_backbones:
+        diffs.append(f"backbone {row['backbone']} (paper: {PAPER_SETUPS[paper].backbone})")
+    n = row.get("n")
+    if n and int(n) != PAPER_SEEDS[paper]:
+        diffs.append(f"{n} seeds (paper: {PAPER_SEEDS[paper]})")
+    return "paper setup" if not diffs else "differs: " + "; ".join(diffs)
+
+
+def diff_rows(regenerated: List[Dict[str, str]]) -> List[Dict[str, str]]:
+    if not regenerated:
+        return []
+    tables = {(r["paper"], r["table"]) for r in regenerated}
+    pub_rows = [r for paper, table in sorted(tables) for r in published.rows(paper, table)]
+    pub = {_key(r): r for r in pub_rows}
+    backbones = {paper: {r["backbone"] for r in pub_rows if r["paper"] == paper} for paper, _ in tables}
+    out = []
+    seen = set()
+    for r in regenerated:
+        if r["method"] == "majority-class":
+            continue  # a reference row of the regenerated table, not a method of the paper
+        k = _key(r)
+        seen.add(k)
+        p = pub.get(k, {})
+        reg, reg_std = _num(r["mean"]), _num(r.get("std", ""))
+        pm, ps = _num(p.get("mean", "")), _num(p.get("std", ""))
+        out.append({
+            **dict(zip(("paper", "table", "block", "method", "backbone", "task"), k)),
+            "metric": r["metric"], "regenerated_mean": r["mean"], "regenerated_std": r.get("std", ""),
+            "n": r.get("n", ""), "published_mean": p.get("mean", ""), "published_std": p.get("std", ""),
+            "delta": "" if reg is None or pm is None else f"{reg - pm:+.2f}",
+            "verdict": verdict(reg, pm, ps, p.get("source", "")),
+            "setup": setup_note(r, backbones[r["paper"]]), "source": p.get("source", ""),
+        })
+    for k, p in pub.items():
+        if k in seen:
+            continue
+        out.append({
+            **dict(zip(("paper", "table", "block", "method", "backbone", "task"), k)),
+            "metric": p["metric"], "regenerated_mean": "", "regenerated_std": "", "n": "",
+            "published_mean": p["mean"], "published_std": p["std"], "delta": "",
+            "verdict": verdict(None, _num(p["mean"]), _num(p["std"]), p["source"]) if p["mean"] else "not reported",
+            "setup": "", "source": p["source"],
+        })
+    return out
+
+
+def header_lines(regenerated: List[Dict[str, str]]) -> List[str]:
+    from .params import PAPER_SETUPS
+
+    papers = sorted({(r["paper"], r["table"]) for r in regenerated})
+    setups = sorted({r.get("setup", "") for r in regenerated})
+    runs = sorted({r.get("run", "") for r in regenerated})
+    backbones = sorted({r["backbone"] for r in regenerated})
+    lines = [f"regenerated: run {', '.join(runs)}, setup {', '.join(setups)}, backbone {', '.join(backbones)}"]
+    for paper, table in papers:
+        lines.append(f"published: {paper} Table {table}; paper setup: {PAPER_SETUPS[paper].where}, "
+                     f"{PAPER_SEEDS[paper]} seeds")
+    if setups != ["paper"]:
+        lines.append("NOT a reproduction: the regenerated cells were produced in another setup (see the setup "
+                     "column); only cells with the same task, method and backbone are compared")
+    return lines
+
+
+def to_csv(rows: List[Dict[str, str]]) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=DIFF_COLUMNS, lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    return buf.getvalue()
+
+
+def to_markdown(rows: List[Dict[str, str]], header: List[str]) -> str:
+    counts: Dict[str, int] = {}
+    for r in rows:
+        counts[r["verdict"]] = counts.get(r["verdict"], 0) + 1
+    lines = ["# Regenerated vs published", ""] + [f"- {h}" for h in header]
+    lines += ["- verdicts: " + ", ".join(f"{v}: {n}" for v, n in sorted(counts.items())), ""]
+    cols = ["block", "method", "backbone", "task", "metric", "regenerated_mean", "regenerated_std", "n",
+            "published_mean", "published_std", "delta", "verdict", "setup"]
+    lines.append("| " + " | ".join(cols) + " |")
+    lines.append("|" + "|".join("---" for _ in cols) + "|")
+    for r in rows:
+        cells = []
+        for c in cols:
+            v = r[c]
+            if c in ("regenerated_mean", "regenerated_std") and v:
+                v = f"{float(v):.1f}"
+            cells.append(v)
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def read_table_csv(path: str) -> List[Dict[str, str]]:
+    with open(path, encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f))
+    missing = {"paper", "table", "block", "method", "backbone", "task", "metric", "mean"} - set(rows[0] if rows else {})
+    if missing:
+        from .errors import ReplicateError
+        raise ReplicateError(f"{path}: not a table CSV (missing columns {', '.join(sorted(missing))})")
+    return rows
+
+
+def write_diff(regenerated_csv: str, prefix: Optional[str] = None) -> List[str]:
+    rows = read_table_csv(regenerated_csv)
+    prefix = prefix or regenerated_csv.removesuffix(".csv") + ".diff"
+    out = diff_rows(rows)
+    write_text_atomic(prefix + ".csv", to_csv(out))
+    write_text_atomic(prefix + ".md", to_markdown(out, header_lines(rows)))
+    return [prefix + ".csv", prefix + ".md"]

@@ -1,0 +1,73 @@
+"""The diff of a regenerated table against the published registry."""
+
+import csv
+import io
+import subprocess
+import sys
+
+from replicate import published
+from replicate.diff import DIFF_COLUMNS, diff_rows, verdict
+
+from conftest import REPO
+
+
+def regenerated_row(**kw):
+    row = {"paper": "mp2", "table": "3", "block": "UNSEEN DATA / Gradient Descent", "method": "pt",
+           "backbone": "cpt-large", "task": "amazon", "shot": "32", "metric": "acc", "mean": "", "std": "",
+           "n": "5", "setup": "paper", "run": "r"}
+    row.update(kw)
+    return row
+
+
+def published_cell(method, backbone, task):
+    (p,) = [r for r in published.rows("mp2", "3") if (r["method"], r["backbone"], r["task"]) == (method, backbone, task)
+            and r["block"] == "UNSEEN DATA / Gradient Descent"]
+    return float(p["mean"]), float(p["std"])
+
+
+def test_verdicts():
+    assert verdict(33.0, 32.9, 2.4) == "within 1 std"
+    assert verdict(37.0, 32.9, 2.4) == "within 2 std"
+    assert verdict(40.0, 32.9, 2.4) == "outside 2 std"
+    assert verdict(40.0, 32.9, None) == "no published std"
+    assert verdict(40.0, None, None) == "no published number"
+    assert verdict(None, 42.5, 2.0, "gu2021-ppt") == "published only (quoted from gu2021-ppt)"
+
+
+def test_paper_setup_cell_is_compared_with_its_published_cell():
+    mean, std = published_cell("pt", "cpt-large", "amazon")
+    rows = diff_rows([regenerated_row(mean=str(mean + std / 2), std="1.0")])
+    (mine,) = [r for r in rows if r["regenerated_mean"]]
+    assert mine["verdict"] == "within 1 std" and mine["setup"] == "paper setup"
+    assert float(mine["delta"]) == round(std / 2, 2)
+    quoted = [r for r in rows if r["backbone"] == "cpm-2" and r["published_mean"]]
+    assert quoted and all(r["verdict"] == "published only (quoted from gu2021-ppt)" for r in quoted)
+    # every published cell of the table appears once
+    assert len(rows) == len(published.rows("mp2", "3"))
+
+
+def test_embedded_cell_is_never_a_reproduction():
+    rows = diff_rows([regenerated_row(backbone="minilm-l6", task="bbc-topic", mean="80.0", std="2.0", n="3",
+                                      setup="embedded")])
+    (mine,) = [r for r in rows if r["regenerated_mean"]]
+    assert mine["verdict"] == "no published number" and mine["published_mean"] == ""
+    assert mine["setup"] == "differs: embedded data; backbone minilm-l6 (paper: cpt-large); 3 seeds (paper: 5)"
+
+
+def test_cli_diffs_any_table_file(tmp_path):
+    path = tmp_path / "elsewhere.csv"
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(regenerated_row()))
+        w.writeheader()
+        w.writerow(regenerated_row(mean="30.0", std="1.0"))
+    done = subprocess.run([sys.executable, "-m", "replicate", "diff", str(path)], capture_output=True, text=True,
+                          cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    out = list(csv.DictReader(open(tmp_path / "elsewhere.diff.csv")))
+    assert list(out[0]) == DIFF_COLUMNS
+    assert "Regenerated vs published" in (tmp_path / "elsewhere.diff.md").read_text()
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b\n1,2\n")
+    done = subprocess.run([sys.executable, "-m", "replicate", "diff", str(bad)], capture_output=True, text=True,
+                          cwd=REPO)
+    assert done.returncode == 2 and "not a table CSV" in done.stderr
