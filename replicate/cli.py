@@ -15,7 +15,7 @@ from .errors import ReplicateError
 
 def _settings_from(args) -> dict:
     """A job's settings: the JSON the Snakefile passes, or derived from --config by hand."""
-    from .config import Group, cell_settings, check_config, load_config
+    from .config import Group, cell_settings, load_config
 
     if args.settings:
         return json.loads(args.settings)

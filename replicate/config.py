@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from itertools import product
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, NamedTuple, Optional
+from typing import Any, Dict, Iterator, List, NamedTuple
 
 import yaml
 

@@ -82,7 +82,7 @@ def diff_rows(regenerated: List[Dict[str, str]]) -> List[Dict[str, str]]:
         k = _key(r)
         seen.add(k)
         p = pub.get(k, {})
-        reg, reg_std = _num(r["mean"]), _num(r.get("std", ""))
+        reg = _num(r["mean"])
         pm, ps = _num(p.get("mean", "")), _num(p.get("std", ""))
         out.append({
             **dict(zip(("paper", "table", "block", "method", "backbone", "task"), k)),

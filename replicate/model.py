@@ -85,14 +85,14 @@ class SpanHead(nn.Module):
 class PromptedMRC(nn.Module):
     """Backbone + optional prompt source + span head, with a seed axis on the trainables."""
 
-    def __init__(self, backbone: nn.Module, arch: str, head: SpanHead, prompt: Optional[nn.Module] = None,
-                 prompt_offset: int = 1):
+    def __init__(self, backbone: nn.Module, spec, head: SpanHead, prompt: Optional[nn.Module] = None):
         super().__init__()
         self.backbone = backbone
-        self.arch = arch
+        self.arch = spec.arch
         self.head = head
         self.prompt = prompt
-        self.prompt_offset = prompt_offset
+        self.prompt_offset = 1 if spec.uses_cls else 0  # prompt slots follow [CLS] (MP2's layout)
+        arch = spec.arch
         self._hooks: List = []
         self._layer_prompts: Optional[torch.Tensor] = None  # (B, depth, L, d) during a forward
         if prompt is not None and getattr(prompt, "depth", 1) > 1:

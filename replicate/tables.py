@@ -24,6 +24,7 @@ CSV_COLUMNS = ["paper", "table", "block", "method", "backbone", "task", "shot", 
                "source", "note", "n", "n_expected", "status", "setup", "run", "config_hash"]
 TRACK_TITLES = {"unseen-data": "UNSEEN DATA", "unseen-task": "UNSEEN TASK"}
 MAJORITY = "majority-class"
+NOT_ABOVE_MAJORITY = "†"
 
 
 @dataclass
@@ -87,6 +88,13 @@ class Table:
     shot: int
     setup: str
     run: str
+
+    def mark(self, method: str, task: str) -> str:
+        """A dagger on a method's cell whose mean is not above the majority-class reference."""
+        cell, ref = self.cells[(method, task)], self.cells.get((MAJORITY, task))
+        if method == MAJORITY or ref is None or cell.mean is None or ref.mean is None:
+            return ""
+        return NOT_ABOVE_MAJORITY if cell.mean <= ref.mean else ""
 
     def rows_of(self, methods: Sequence[str]) -> List[tuple]:
         return [row for row in self.rows if row[0] in methods]
@@ -202,9 +210,12 @@ def to_markdown(table: Table) -> str:
         lines.append("| " + " | ".join(head) + " |")
         lines.append("|" + "|".join(["---"] * 2 + ["---:"] * (len(tasks) + 1)) + "|")
         for method, label, params in table.rows_of(methods):
-            cells = [table.cells[(method, t)].text() for t in tasks]
+            cells = [table.cells[(method, t)].text() + table.mark(method, t) for t in tasks]
             avg = table.block_avg(method, tasks)
             lines.append("| " + " | ".join([label, params] + cells + ["—" if avg is None else f"{avg:.1f}"]) + " |")
+        lines.append("")
+    if any(table.mark(m, t) for _, tasks, _, methods in table.blocks for m in methods for t in tasks):
+        lines.append(f"{NOT_ABOVE_MAJORITY}: mean not above the majority-class reference on that task.")
         lines.append("")
     return "\n".join(lines)
 
@@ -225,7 +236,8 @@ def to_latex(table: Table) -> str:
         out.append(" & ".join(["", ""] + [m.capitalize() + "." for m in metrics] + [""]) + r" \\")
         out.append(r"\midrule")
         for method, label, params in table.rows_of(methods):
-            cells = [_tex_escape(table.cells[(method, t)].text()) for t in tasks]
+            cells = [_tex_escape(table.cells[(method, t)].text()) + (r"$^\dagger$" if table.mark(method, t) else "")
+                     for t in tasks]
             avg = table.block_avg(method, tasks)
             out.append(" & ".join([_tex_escape(label), _tex_escape(params)] + cells +
                                   ["--" if avg is None else f"{avg:.1f}"]) + r" \\")

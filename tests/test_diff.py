@@ -1,7 +1,6 @@
 """The diff of a regenerated table against the published registry."""
 
 import csv
-import io
 import subprocess
 import sys
 

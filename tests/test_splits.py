@@ -1,6 +1,5 @@
 """The few-shot protocol: deterministic, balanced, disjoint, hashed."""
 
-from collections import Counter
 from dataclasses import replace
 
 import pytest

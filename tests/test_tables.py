@@ -4,7 +4,7 @@ import csv
 import io
 import statistics
 
-from replicate.config import Cell, cells, check_config, result_path, split_path
+from replicate.config import cells, check_config, result_path, split_path
 from replicate.io import write_json_atomic
 from replicate.tables import build_table3, format_count, to_csv, to_latex, to_markdown
 
@@ -38,7 +38,8 @@ def test_mean_std_missing_and_failed_cells(tiny_config):
     assert table.cells[("majority-class", "bbc-topic")].mean == 75.0
 
     md = to_markdown(table)
-    assert "| Prompt Tuning | 128 (+66 head) | 65.0 ± 7.1 | missing | — |" in md
+    assert "| Prompt Tuning | 128 (+66 head) | 65.0 ± 7.1† | missing | — |" in md  # below majority (75.0)
+    assert "†: mean not above the majority-class reference" in md
     rows = list(csv.DictReader(io.StringIO(to_csv(table))))
     statuses = {(r["method"], r["task"]): r["status"] for r in rows}
     assert statuses[("pt", "bbc-topic")] == "ok" and statuses[("pt", "review-polarity")] == "partial"

@@ -117,6 +117,26 @@ class Method:
                 for name, module in self.prompt_modules(spec, cfg, 1).items()}
 
 
+class PromptMethod(Method):
+    """A method that trains a prompt source and the span head on a frozen backbone.
+    Subclasses implement ``make_prompt`` (the prompt source holding every seed's prompt)."""
+
+    def make_prompt(self, backbone, spec, tokenizer, cfg, seeds: List[int]):
+        raise NotImplementedError
+
+    def build(self, backbone, spec, tokenizer, cfg, seeds: List[int]):
+        from ..model import PromptedMRC
+        from .common import span_head
+
+        backbone.requires_grad_(False)
+        return PromptedMRC(backbone, spec, span_head(spec.d_model, seeds),
+                           self.make_prompt(backbone, spec, tokenizer, cfg, seeds))
+
+    def param_groups(self, model, cfg) -> List[Dict[str, Any]]:
+        return [{"params": list(model.prompt.parameters()), "lr": cfg.lr},
+                {"params": list(model.head.parameters()), "lr": cfg.head_lr}]
+
+
 METHODS: Registry[Method] = Registry("method")
 
 

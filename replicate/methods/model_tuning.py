@@ -33,8 +33,7 @@ class ModelTuning(Method):
         if len(seeds) != 1:
             raise ValueError("model tuning trains one seed per backbone copy")
         backbone.requires_grad_(True)
-        return PromptedMRC(backbone, spec.arch, span_head(spec.d_model, seeds), None,
-                           prompt_offset=1 if spec.uses_cls else 0)
+        return PromptedMRC(backbone, spec, span_head(spec.d_model, seeds))
 
     def param_groups(self, model, cfg):
         return [{"params": list(model.backbone.parameters()), "lr": cfg.lr},

@@ -12,9 +12,9 @@ from typing import List
 
 import torch
 
-from ..model import InputPrompt, PromptedMRC
-from .base import Method, PromptConfig, register_method
-from .common import init_prompt, meta_span_head, span_head
+from ..model import InputPrompt
+from .base import PromptConfig, PromptMethod, register_method
+from .common import init_prompt, meta_span_head
 
 
 @dataclass
@@ -26,20 +26,14 @@ class PromptTuningConfig(PromptConfig):
     head_lr: float = 3e-3
 
 
-class PromptTuning(Method):
+class PromptTuning(PromptMethod):
     name = "pt"
     config_cls = PromptTuningConfig
     paper_label = "Prompt Tuning"
 
-    def build(self, backbone, spec, tokenizer, cfg, seeds: List[int]) -> PromptedMRC:
-        backbone.requires_grad_(False)
-        init = torch.stack([init_prompt(backbone, spec.arch, tokenizer, cfg, s, cfg.prompt_length) for s in seeds])
-        return PromptedMRC(backbone, spec.arch, span_head(spec.d_model, seeds), InputPrompt(init),
-                           prompt_offset=1 if spec.uses_cls else 0)
-
-    def param_groups(self, model, cfg):
-        return [{"params": list(model.prompt.parameters()), "lr": cfg.lr},
-                {"params": list(model.head.parameters()), "lr": cfg.head_lr}]
+    def make_prompt(self, backbone, spec, tokenizer, cfg, seeds: List[int]) -> InputPrompt:
+        return InputPrompt(torch.stack([init_prompt(backbone, spec.arch, tokenizer, cfg, s, cfg.prompt_length)
+                                        for s in seeds]))
 
     def prompt_modules(self, spec, cfg, n_seeds=1):
         return {"prompt": InputPrompt(torch.empty(n_seeds, cfg.prompt_length, spec.d_model, device="meta")),

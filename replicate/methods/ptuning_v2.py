@@ -14,9 +14,9 @@ from typing import List
 
 import torch
 
-from ..model import DeepPrompt, PromptedMRC
-from .base import Method, PromptConfig, register_method
-from .common import init_prompt, meta_span_head, span_head
+from ..model import DeepPrompt
+from .base import PromptConfig, PromptMethod, register_method
+from .common import init_prompt, meta_span_head
 
 
 @dataclass
@@ -33,25 +33,19 @@ class PTuningV2Config(PromptConfig):
     deep_init_std: float = 0.02
 
 
-class PTuningV2(Method):
+class PTuningV2(PromptMethod):
     name = "ptv2"
     config_cls = PTuningV2Config
     paper_label = "P-Tuning v2"
 
-    def build(self, backbone, spec, tokenizer, cfg, seeds: List[int]) -> PromptedMRC:
-        backbone.requires_grad_(False)
+    def make_prompt(self, backbone, spec, tokenizer, cfg, seeds: List[int]) -> DeepPrompt:
         per_seed = []
         for s in seeds:
             first = init_prompt(backbone, spec.arch, tokenizer, cfg, s, cfg.prompt_length)
             g = torch.Generator().manual_seed(s + 1)
             rest = torch.randn(spec.n_layers - 1, cfg.prompt_length, spec.d_model, generator=g) * cfg.deep_init_std
             per_seed.append(torch.cat([first.unsqueeze(0), rest]))
-        return PromptedMRC(backbone, spec.arch, span_head(spec.d_model, seeds), DeepPrompt(torch.stack(per_seed)),
-                           prompt_offset=1 if spec.uses_cls else 0)
-
-    def param_groups(self, model, cfg):
-        return [{"params": list(model.prompt.parameters()), "lr": cfg.lr},
-                {"params": list(model.head.parameters()), "lr": cfg.head_lr}]
+        return DeepPrompt(torch.stack(per_seed))
 
     def prompt_modules(self, spec, cfg, n_seeds=1):
         shape = (n_seeds, spec.n_layers, cfg.prompt_length, spec.d_model)

@@ -17,7 +17,7 @@ those need ``paper_data_files``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Mapping, Optional, Sequence
 
 from ..errors import DataError
 from .base import Example, Pools, TaskSpec, Template
