@@ -21,9 +21,9 @@ from replicate.train import GroupTrainer, SeedData
 SEEDS = [8, 13, 21]
 
 
-def seed_data(task, tokenizer, cfg, method, seeds):
+def seed_data(task, tokenizer, cfg, method, seeds, use_cls=True):
     pools = task.load_pools("")
-    enc = MRCEncoder(tokenizer, task, cfg.max_length, method.prompt_length(cfg), True)
+    enc = MRCEncoder(tokenizer, task, cfg.max_length, method.prompt_length(cfg), use_cls)
     out = []
     for s in seeds:
         parts = resolve(draw_split(task, pools, 8, s, Protocol(test_cap=16)), pools)
@@ -31,25 +31,25 @@ def seed_data(task, tokenizer, cfg, method, seeds):
     return out, enc
 
 
-def train(method_name, seeds, **overrides):
-    spec = BACKBONES.get("tiny-bert")
+def train(method_name, seeds, backbone="tiny-bert", **overrides):
+    spec = BACKBONES.get(backbone)
     method = METHODS.get(method_name)
     cfg = method.make_config({"epochs": 3, "batch_size": 4, "max_length": 40, "prompt_length": 3, "dropout": 0.0,
                               **overrides})
     backbone, tok = spec.load(dropout=0.0)
     task = TASKS.get("bbc-topic")
-    data, enc = seed_data(task, tok, cfg, method, seeds)
+    data, enc = seed_data(task, tok, cfg, method, seeds, spec.uses_cls)
     torch.manual_seed(0)
     model = method.build(backbone, spec, tok, cfg, seeds)
     outcomes = GroupTrainer(model, method, cfg, task, enc, data, tok.pad_token_id, log=lambda m: None).fit()
     return model, outcomes
 
 
-@pytest.mark.parametrize("method", ["pt", "ptv2"])
-def test_batched_equals_solo(method):
-    batched, b_out = train(method, SEEDS)
+@pytest.mark.parametrize("method, backbone", [("pt", "tiny-bert"), ("ptv2", "tiny-bert"), ("ptv2", "tiny-t5")])
+def test_batched_equals_solo(method, backbone):
+    batched, b_out = train(method, SEEDS, backbone)
     for i, seed in enumerate(SEEDS):
-        solo, s_out = train(method, [seed])
+        solo, s_out = train(method, [seed], backbone)
         torch.testing.assert_close(batched.prompt.weight[i], solo.prompt.weight[0], atol=1e-4, rtol=0)
         torch.testing.assert_close(batched.head.weight[i], solo.head.weight[0], atol=1e-4, rtol=0)
         assert b_out[i].dev_curve == s_out[0].dev_curve
@@ -73,19 +73,21 @@ def test_a_seeds_examples_only_move_its_own_slice():
         assert p.grad[0].abs().sum() == 0 and p.grad[2].abs().sum() == 0
 
 
-def test_deep_prompt_reaches_every_layer():
-    spec = BACKBONES.get("tiny-bert")
+@pytest.mark.parametrize("backbone_name", ["tiny-bert", "tiny-t5"])
+def test_deep_prompt_reaches_every_layer(backbone_name):
+    spec = BACKBONES.get(backbone_name)
     method = METHODS.get("ptv2")
     cfg = method.make_config({"prompt_length": 2, "dropout": 0.0})
     backbone, tok = spec.load(dropout=0.0)
     model = method.build(backbone, spec, tok, cfg, [8])
+    assert model.prompt_offset == (1 if backbone_name == "tiny-bert" else 0)  # T5 has no [CLS]
     ids = torch.tensor([[tok.cls_token_id, 0, 0, 2054, 2003, tok.sep_token_id]])
     out = model(ids, torch.ones_like(ids), torch.zeros_like(ids), torch.tensor([0]))
     out.sum().backward()
     grad = model.prompt.weight.grad[0]  # (depth, L, d)
     assert grad.shape[0] == spec.n_layers
     assert all(grad[k].abs().sum() > 0 for k in range(spec.n_layers))
-    assert backbone.embeddings.word_embeddings.weight.grad is None  # frozen
+    assert backbone.get_input_embeddings().weight.grad is None  # frozen
 
 
 def test_model_tuning_restarts_each_seed_from_pristine_weights(tmp_path, tiny_config):
