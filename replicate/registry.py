@@ -6,7 +6,7 @@ raise a ``ConfigError`` listing what exists, so a typo in a config fails in one 
 
 from __future__ import annotations
 
-from typing import Callable, Dict, Generic, Iterator, TypeVar
+from typing import Dict, Generic, Iterator, TypeVar
 
 from .errors import ConfigError
 
@@ -23,9 +23,6 @@ class Registry(Generic[T]):
             raise ValueError(f"{self.kind} {name!r} is registered twice")
         self._entries[name] = entry
         return entry
-
-    def decorator(self, name: str) -> Callable[[T], T]:
-        return lambda entry: self.register(name, entry)
 
     def get(self, name: str) -> T:
         try:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 KINDS = ("classification", "multiple-choice", "extractive")
 TRACKS = ("unseen-data", "unseen-task")
@@ -171,5 +171,3 @@ def hash_split(examples: Sequence[Example], salt: str, test_fraction: float) -> 
         (test if stable_fraction(f"{salt}:{ex.id}") < test_fraction else train).append(ex)
     return Pools(train=train, test=test)
 
-
-Loader = Callable[[str], Pools]
