@@ -151,7 +151,6 @@ class SeedData:
     train: List[Encoded]
     dev: List[Encoded]
     test: List[Encoded]
-    test_labels: List = field(default_factory=list)
 
 
 @dataclass
@@ -182,10 +181,10 @@ class GroupTrainer:
             logits = self.model(batch.input_ids, batch.attention_mask, batch.token_type_ids, batch.seed_index)
         return logits.float()
 
-    def _evaluate(self, split: str, seeds: Optional[List[int]] = None) -> List[List]:
+    def _evaluate(self, split: str) -> List[List]:
         """Predictions per seed on ``split``, with all (seed, example) pairs in shared batches."""
         self.model.eval()
-        seeds = list(range(self.n)) if seeds is None else seeds
+        seeds = range(self.n)
         pairs = [(s, e) for s in seeds for e in getattr(self.data[s], split)]
         preds: List = []
         with torch.no_grad():
@@ -212,9 +211,9 @@ class GroupTrainer:
         outcomes = [SeedOutcome(seed=d.seed) for d in self.data]
         seed_params = seed_axis_parameters(self.model)
         seed_ids = {id(p) for p in seed_params}
-        other_params = [p for g in self.method.param_groups(self.model, cfg) for p in g["params"]
-                        if id(p) not in seed_ids and p.requires_grad]
-        optimizer = torch.optim.AdamW(self.method.param_groups(self.model, cfg), weight_decay=cfg.weight_decay)
+        groups = self.method.param_groups(self.model, cfg)
+        other_params = [p for g in groups for p in g["params"] if id(p) not in seed_ids and p.requires_grad]
+        optimizer = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
         orders = [random.Random(d.seed) for d in self.data]
         n_train = len(self.data[0].train)
         if any(len(d.train) != n_train for d in self.data):
