@@ -11,6 +11,7 @@ import sys
 from typing import List, Optional
 
 from .errors import ReplicateError
+from .published import PAPERS
 
 
 def _job(args, for_training: bool):
@@ -209,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=cmd_probe)
 
     c = sub.add_parser("published", help="print the papers' transcribed numbers as CSV")
-    c.add_argument("--paper", choices=["mp2", "ppt", "mpt", "compt"])
+    c.add_argument("--paper", choices=PAPERS)
     c.add_argument("--table", help="table label as the paper prints it: 3, 4, a1, ...")
     c.set_defaults(func=cmd_published)
 

@@ -25,7 +25,7 @@ from typing import Dict, List, Optional
 from . import published
 from .io import write_text_atomic
 
-PAPER_SEEDS = {"mp2": 5, "ppt": 5, "mpt": 3, "compt": 3}
+KEY_FIELDS = ("paper", "table", "block", "method", "backbone", "task")
 DIFF_COLUMNS = ["paper", "table", "block", "method", "backbone", "task", "metric", "regenerated_mean",
                 "regenerated_std", "n", "published_mean", "published_std", "delta", "verdict", "setup", "source"]
 
@@ -35,7 +35,7 @@ def _num(text: str) -> Optional[float]:
 
 
 def _key(r: Dict[str, str]) -> tuple:
-    return (r["paper"], r["table"], r["block"], r["method"], r["backbone"], r["task"])
+    return tuple(r[f] for f in KEY_FIELDS)
 
 
 def verdict(reg: Optional[float], pub: Optional[float], pub_std: Optional[float], source: str = "") -> str:
@@ -55,15 +55,15 @@ def setup_note(row: Dict[str, str], paper_backbones: set) -> str:
     """'paper setup' or what differs from it (backbone, data, seeds)."""
     from .params import PAPER_SETUPS
 
-    paper = row["paper"]
+    setup = PAPER_SETUPS[row["paper"]]
     diffs = []
     if row.get("setup") != "paper":
         diffs.append(f"{row.get('setup') or 'unknown'} data")
     if row["backbone"] not in paper_backbones:
-        diffs.append(f"backbone {row['backbone']} (paper: {PAPER_SETUPS[paper].backbone})")
+        diffs.append(f"backbone {row['backbone']} (paper: {setup.backbone})")
     n = row.get("n")
-    if n and int(n) != PAPER_SEEDS[paper]:
-        diffs.append(f"{n} seeds (paper: {PAPER_SEEDS[paper]})")
+    if n and int(n) != setup.seeds:
+        diffs.append(f"{n} seeds (paper: {setup.seeds})")
     return "paper setup" if not diffs else "differs: " + "; ".join(diffs)
 
 
@@ -85,7 +85,7 @@ def diff_rows(regenerated: List[Dict[str, str]]) -> List[Dict[str, str]]:
         reg = _num(r["mean"])
         pm, ps = _num(p.get("mean", "")), _num(p.get("std", ""))
         out.append({
-            **dict(zip(("paper", "table", "block", "method", "backbone", "task"), k)),
+            **dict(zip(KEY_FIELDS, k)),
             "metric": r["metric"], "regenerated_mean": r["mean"], "regenerated_std": r.get("std", ""),
             "n": r.get("n", ""), "published_mean": p.get("mean", ""), "published_std": p.get("std", ""),
             "delta": "" if reg is None or pm is None else f"{reg - pm:+.2f}",
@@ -96,7 +96,7 @@ def diff_rows(regenerated: List[Dict[str, str]]) -> List[Dict[str, str]]:
         if k in seen:
             continue
         out.append({
-            **dict(zip(("paper", "table", "block", "method", "backbone", "task"), k)),
+            **dict(zip(KEY_FIELDS, k)),
             "metric": p["metric"], "regenerated_mean": "", "regenerated_std": "", "n": "",
             "published_mean": p["mean"], "published_std": p["std"], "delta": "",
             "verdict": verdict(None, _num(p["mean"]), _num(p["std"]), p["source"]) if p["mean"] else "not reported",
@@ -115,7 +115,7 @@ def header_lines(regenerated: List[Dict[str, str]]) -> List[str]:
     lines = [f"regenerated: run {', '.join(runs)}, setup {', '.join(setups)}, backbone {', '.join(backbones)}"]
     for paper, table in papers:
         lines.append(f"published: {paper} Table {table}; paper setup: {PAPER_SETUPS[paper].where}, "
-                     f"{PAPER_SEEDS[paper]} seeds")
+                     f"{PAPER_SETUPS[paper].seeds} seeds")
     if setups != ["paper"]:
         lines.append("NOT a reproduction: the regenerated cells were produced in another setup (see the setup "
                      "column); only cells with the same task, method and backbone are compared")

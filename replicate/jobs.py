@@ -106,7 +106,8 @@ def train_group(settings: dict, seeds: Sequence[int], split_paths: Sequence[str]
     provenance = {
         "config_hash": c_hash, "settings": settings, "packages": package_versions(), "git": git_state(),
         "machine": machine(), "threads": threads, "device": str(device),
-        "trainable_parameters": method.trainable_parameters(spec, cfg), "seed_batched": method.seed_batched, "group_seeds": list(seeds),
+        "trainable_parameters": method.trainable_parameters(spec, cfg),
+        "seed_batched": method.seed_batched, "group_seeds": list(seeds),
     }
 
     def on_done(outcome, wall_s: float) -> None:

@@ -21,10 +21,6 @@ import torch
 from torch import nn
 
 
-def word_embeddings(model, arch: str) -> nn.Embedding:
-    return model.get_input_embeddings()
-
-
 def transformer_layers(model, arch: str) -> nn.ModuleList:
     if arch == "t5":
         return model.encoder.block
@@ -92,11 +88,10 @@ class PromptedMRC(nn.Module):
         self.head = head
         self.prompt = prompt
         self.prompt_offset = 1 if spec.uses_cls else 0  # prompt slots follow [CLS] (MP2's layout)
-        arch = spec.arch
         self._hooks: List = []
         self._layer_prompts: Optional[torch.Tensor] = None  # (B, depth, L, d) during a forward
         if prompt is not None and getattr(prompt, "depth", 1) > 1:
-            layers = transformer_layers(backbone, arch)
+            layers = transformer_layers(backbone, self.arch)
             if prompt.depth > len(layers):
                 raise ValueError(f"deep prompt of depth {prompt.depth} on a {len(layers)}-layer backbone")
             for k in range(1, prompt.depth):
@@ -113,7 +108,7 @@ class PromptedMRC(nn.Module):
         return add_prompt
 
     def forward(self, input_ids, attention_mask, token_type_ids, seed_index) -> torch.Tensor:
-        embeds = word_embeddings(self.backbone, self.arch)(input_ids)
+        embeds = self.backbone.get_input_embeddings()(input_ids)
         if self.prompt is not None:
             prompts = self.prompt()[seed_index]  # (B, depth, L, d)
             a, b = self.prompt_offset, self.prompt_offset + prompts.shape[2]

@@ -23,14 +23,15 @@ class PaperSetup:
     backbone: str
     prompt_length: int
     mrc_head: bool  # MP2 casts tasks to MRC with a span head; the T5 papers generate text
+    seeds: int      # runs per cell that the paper's mean and std are over
     where: str
 
 
 PAPER_SETUPS: Dict[str, PaperSetup] = {
-    "mp2": PaperSetup("cpt-large", 50, True, "MP2 §4.2: CPT-large, prompt length 50"),
-    "ppt": PaperSetup("t5-xxl", 100, False, "PPT §4.1: T5-XXL (d=4096) and CPM-2, 100 soft tokens"),
-    "mpt": PaperSetup("t5-base", 100, False, "MPT §4.1: T5-base, prompt length 100"),
-    "compt": PaperSetup("t5-base", 100, False, "ComPT: T5-base (ATTEMPT's setup: prompt length 100)"),
+    "mp2": PaperSetup("cpt-large", 50, True, 5, "MP2 §4.2: CPT-large, prompt length 50"),
+    "ppt": PaperSetup("t5-xxl", 100, False, 5, "PPT §4.1: T5-XXL (d=4096) and CPM-2, 100 soft tokens"),
+    "mpt": PaperSetup("t5-base", 100, False, 3, "MPT §4.1: T5-base, prompt length 100"),
+    "compt": PaperSetup("t5-base", 100, False, 3, "ComPT: T5-base (ATTEMPT's setup: prompt length 100)"),
 }
 
 

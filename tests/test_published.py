@@ -80,6 +80,8 @@ def averages_off_by_more_than_rounding(paper):
 
 @pytest.mark.parametrize("paper", published.PAPERS)
 def test_printed_averages_match_their_cells_or_are_errata(paper):
+    header = (published.DATA_DIR / f"{paper}_errata.csv").read_text(encoding="utf-8").splitlines()[0]
+    assert header == ",".join(published.ERRATA_COLUMNS)
     off = averages_off_by_more_than_rounding(paper)
     listed = {(e["table"], e["block"], e["method"], e["backbone"], e["shot"], e["column"])
               for e in published.errata(paper)}

@@ -7,7 +7,7 @@ from typing import List
 
 import torch
 
-from ..model import SpanHead, word_embeddings
+from ..model import SpanHead
 
 
 def span_head(d_model: int, seeds: List[int]) -> SpanHead:
@@ -19,9 +19,9 @@ def meta_span_head(d_model: int, n_seeds: int) -> SpanHead:
     return SpanHead(torch.empty(n_seeds, d_model, 2, device="meta"), torch.empty(n_seeds, 2, device="meta"))
 
 
-def init_prompt(backbone, arch: str, tokenizer, cfg, seed: int, rows: int) -> torch.Tensor:
+def init_prompt(backbone, tokenizer, cfg, seed: int, rows: int) -> torch.Tensor:
     """``rows`` x d_model initial prompt vectors for one seed (see PromptConfig.init)."""
-    emb = word_embeddings(backbone, arch).weight.detach()
+    emb = backbone.get_input_embeddings().weight.detach()
     g = torch.Generator().manual_seed(seed)
     if cfg.init == "uniform":
         return (torch.rand(rows, emb.shape[1], generator=g) * 2 - 1) * cfg.init_range

@@ -32,7 +32,7 @@ class PromptTuning(PromptMethod):
     paper_label = "Prompt Tuning"
 
     def make_prompt(self, backbone, spec, tokenizer, cfg, seeds: List[int]) -> InputPrompt:
-        return InputPrompt(torch.stack([init_prompt(backbone, spec.arch, tokenizer, cfg, s, cfg.prompt_length)
+        return InputPrompt(torch.stack([init_prompt(backbone, tokenizer, cfg, s, cfg.prompt_length)
                                         for s in seeds]))
 
     def prompt_modules(self, spec, cfg, n_seeds=1):

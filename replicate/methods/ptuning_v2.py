@@ -41,7 +41,7 @@ class PTuningV2(PromptMethod):
     def make_prompt(self, backbone, spec, tokenizer, cfg, seeds: List[int]) -> DeepPrompt:
         per_seed = []
         for s in seeds:
-            first = init_prompt(backbone, spec.arch, tokenizer, cfg, s, cfg.prompt_length)
+            first = init_prompt(backbone, tokenizer, cfg, s, cfg.prompt_length)
             g = torch.Generator().manual_seed(s + 1)
             rest = torch.randn(spec.n_layers - 1, cfg.prompt_length, spec.d_model, generator=g) * cfg.deep_init_std
             per_seed.append(torch.cat([first.unsqueeze(0), rest]))
