@@ -10,7 +10,7 @@ BIN := $(abspath $(VENV))/bin
 # Rules call `python -m replicate`: put the environment's python first on PATH.
 RUN := PATH="$(BIN):$$PATH"
 
-.PHONY: setup table3 test bench clean-results
+.PHONY: setup table3 tables test bench clean-results
 
 setup: $(VENV)/.installed
 
@@ -23,6 +23,10 @@ $(VENV)/.installed: pyproject.toml
 
 table3: setup
 	$(RUN) snakemake --cores $(CORES) table3
+
+# Every paper table with a row of the run's methods (from the same cells as table3).
+tables: setup
+	$(RUN) snakemake --cores $(CORES) tables
 
 test: setup
 	$(RUN) python -m pytest -q

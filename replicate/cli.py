@@ -29,7 +29,7 @@ def _job(args, for_training: bool):
         raise ReplicateError("give --config FILE --task T --shot K (or --settings JSON from the Snakefile)")
     cfg = load_config(args.config)
     if for_training:
-        group = Group(args.method or "", args.backbone or cfg["table3"]["backbone"], args.task, args.shot)
+        group = Group(args.method or "", args.backbone or cfg["grid"]["backbone"], args.task, args.shot)
         if not group.method:
             raise ReplicateError("give --method")
         settings = cell_settings(cfg, group)
@@ -80,10 +80,11 @@ def cmd_train(args) -> int:
 
 def cmd_aggregate(args) -> int:
     from .config import load_config
-    from .tables import build_table3, write_table
+    from .tables import build_table, write_table
 
     cfg = load_config(args.config) if args.config else json.loads(args.config_json)
-    for path in write_table(build_table3(cfg), args.out_prefix):
+    prefix = args.out_prefix or f"{cfg['results_dir']}/tables/{args.paper}_table{args.table}"
+    for path in write_table(build_table(cfg, args.paper, args.table), prefix):
         print(path)
     return 0
 
@@ -100,7 +101,7 @@ def cmd_probe(args) -> int:
     from .tasks import resolve_task
 
     cfg = load_config(args.config)
-    t3 = cfg["table3"]
+    t3 = cfg["grid"]
     backbone, tokenizer = BACKBONES.get(t3["backbone"]).load()
     shot = t3["shots"][0]
     print("task,probe,acc_mean,acc_std,majority,seeds")
@@ -198,10 +199,12 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, or auto (cuda when available)")
     c.set_defaults(func=cmd_train)
 
-    c = sub.add_parser("aggregate", help="regenerate MP2 Table 3 (and its diff) from the result files")
+    c = sub.add_parser("aggregate", help="regenerate one paper table (and its diff) from the result files")
     c.add_argument("--config")
     c.add_argument("--config-json")
-    c.add_argument("--out-prefix", required=True)
+    c.add_argument("--paper", default="mp2", help="mp2, ppt, mpt or compt (default mp2)")
+    c.add_argument("--table", default="3", help="the paper's table label: 3, 4, a1, ... (default 3)")
+    c.add_argument("--out-prefix", help="default: <results_dir>/tables/<paper>_table<table>")
     c.set_defaults(func=cmd_aggregate)
 
     c = sub.add_parser("probe", help="frozen-feature probe per task (is the answer in the frozen backbone?)")

@@ -86,11 +86,11 @@ def check_config(cfg: Any, check_data: bool = True) -> dict:
     from .methods import METHODS
     from .tasks import resolve_task
 
-    t3 = cfg["table3"]
+    t3 = cfg["grid"]
     seeds = t3["seeds"]
     dupes = sorted({s for s in seeds if seeds.count(s) > 1})
     if dupes:
-        raise ConfigError(f"config table3/seeds: duplicate seed(s) {dupes}")
+        raise ConfigError(f"config grid/seeds: duplicate seed(s) {dupes}")
     spec = BACKBONES.get(t3["backbone"])
     for name in t3["methods"]:
         METHODS.get(name)
@@ -111,13 +111,13 @@ def check_config(cfg: Any, check_data: bool = True) -> dict:
 
 
 def groups(cfg: dict) -> List[Group]:
-    t3 = cfg["table3"]
+    t3 = cfg["grid"]
     return [Group(m, t3["backbone"], t, s) for m, t, s in product(t3["methods"], t3["tasks"], t3["shots"])]
 
 
 def cells(cfg: dict) -> Iterator[Cell]:
     for g in groups(cfg):
-        for seed in cfg["table3"]["seeds"]:
+        for seed in cfg["grid"]["seeds"]:
             yield Cell(g.method, g.backbone, g.task, g.shot, seed)
 
 

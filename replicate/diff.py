@@ -1,6 +1,6 @@
 """Regenerated table vs published numbers, cell by cell.
 
-Cells match on (paper, table, block, method, backbone, task). Each row gets Δ = regenerated
+Cells match on (paper, table, block, method, backbone, task, shot). Each row gets Δ = regenerated
 − published and a verdict:
 
 - ``within 1 std``: |Δ| <= the published std (the paper's own seed spread);
@@ -25,8 +25,8 @@ from typing import Dict, List, Optional
 from . import published
 from .io import write_text_atomic
 
-KEY_FIELDS = ("paper", "table", "block", "method", "backbone", "task")
-DIFF_COLUMNS = ["paper", "table", "block", "method", "backbone", "task", "metric", "regenerated_mean",
+KEY_FIELDS = ("paper", "table", "block", "method", "backbone", "task", "shot")
+DIFF_COLUMNS = ["paper", "table", "block", "method", "backbone", "task", "shot", "metric", "regenerated_mean",
                 "regenerated_std", "n", "published_mean", "published_std", "delta", "verdict", "setup", "source"]
 
 
@@ -51,8 +51,8 @@ def verdict(reg: Optional[float], pub: Optional[float], pub_std: Optional[float]
     return "within 2 std" if delta <= 2 * pub_std else "outside 2 std"
 
 
-def setup_note(row: Dict[str, str], paper_backbones: set) -> str:
-    """'paper setup' or what differs from it (backbone, data, seeds)."""
+def setup_note(row: Dict[str, str], paper_backbones: set, paper_shots: set) -> str:
+    """'paper setup' or what differs from it (data, backbone, shot, seeds)."""
     from .params import PAPER_SETUPS
 
     setup = PAPER_SETUPS[row["paper"]]
@@ -61,19 +61,22 @@ def setup_note(row: Dict[str, str], paper_backbones: set) -> str:
         diffs.append(f"{row.get('setup') or 'unknown'} data")
     if row["backbone"] not in paper_backbones:
         diffs.append(f"backbone {row['backbone']} (paper: {setup.backbone})")
+    if row.get("shot") and row["shot"] not in paper_shots:
+        diffs.append(f"shot {row['shot']} (paper: {published.shots_text(paper_shots) or 'not stated'})")
     n = row.get("n")
     if n and int(n) != setup.seeds:
         diffs.append(f"{n} seeds (paper: {setup.seeds})")
     return "paper setup" if not diffs else "differs: " + "; ".join(diffs)
 
 
-def diff_rows(regenerated: List[Dict[str, str]]) -> List[Dict[str, str]]:
-    if not regenerated:
-        return []
-    tables = {(r["paper"], r["table"]) for r in regenerated}
+def diff_rows(regenerated: List[Dict[str, str]], tables: Optional[set] = None) -> List[Dict[str, str]]:
+    """Every regenerated cell and every published cell of the tables (by default, the tables the
+    regenerated rows name), each once."""
+    tables = tables or {(r["paper"], r["table"]) for r in regenerated}
     pub_rows = [r for paper, table in sorted(tables) for r in published.rows(paper, table)]
     pub = {_key(r): r for r in pub_rows}
     backbones = {paper: {r["backbone"] for r in pub_rows if r["paper"] == paper} for paper, _ in tables}
+    shots = {t: {r["shot"] for r in pub_rows if (r["paper"], r["table"]) == t} for t in tables}
     out = []
     seen = set()
     for r in regenerated:
@@ -90,7 +93,7 @@ def diff_rows(regenerated: List[Dict[str, str]]) -> List[Dict[str, str]]:
             "n": r.get("n", ""), "published_mean": p.get("mean", ""), "published_std": p.get("std", ""),
             "delta": "" if reg is None or pm is None else f"{reg - pm:+.2f}",
             "verdict": verdict(reg, pm, ps, p.get("source", "")),
-            "setup": setup_note(r, backbones[r["paper"]]), "source": p.get("source", ""),
+            "setup": setup_note(r, backbones[r["paper"]], shots[(r["paper"], r["table"])]), "source": p.get("source", ""),
         })
     for k, p in pub.items():
         if k in seen:
@@ -105,10 +108,13 @@ def diff_rows(regenerated: List[Dict[str, str]]) -> List[Dict[str, str]]:
     return out
 
 
-def header_lines(regenerated: List[Dict[str, str]]) -> List[str]:
+def header_lines(regenerated: List[Dict[str, str]], tables: set) -> List[str]:
     from .params import PAPER_SETUPS
 
-    papers = sorted({(r["paper"], r["table"]) for r in regenerated})
+    papers = sorted(tables)
+    if not regenerated:
+        return [f"regenerated: nothing (this run regenerates no row of {paper} Table {table})"
+                for paper, table in papers]
     setups = sorted({r.get("setup", "") for r in regenerated})
     runs = sorted({r.get("run", "") for r in regenerated})
     backbones = sorted({r["backbone"] for r in regenerated})
@@ -136,7 +142,7 @@ def to_markdown(rows: List[Dict[str, str]], header: List[str]) -> str:
         counts[r["verdict"]] = counts.get(r["verdict"], 0) + 1
     lines = ["# Regenerated vs published", ""] + [f"- {h}" for h in header]
     lines += ["- verdicts: " + ", ".join(f"{v}: {n}" for v, n in sorted(counts.items())), ""]
-    cols = ["block", "method", "backbone", "task", "metric", "regenerated_mean", "regenerated_std", "n",
+    cols = ["block", "method", "backbone", "task", "shot", "metric", "regenerated_mean", "regenerated_std", "n",
             "published_mean", "published_std", "delta", "verdict", "setup"]
     lines.append("| " + " | ".join(cols) + " |")
     lines.append("|" + "|".join("---" for _ in cols) + "|")
@@ -151,20 +157,27 @@ def to_markdown(rows: List[Dict[str, str]], header: List[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def read_table_csv(path: str) -> List[Dict[str, str]]:
+def read_table_csv(path: str, allow_empty: bool = False) -> List[Dict[str, str]]:
     with open(path, encoding="utf-8", newline="") as f:
-        rows = list(csv.DictReader(f))
-    missing = {"paper", "table", "block", "method", "backbone", "task", "metric", "mean"} - set(rows[0] if rows else {})
-    if missing:
+        reader = csv.DictReader(f)
+        rows = list(reader)
+    missing = {"paper", "table", "block", "method", "backbone", "task", "shot", "metric", "mean"} - set(
+        reader.fieldnames or ())
+    if missing or not (rows or allow_empty):
+        missing = missing or {"(no rows)"}
         from .errors import ReplicateError
         raise ReplicateError(f"{path}: not a table CSV (missing columns {', '.join(sorted(missing))})")
     return rows
 
 
-def write_diff(regenerated_csv: str, prefix: Optional[str] = None) -> List[str]:
-    rows = read_table_csv(regenerated_csv)
+def write_diff(regenerated_csv: str, prefix: Optional[str] = None, paper: Optional[str] = None,
+               table: Optional[str] = None) -> List[str]:
+    """Diff a table CSV; ``paper`` and ``table`` name the published table when the CSV has no
+    rows to say it (a table of which the run regenerates nothing)."""
+    rows = read_table_csv(regenerated_csv, allow_empty=paper is not None)
+    tables = {(paper, table)} if paper is not None else {(r["paper"], r["table"]) for r in rows}
     prefix = prefix or regenerated_csv.removesuffix(".csv") + ".diff"
-    out = diff_rows(rows)
+    out = diff_rows(rows, tables)
     write_text_atomic(prefix + ".csv", to_csv(out))
-    write_text_atomic(prefix + ".md", to_markdown(out, header_lines(rows)))
+    write_text_atomic(prefix + ".md", to_markdown(out, header_lines(rows, tables)))
     return [prefix + ".csv", prefix + ".md"]

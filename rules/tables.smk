@@ -1,31 +1,44 @@
-rule mp2_table3:
-    """MP2 Table 3, regenerated (methods x tasks, two tracks, mean ± std over seeds), and its
-    cell-by-cell diff against the published numbers."""
+rule paper_table:
+    """One paper table, regenerated in the paper's layout from this run's cells (mean ± std
+    over seeds), and its cell-by-cell diff against the published numbers."""
     input:
-        all_result_files(),
+        lambda wildcards: table_inputs(wildcards.paper, wildcards.table),
     output:
-        multiext(f"{RESULTS}/tables/table3", ".md", ".csv", ".tex", ".diff.md", ".diff.csv"),
+        multiext(f"{RESULTS}/tables/{{paper}}_table{{table}}", ".md", ".csv", ".tex", ".diff.md", ".diff.csv"),
+    wildcard_constraints:
+        paper="|".join(PAPERS),
+        table=r"[0-9a-z]+",
     params:
         config_json=json.dumps(config),
         prefix=lambda wildcards, output: output[0].removesuffix(".md"),
     conda:
         "../environment.yml"
     log:
-        f"{RESULTS}/logs/table3.log",
+        f"{RESULTS}/logs/tables/{{paper}}_table{{table}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/table3.tsv"
+        f"{RESULTS}/benchmarks/tables/{{paper}}_table{{table}}.tsv"
     shell:
-        "python -m replicate aggregate --config-json {params.config_json:q}"
-        " --out-prefix {params.prefix:q} > {log:q} 2>&1"
+        "python -m replicate aggregate --config-json {params.config_json:q} --paper {wildcards.paper}"
+        " --table {wildcards.table} --out-prefix {params.prefix:q} > {log:q} 2>&1"
+
+
+# One named target per paper table: `snakemake mpt_table1`, `snakemake compt_tablea1`, ...
+for _paper, _table in PAPER_TABLES:
+
+    rule:
+        name:
+            f"{_paper}_table{_table}"
+        input:
+            table_files(_paper, _table),
 
 
 rule table3:
     """Alias of mp2_table3."""
     input:
-        rules.mp2_table3.output,
+        table_files("mp2", "3"),
 
 
 rule tables:
-    """Every paper table that has regenerated rows (each with its diff)."""
+    """Every paper table of which this run regenerates at least one row (each with its diff)."""
     input:
-        rules.mp2_table3.output,
+        [table_files(paper, table) for paper, table in PAPER_TABLES if regenerated_methods(config, paper, table)],

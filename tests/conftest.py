@@ -19,7 +19,7 @@ TINY_CONFIG = {
     "data_dir": str(FIXTURES),
     "threads_per_job": 1,
     "protocol": {"many_labels": 5, "per_label_when_many": 8, "test_cap": 24},
-    "table3": {
+    "grid": {
         "backbone": "tiny-bert",
         "shots": [8],
         "seeds": [8, 13],

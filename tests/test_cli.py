@@ -17,8 +17,8 @@ def cli(*args):
 
 
 def test_split_train_aggregate_by_hand(tmp_path, tiny_config):
-    tiny_config["table3"]["methods"] = ["pt"]
-    tiny_config["table3"]["tasks"] = ["fine-foods"]
+    tiny_config["grid"]["methods"] = ["pt"]
+    tiny_config["grid"]["tasks"] = ["fine-foods"]
     config = tmp_path / "tiny.yaml"
     config.write_text(yaml.safe_dump(tiny_config))
     cfg = check_config(tiny_config)

@@ -25,17 +25,17 @@ def broken(**changes):
 
 
 @pytest.mark.parametrize("changes, message", [
-    ({"table3.methods": ["pt", "prefix-magic"]}, "unknown method 'prefix-magic'"),
-    ({"table3.tasks": ["bbc-topic", "imdb-xl"]}, "unknown task 'imdb-xl'"),
-    ({"table3.backbone": "gpt-17"}, "unknown backbone 'gpt-17'"),
-    ({"table3.shots": [0]}, "table3/shots/0"),
-    ({"table3.shots": [-4]}, "table3/shots/0"),
-    ({"table3.seeds": [8, 13, 8]}, "duplicate seed(s) [8]"),
+    ({"grid.methods": ["pt", "prefix-magic"]}, "unknown method 'prefix-magic'"),
+    ({"grid.tasks": ["bbc-topic", "imdb-xl"]}, "unknown task 'imdb-xl'"),
+    ({"grid.backbone": "gpt-17"}, "unknown backbone 'gpt-17'"),
+    ({"grid.shots": [0]}, "grid/shots/0"),
+    ({"grid.shots": [-4]}, "grid/shots/0"),
+    ({"grid.seeds": [8, 13, 8]}, "duplicate seed(s) [8]"),
     ({"methods.pt": {"epochs": 2, "learning_rate": 1}}, "unknown config field(s) learning_rate"),
     ({"methods.pt": {"epochs": 0}}, "epochs must be >= 1"),
     ({"protocol.test_cap": "all"}, "protocol/test_cap"),
     ({"paper_data_files": {"tnews": {"train": "/nonexistent/train.jsonl", "test": "/nonexistent/test.jsonl"}},
-      "table3.tasks": ["tnews"]}, "missing data file /nonexistent/train.jsonl"),
+      "grid.tasks": ["tnews"]}, "missing data file /nonexistent/train.jsonl"),
     ({"paper_data_files": {"bbc-topic": {"train": "a", "test": "b"}}}, "not a Hub task"),
 ])
 def test_bad_config_is_one_clear_error(changes, message):
@@ -56,11 +56,11 @@ def test_malformed_yaml_and_missing_file(tmp_path):
 
 def test_cli_prints_one_line_and_exits_2(tmp_path):
     path = tmp_path / "c.yaml"
-    path.write_text(yaml.safe_dump(broken(**{"table3.seeds": [1, 1]})))
+    path.write_text(yaml.safe_dump(broken(**{"grid.seeds": [1, 1]})))
     done = subprocess.run([sys.executable, "-m", "replicate", "check-config", str(path)],
                           capture_output=True, text=True, cwd=REPO)
     assert done.returncode == 2
-    assert done.stderr.strip() == "replicate: config table3/seeds: duplicate seed(s) [1]"
+    assert done.stderr.strip() == "replicate: config grid/seeds: duplicate seed(s) [1]"
 
 
 def test_cells_and_settings():
@@ -80,4 +80,4 @@ def test_cells_and_settings():
 def test_shipped_configs_validate():
     for name in ("config.yaml", "paper.yaml", "hard-cases.yaml"):
         cfg = load_config(str(REPO / "config" / name))
-        assert cfg["table3"]["methods"] == ["model-tuning", "pt", "ptv2"]
+        assert cfg["grid"]["methods"] == ["model-tuning", "pt", "ptv2"]

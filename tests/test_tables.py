@@ -1,12 +1,20 @@
-"""Aggregation: mean ± std per (method, task), MP2 Table 3's two tracks, nothing dropped."""
+"""Aggregation: mean ± std per (method, task, shot) in any paper table's layout, nothing dropped,
+embedded tasks never under a paper column."""
 
 import csv
 import io
 import statistics
 
+import pytest
+
 from replicate.config import cells, check_config, result_path, split_path
+from replicate.diff import read_table_csv
+from replicate.errors import ConfigError
 from replicate.io import write_json_atomic
-from replicate.tables import build_table3, format_count, to_csv, to_latex, to_markdown
+from replicate.tables import (OWN_TASKS_BLOCK, build_table, format_count, regenerated_methods, to_csv, to_latex,
+                              to_markdown, write_table)
+
+from conftest import FIXTURES
 
 
 def fake_result(cfg, cell, score, status="ok"):
@@ -15,10 +23,14 @@ def fake_result(cfg, cell, score, status="ok"):
                                                "provenance": {"config_hash": "h"}})
 
 
+def csv_rows(table):
+    return list(csv.DictReader(io.StringIO(to_csv(table))))
+
+
 def test_mean_std_missing_and_failed_cells(tiny_config):
     cfg = check_config(tiny_config)
-    cfg["table3"]["tasks"] = ["bbc-topic", "review-polarity", "hedge-detection"]  # both tracks
-    cfg["table3"]["methods"] = ["pt", "ptv2"]
+    cfg["grid"]["tasks"] = ["bbc-topic", "review-polarity", "hedge-detection"]  # both tracks
+    cfg["grid"]["methods"] = ["pt", "ptv2"]
     scores = {8: 60.0, 13: 70.0}
     for cell in cells(cfg):
         if cell.method == "pt" and cell.task == "bbc-topic":
@@ -28,26 +40,85 @@ def test_mean_std_missing_and_failed_cells(tiny_config):
         elif cell.method == "ptv2" and cell.task == "bbc-topic":
             fake_result(cfg, cell, None, status="failed")
     write_json_atomic(split_path(cfg, "bbc-topic", 8, 8), {"label_counts": {"test": {"a": 3, "b": 1}}})
-    table = build_table3(cfg)
-    assert [b[0] for b in table.blocks] == ["UNSEEN DATA / Gradient Descent", "UNSEEN TASK / Gradient Descent"]
-    pt = table.cells[("pt", "bbc-topic")]
+    table = build_table(cfg, "mp2", "3")
+    # embedded tasks go to the block of their track; the black-box blocks have no method of this run
+    assert [(b.title, b.tasks) for b in table.blocks] == [
+        ("UNSEEN DATA / Gradient Descent", ["bbc-topic", "hedge-detection"]),
+        ("UNSEEN TASK / Gradient Descent", ["review-polarity"])]
+    pt = table.cells[("pt", 8, "bbc-topic")]
     assert pt.mean == 65.0 and pt.std == statistics.stdev([60.0, 70.0]) and pt.text() == "65.0 ± 7.1"
-    assert table.cells[("pt", "review-polarity")].text() == "50.0 (n=1/2)"
-    assert table.cells[("ptv2", "bbc-topic")].text() == "failed (2/2)"
-    assert table.cells[("ptv2", "hedge-detection")].text() == "missing"
-    assert table.cells[("majority-class", "bbc-topic")].mean == 75.0
+    assert table.cells[("pt", 8, "review-polarity")].text() == "50.0 (n=1/2)"
+    assert table.cells[("ptv2", 8, "bbc-topic")].text() == "failed (2/2)"
+    assert table.cells[("ptv2", 8, "hedge-detection")].text() == "missing"
+    assert table.cells[("majority-class", 0, "bbc-topic")].mean == 75.0
 
     md = to_markdown(table)
     assert "| Prompt Tuning | 128 (+66 head) | 65.0 ± 7.1† | missing | — |" in md  # below majority (75.0)
     assert "†: mean not above the majority-class reference" in md
-    rows = list(csv.DictReader(io.StringIO(to_csv(table))))
+    assert "Columns bbc-topic, hedge-detection are this run's tasks, not the paper's." in md
+    rows = csv_rows(table)
     statuses = {(r["method"], r["task"]): r["status"] for r in rows}
     assert statuses[("pt", "bbc-topic")] == "ok" and statuses[("pt", "review-polarity")] == "partial"
     assert statuses[("ptv2", "bbc-topic")] == "failed" and statuses[("ptv2", "hedge-detection")] == "missing"
     assert len([r for r in rows if r["method"] == "pt"]) == 3 + 2  # 3 tasks + one avg per block
-    assert {r["block"] for r in rows} == {"UNSEEN DATA / Gradient Descent", "UNSEEN TASK / Gradient Descent"}
+    assert all(r["note"].startswith("stand-in") for r in rows if r["task"] != "avg")
     tex = to_latex(table)
     assert r"\toprule" in tex and r"65.0 $\pm$ 7.1" in tex
+
+
+def test_paper_tasks_fill_paper_columns_and_the_paper_average(tiny_config):
+    """A run on MP2's own tasks: each under its column, and Avg only when every averaged column ran."""
+    files = {name: {"train": str(FIXTURES / "clue" / f"{name}_train.jsonl"),
+                    "test": str(FIXTURES / "clue" / f"{name}_test.jsonl")} for name in ("tnews", "cmnli")}
+    tiny_config.update(paper_data_files=files)
+    tiny_config["grid"].update(tasks=["cmnli", "tnews"], methods=["pt"], backbone="tiny-bert")
+    cfg = check_config(tiny_config)
+    for cell in cells(cfg):
+        fake_result(cfg, cell, 40.0 + cell.seed)
+    table = build_table(cfg, "mp2", "3")
+    assert [(b.title, b.tasks, b.stand_ins, b.averaged) for b in table.blocks] == [
+        ("UNSEEN DATA / Gradient Descent", ["cmnli"], [], None),
+        ("UNSEEN TASK / Gradient Descent", ["tnews"], [], None)]
+    rows = csv_rows(table)
+    assert {r["task"] for r in rows} == {"cmnli", "tnews"}  # no average over a subset of the paper's columns
+    assert not any(r["note"] for r in rows)
+
+
+def test_multi_shot_rows_and_stand_in_block(tiny_config):
+    cfg = check_config(tiny_config)
+    cfg["grid"].update(shots=[4, 16], methods=["pt"])
+    for cell in cells(cfg):
+        fake_result(cfg, cell, float(cell.shot))
+    table = build_table(cfg, "mpt", "3")  # MPT's few-shot table: rows at k = 4, 16, 32
+    (block,) = table.blocks
+    assert block.title == OWN_TASKS_BLOCK and block.tasks == ["bbc-topic", "fine-foods"]
+    assert block.rows == [("pt", 4), ("pt", 16), ("majority-class", 0)]
+    assert [table.labels[r][0] for r in block.rows[:2]] == ["Prompt Tuning (k=4)", "Prompt Tuning (k=16)"]
+    by_shot = {(r["shot"], r["task"]): r["mean"] for r in csv_rows(table) if r["method"] == "pt"}
+    assert by_shot[("16", "bbc-topic")] == "16.0000" and by_shot[("4", "avg")] == "4.0000"
+    assert "the paper's cells are at shot 4, 16, 32" in to_markdown(table)
+
+
+def test_table_without_regenerated_rows_still_diffs_its_published_cells(tiny_config, tmp_path):
+    cfg = check_config(tiny_config)
+    assert regenerated_methods(cfg, "compt", "5") == []
+    assert regenerated_methods(cfg, "ppt", "5") == ["model-tuning", "pt"]
+    table = build_table(cfg, "compt", "5")
+    assert table.blocks == []
+    assert "paper rows not regenerated: compt-ssum (not built yet)" in to_markdown(table)
+    paths = write_table(table, str(tmp_path / "compt_table5"))
+    assert read_table_csv(str(tmp_path / "compt_table5.csv"), allow_empty=True) == []
+    diff = list(csv.DictReader(open(tmp_path / "compt_table5.diff.csv")))
+    assert diff and {r["verdict"] for r in diff} <= {"no regenerated number", "not reported"}
+    assert len(paths) == 5
+
+
+def test_unknown_table_is_a_clear_error(tiny_config):
+    cfg = check_config(tiny_config)
+    with pytest.raises(ConfigError, match="compt has no results table '9'"):
+        build_table(cfg, "compt", "9")
+    with pytest.raises(ConfigError, match="unknown paper 'lester'"):
+        build_table(cfg, "lester", "1")
 
 
 def test_format_count_matches_the_papers_style():

@@ -20,6 +20,11 @@ ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
        "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")}
 
 
+# The tables with a row of model tuning, PT or P-tuning v2 (the tiny config's methods).
+TABLES_WITH_BUILT_METHODS = [("mp2", "3"), ("ppt", "1"), ("ppt", "2"), ("ppt", "4"), ("ppt", "5"), ("mpt", "1"),
+                             ("mpt", "2"), ("mpt", "3"), ("mpt", "4"), ("compt", "1"), ("compt", "2"), ("compt", "8")]
+
+
 def job_counts(stdout: str) -> dict:
     """The "Job stats" table of a (dry) run as {rule: count}."""
     table = stdout.split("Job stats:")[1].split("total")[0]
@@ -38,8 +43,8 @@ def test_tiny_dag_end_to_end(tmp_path, tiny_config):
     assert done.returncode == 0, done.stderr[-3000:]
     results = Path(tiny_config["results_dir"])
     for ext in ("md", "csv", "tex", "diff.md", "diff.csv"):
-        assert (results / "tables" / f"table3.{ext}").stat().st_size > 0
-    rows = list(csv.DictReader(open(results / "tables" / "table3.csv")))
+        assert (results / "tables" / f"mp2_table3.{ext}").stat().st_size > 0
+    rows = list(csv.DictReader(open(results / "tables" / "mp2_table3.csv")))
     scored = [r for r in rows if r["task"] != "avg" and r["method"] != "majority-class"]
     assert len(scored) == 3 * 2 and all(r["status"] == "ok" and r["n"] == "2" for r in scored)
     cell = json.loads((results / "cells/tiny-bert/bbc-topic/shot8/pt/seed13.json").read_text())
@@ -51,16 +56,28 @@ def test_tiny_dag_end_to_end(tmp_path, tiny_config):
     again = snakemake("-n", "--cores", "2", "table3", "--configfile", str(config))
     assert "Nothing to be done" in again.stdout + again.stderr
     (results / "cells/tiny-bert/fine-foods/shot8/ptv2/seed8.json").unlink()
-    (results / "tables/table3.md").unlink()
+    (results / "tables/mp2_table3.md").unlink()
     partial = snakemake("-n", "--cores", "2", "table3", "--configfile", str(config))
-    assert job_counts(partial.stdout) == {"train": 1, "mp2_table3": 1, "table3": 1}
+    assert job_counts(partial.stdout) == {"train": 1, "paper_table": 1, "table3": 1}
+
+    # every table with a row of this run's methods, from the same cells: only the lost result
+    # is trained again
+    tables = snakemake("--cores", "2", "tables", "--configfile", str(config))
+    assert tables.returncode == 0, tables.stderr[-3000:]
+    assert job_counts(tables.stdout + tables.stderr) == {"train": 1, "paper_table": len(TABLES_WITH_BUILT_METHODS), "tables": 1}
+    built = sorted(p.name.removesuffix(".diff.csv") for p in (results / "tables").glob("*.diff.csv"))
+    assert built == sorted(f"{p}_table{t}" for p, t in TABLES_WITH_BUILT_METHODS)
+    mpt = list(csv.DictReader(open(results / "tables" / "mpt_table1.diff.csv")))
+    mine = [r for r in mpt if r["regenerated_mean"]]
+    assert mine and all(r["verdict"] == "no published number" for r in mine)
+    assert all("shot 8 (paper: full)" in r["setup"] for r in mine)
 
 
 def test_paper_config_dry_run_lists_every_cell_offline():
     done = snakemake("-n", "--cores", "8", "table3", "--configfile", "config/paper.yaml")
     assert done.returncode == 0, done.stderr[-2000:]
     out = done.stdout
-    assert job_counts(out) == {"split": 14, "train": 42, "mp2_table3": 1, "table3": 1}
+    assert job_counts(out) == {"split": 14, "train": 42, "paper_table": 1, "table3": 1}
     for task in ("amazon", "thucnews", "bq", "cmnli", "cmrc-2018", "ccpm", "cote-mfw",
                  "chnsent", "tnews", "ocnli", "lcqmc", "drcd", "c3", "cote-bd"):
         for method in ("model-tuning", "pt", "ptv2"):
@@ -68,8 +85,24 @@ def test_paper_config_dry_run_lists_every_cell_offline():
                 assert f"results/paper/cells/cpt-large/{task}/shot32/{method}/seed{seed}.json" in out
 
 
+def test_every_paper_table_is_a_target(tmp_path, tiny_config):
+    """`<paper>_table<N>` for every published table; one without a row of this run's methods
+    needs no training job and still writes its table and diff."""
+    from replicate.tables import table_names
+
+    listed = {line.split()[0] for line in snakemake("--list-target-rules").stdout.splitlines() if line.strip()}
+    assert {f"{p}_table{t}" for p, t in table_names()} <= listed and len(table_names()) == 23
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(tiny_config))
+    done = snakemake("--cores", "1", "compt_table5", "--configfile", str(config))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert job_counts(done.stdout + done.stderr) == {"paper_table": 1, "compt_table5": 1}
+    diff = (Path(tiny_config["results_dir"]) / "tables" / "compt_table5.diff.md").read_text()
+    assert "regenerated: nothing" in diff
+
+
 def test_bad_config_stops_the_dag_in_one_line(tmp_path, tiny_config):
-    tiny_config["table3"]["methods"] = ["pt", "lora-xl"]
+    tiny_config["grid"]["methods"] = ["pt", "lora-xl"]
     config = tmp_path / "bad.yaml"
     config.write_text(yaml.safe_dump(tiny_config))
     done = snakemake("-n", "table3", "--configfile", str(config))

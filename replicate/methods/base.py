@@ -85,7 +85,6 @@ class Method:
     config_cls: Type[TrainConfig] = TrainConfig
     seed_batched: bool = True  # False: the trainer runs one seed at a time (model tuning)
     paper_label: str = ""      # the row label in the papers' tables
-    paradigm: str = "Gradient Descent"  # MP2 Table 3's sub-block ("Black-Box Tuning" for BBT, ...)
 
     def make_config(self, overrides: Optional[Mapping[str, Any]] = None) -> TrainConfig:
         known = {f.name for f in fields(self.config_cls)}

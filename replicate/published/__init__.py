@@ -67,6 +67,12 @@ def errata(paper: str) -> List[Dict[str, str]]:
     return _read_csv(DATA_DIR / f"{paper}_errata.csv")
 
 
+def shots_text(shots: Iterable[str]) -> str:
+    """Stated shot values in numeric order ("4, 16, 32, full"); empty values left out."""
+    stated = {s for s in shots if s}
+    return ", ".join(sorted(stated, key=lambda s: (not s.isdigit(), int(s) if s.isdigit() else 0, s)))
+
+
 def decimals(text: str) -> int:
     return max(0, -Decimal(text).as_tuple().exponent)
 
