@@ -48,7 +48,7 @@ def test_overrides_and_head():
 
 
 NOT_BUILT = [
-    ("mp2", "3", "ppt", "cpt-large"), ("mp2", "3", "spot", "cpt-large"), ("mp2", "3", "mp2-shallow", "cpt-large"),
+    ("mp2", "3", "ppt-unified", "cpt-large"), ("mp2", "3", "spot", "cpt-large"), ("mp2", "3", "mp2-shallow", "cpt-large"),
     ("mp2", "3", "mp2-deep", "cpt-large"), ("mp2", "3", "bbt", "cpt-large"), ("mp2", "3", "bbtv2", "cpt-large"),
     ("mpt", "1", "mpt", "t5-base"),
 ]

@@ -101,6 +101,22 @@ def test_names_are_consistent_across_papers():
     assert not tasks & {"sst2", "stsb", "mnli-m", "yelp", "record-"}
 
 
+def test_cells_quoted_from_a_registry_paper_equal_that_papers_cells():
+    """MP2 quotes its CPM-2 rows from the PPT paper and ComPT its MPT* row from MPT: two
+    transcriptions of one number must agree (MP2's "PPT" is the PPT paper's Unified PPT)."""
+    checked = 0
+    for row in published.rows():
+        quoted_paper = published.SOURCE_PAPERS.get(row["source"])
+        if not quoted_paper or not row["mean"]:
+            continue
+        same = [(r["mean"], r["std"]) for r in published.rows(quoted_paper)
+                if (r["method"], r["backbone"], r["task"], r["shot"]) ==
+                (row["method"], row["backbone"], row["task"], row["shot"])]
+        assert any(m == row["mean"] and (not row["std"] or s == row["std"]) for m, s in same), (row, same)
+        checked += 1
+    assert checked == 21 + 9
+
+
 def test_cli_prints_rows_with_the_header():
     done = subprocess.run([sys.executable, "-m", "replicate", "published", "--paper", "mp2", "--table", "3"],
                           capture_output=True, text=True, cwd=REPO)

@@ -24,6 +24,9 @@ COLUMNS = ["paper", "table", "block", "method", "backbone", "task", "shot", "met
 ERRATA_COLUMNS = ["paper", "table", "block", "method", "backbone", "shot", "column", "printed", "mean_of_cells",
                   "note"]
 PAPERS = ("mp2", "ppt", "mpt", "compt")
+# Sources (the `source` column) that are themselves papers of this registry: a quoted cell
+# must equal the cell of the quoted paper (tests/test_published.py checks it).
+SOURCE_PAPERS = {"gu2021-ppt": "ppt", "wang2023-mpt": "mpt"}
 
 
 def _read_csv(path: Path) -> List[Dict[str, str]]:
