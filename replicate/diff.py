@@ -10,10 +10,10 @@ Cells match on (paper, table, block, method, backbone, task, shot). Each row get
 - ``no regenerated number``: a published cell not regenerated; quoted rows (the paper took
   them from another paper) say ``published only (quoted from <source>)``.
 
-A ``setup`` column says whether the regenerated cell was produced in the paper's setup
-(its backbone, data and number of seeds) or how it differs; the header repeats it. An
-embedded cell is never presented as a reproduction of a paper's number: it has no matching
-published cell, because its task is not the paper's.
+A ``setup`` column says whether the regenerated cell was produced in the paper's setup (its
+data, backbone, shot, number of seeds, and epochs where the paper states them) or how it
+differs; the header repeats it. An embedded cell is never presented as a reproduction of a
+paper's number: it has no matching published cell, because its task is not the paper's.
 """
 
 from __future__ import annotations
@@ -52,7 +52,8 @@ def verdict(reg: Optional[float], pub: Optional[float], pub_std: Optional[float]
 
 
 def setup_note(row: Dict[str, str], paper_backbones: set, paper_shots: set) -> str:
-    """'paper setup' or what differs from it (data, backbone, shot, seeds)."""
+    """'paper setup' or what differs from it (data, backbone, shot, seeds, epochs where the
+    paper states them)."""
     from .params import PAPER_SETUPS
 
     setup = PAPER_SETUPS[row["paper"]]
@@ -66,6 +67,9 @@ def setup_note(row: Dict[str, str], paper_backbones: set, paper_shots: set) -> s
     n = row.get("n")
     if n and int(n) != setup.seeds:
         diffs.append(f"{n} seeds (paper: {setup.seeds})")
+    paper_epochs = setup.epochs.get(row["method"])
+    if row.get("epochs") and paper_epochs and int(row["epochs"]) != paper_epochs:
+        diffs.append(f"{row['epochs']} epochs (paper: {paper_epochs})")
     return "paper setup" if not diffs else "differs: " + "; ".join(diffs)
 
 
@@ -124,7 +128,7 @@ def header_lines(regenerated: List[Dict[str, str]], tables: set) -> List[str]:
                      f"{PAPER_SETUPS[paper].seeds} seeds")
     if setups != ["paper"]:
         lines.append("NOT a reproduction: the regenerated cells were produced in another setup (see the setup "
-                     "column); only cells with the same task, method and backbone are compared")
+                     "column); only cells with the same task, method, backbone and shot are compared")
     return lines
 
 

@@ -8,7 +8,7 @@ span head MP2 trains beside them is reported separately as ``head``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Dict, Optional
 
 from .errors import ReplicateError
@@ -26,11 +26,18 @@ class PaperSetup:
     mrc_head: bool  # MP2 casts tasks to MRC with a span head; the T5 papers generate text
     seeds: int      # runs per cell that the paper's mean and std are over
     where: str
+    # Training epochs per method where the paper states them (the diff names a run that trains
+    # for another number); methods missing here have no stated budget.
+    epochs: Dict[str, int] = field(default_factory=dict)
 
 
 PAPER_SETUPS: Dict[str, PaperSetup] = {
-    "mp2": PaperSetup("MP2", "cpt-large", 50, True, 5, "MP2 §4.2: CPT-large, prompt length 50"),
-    "ppt": PaperSetup("PPT", "t5-xxl", 100, False, 5, "PPT §4.1: T5-XXL (d=4096) and CPM-2, 100 soft tokens"),
+    # MP2 Appendix A.2: MP2 with gradient descent is tuned for 1K epochs (the baselines' budget is not stated)
+    "mp2": PaperSetup("MP2", "cpt-large", 50, True, 5, "MP2 §4.2: CPT-large, prompt length 50",
+                      {"mp2-shallow": 1000, "mp2-deep": 1000}),
+    # PPT Appendix: full-model tuning and prompt tuning train for 50 epochs
+    "ppt": PaperSetup("PPT", "t5-xxl", 100, False, 5, "PPT §4.1: T5-XXL (d=4096) and CPM-2, 100 soft tokens",
+                      {"model-tuning": 50, "pt": 50}),
     "mpt": PaperSetup("MPT", "t5-base", 100, False, 3, "MPT §4.1: T5-base, prompt length 100"),
     "compt": PaperSetup("ComPT", "t5-base", 100, False, 3, "ComPT: T5-base (ATTEMPT's setup: prompt length 100)"),
 }

@@ -34,7 +34,7 @@ from .io import git_state, read_json, write_text_atomic
 from .params import PAPER_SETUPS
 
 CSV_COLUMNS = ["paper", "table", "block", "method", "backbone", "task", "shot", "metric", "mean", "std", "params",
-               "source", "note", "n", "n_expected", "status", "setup", "run", "config_hash"]
+               "source", "note", "n", "n_expected", "status", "setup", "run", "config_hash", "epochs"]
 TRACK_TITLES = {"unseen-data": "UNSEEN DATA", "unseen-task": "UNSEEN TASK"}
 OWN_TASKS_BLOCK = "THIS RUN'S TASKS (not columns of the paper's table)"
 MAJORITY = "majority-class"
@@ -110,6 +110,7 @@ class Table:
     header: List[str]    # lines describing the setup
     blocks: List[Block]
     labels: Dict[Row, Tuple[str, str]]   # row -> (label, tunable params as printed)
+    epochs: Dict[str, int]               # method -> training epochs in this run
     cells: Dict[tuple, CellSummary]      # (method, shot, task) -> summary; majority has shot 0
     backbone: str
     setup: str
@@ -246,9 +247,12 @@ def build_table(cfg: dict, paper: str, table: str) -> Table:
 
     multi_shot = len(shots) > 1 or any(len(r) > 2 for b in shape["blocks"].values() for r in b["rows"])
     labels: Dict[Row, Tuple[str, str]] = {(MAJORITY, 0): ("Majority class (reference)", "0")}
+    epochs: Dict[str, int] = {}
     for name in methods:
         method = METHODS.get(name)
-        counts = method.trainable_parameters(spec, method.make_config(cfg["methods"].get(name)))
+        method_cfg = method.make_config(cfg["methods"].get(name))
+        epochs[name] = method_cfg.epochs
+        counts = method.trainable_parameters(spec, method_cfg)
         main = counts.get("backbone", 0) + counts.get("prompt", 0)
         params = f"{format_count(main)} (+{format_count(counts['head'])} head)" if main else format_count(counts["head"])
         for shot in shots:
@@ -281,7 +285,7 @@ def build_table(cfg: dict, paper: str, table: str) -> Table:
     if missing:
         header.append("paper rows not regenerated: " + "; ".join(f"{ms} ({why})" for ms, why in missing))
     return Table(f"{paper}_table{table}", paper, table, f"{name} Table {table} (regenerated)", header,
-                 blocks, labels, summaries, spec.name, cfg.get("setup", "embedded"), cfg["run"])
+                 blocks, labels, epochs, summaries, spec.name, cfg.get("setup", "embedded"), cfg["run"])
 
 
 def _fmt(x: Optional[float]) -> str:
@@ -297,18 +301,19 @@ def to_csv(table: Table) -> str:
             method, shot = row
             params = table.labels[row][1]
             shot_text = "" if method == MAJORITY else shot
+            epochs = table.epochs.get(method, "")
             note = "stand-in: this run's task, not a column of the paper's table"
             for task, metric in zip(block.tasks, block.metrics):
                 c = table.cell(row, task)
                 w.writerow([table.paper, table.table, block.title, method, table.backbone, task, shot_text, metric,
                             _fmt(c.mean), _fmt(c.std), params, "", note if task in block.stand_ins else "",
                             len(c.scores), c.n_expected, c.status, table.setup, table.run,
-                            ";".join(sorted(c.config_hashes))])
+                            ";".join(sorted(c.config_hashes)), epochs])
             avg = table.block_avg(block, row)
             if block.averaged and (method != MAJORITY or avg is not None):
                 w.writerow([table.paper, table.table, block.title, method, table.backbone, "avg", shot_text, "avg",
                             _fmt(avg), "", params, "", "mean of " + ", ".join(block.averaged), "", "",
-                            "ok" if avg is not None else "incomplete", table.setup, table.run, ""])
+                            "ok" if avg is not None else "incomplete", table.setup, table.run, "", epochs])
     return buf.getvalue()
 
 

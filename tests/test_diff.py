@@ -53,6 +53,15 @@ def test_embedded_cell_is_never_a_reproduction():
     assert mine["setup"] == "differs: embedded data; backbone minilm-l6 (paper: cpt-large); 3 seeds (paper: 5)"
 
 
+def test_setup_names_a_shot_or_budget_the_paper_did_not_use():
+    ppt_row = dict(regenerated_row(paper="ppt", table="5", block="English Tasks", backbone="t5-xxl",
+                                   task="yahoo-answers", shot="8", setup="paper", n="5"), mean="50.0", epochs="12")
+    (mine,) = [r for r in diff_rows([ppt_row]) if r["regenerated_mean"]]
+    assert mine["setup"] == "differs: 12 epochs (paper: 50)"  # PPT trains FT and PT for 50 epochs
+    (mine,) = [r for r in diff_rows([dict(ppt_row, shot="32", epochs="50")]) if r["regenerated_mean"]]
+    assert mine["setup"] == "differs: shot 32 (paper: 8)" and mine["verdict"] == "no published number"
+
+
 def test_cli_diffs_any_table_file(tmp_path):
     path = tmp_path / "elsewhere.csv"
     with open(path, "w", newline="") as f:
