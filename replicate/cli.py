@@ -101,15 +101,15 @@ def cmd_probe(args) -> int:
     from .tasks import resolve_task
 
     cfg = load_config(args.config)
-    t3 = cfg["grid"]
-    backbone, tokenizer = BACKBONES.get(t3["backbone"]).load()
-    shot = t3["shots"][0]
+    grid = cfg["grid"]
+    backbone, tokenizer = BACKBONES.get(grid["backbone"]).load()
+    shot = grid["shots"][0]
     print("task,probe,acc_mean,acc_std,majority,seeds")
-    for name in args.tasks or t3["tasks"]:
+    for name in args.tasks or grid["tasks"]:
         task = resolve_task(name, cfg.get("paper_data_files"))
         pools = task.load_pools(cfg["data_dir"])
         scores = []
-        for seed in t3["seeds"]:
+        for seed in grid["seeds"]:
             path = split_path(cfg, name, shot, seed)
             manifest = read_json(path) if os.path.exists(path) else draw_split(task, pools, shot, seed,
                                                                                 protocol_of(cfg))

@@ -86,17 +86,17 @@ def check_config(cfg: Any, check_data: bool = True) -> dict:
     from .methods import METHODS
     from .tasks import resolve_task
 
-    t3 = cfg["grid"]
-    seeds = t3["seeds"]
+    grid = cfg["grid"]
+    seeds = grid["seeds"]
     dupes = sorted({s for s in seeds if seeds.count(s) > 1})
     if dupes:
         raise ConfigError(f"config grid/seeds: duplicate seed(s) {dupes}")
-    spec = BACKBONES.get(t3["backbone"])
-    for name in t3["methods"]:
+    spec = BACKBONES.get(grid["backbone"])
+    for name in grid["methods"]:
         METHODS.get(name)
     for name, overrides in cfg["methods"].items():
         METHODS.get(name).make_config(overrides)
-    tasks = [resolve_task(name, cfg.get("paper_data_files")) for name in t3["tasks"]]
+    tasks = [resolve_task(name, cfg.get("paper_data_files")) for name in grid["tasks"]]
     for name in cfg.get("paper_data_files", {}):
         resolve_task(name, cfg["paper_data_files"])
     if check_data:
@@ -111,8 +111,8 @@ def check_config(cfg: Any, check_data: bool = True) -> dict:
 
 
 def groups(cfg: dict) -> List[Group]:
-    t3 = cfg["grid"]
-    return [Group(m, t3["backbone"], t, s) for m, t, s in product(t3["methods"], t3["tasks"], t3["shots"])]
+    grid = cfg["grid"]
+    return [Group(m, grid["backbone"], t, s) for m, t, s in product(grid["methods"], grid["tasks"], grid["shots"])]
 
 
 def cells(cfg: dict) -> Iterator[Cell]:

@@ -97,7 +97,8 @@ def diff_rows(regenerated: List[Dict[str, str]], tables: Optional[set] = None) -
             "n": r.get("n", ""), "published_mean": p.get("mean", ""), "published_std": p.get("std", ""),
             "delta": "" if reg is None or pm is None else f"{reg - pm:+.2f}",
             "verdict": verdict(reg, pm, ps, p.get("source", "")),
-            "setup": setup_note(r, backbones[r["paper"]], shots[(r["paper"], r["table"])]), "source": p.get("source", ""),
+            "setup": setup_note(r, backbones[r["paper"]], shots[(r["paper"], r["table"])]),
+            "source": p.get("source", ""),
         })
     for k, p in pub.items():
         if k in seen:
@@ -165,12 +166,14 @@ def read_table_csv(path: str, allow_empty: bool = False) -> List[Dict[str, str]]
     with open(path, encoding="utf-8", newline="") as f:
         reader = csv.DictReader(f)
         rows = list(reader)
+    from .errors import ReplicateError
+
     missing = {"paper", "table", "block", "method", "backbone", "task", "shot", "metric", "mean"} - set(
         reader.fieldnames or ())
-    if missing or not (rows or allow_empty):
-        missing = missing or {"(no rows)"}
-        from .errors import ReplicateError
+    if missing:
         raise ReplicateError(f"{path}: not a table CSV (missing columns {', '.join(sorted(missing))})")
+    if not rows and not allow_empty:
+        raise ReplicateError(f"{path}: a table CSV with no rows: nothing says which published table to diff")
     return rows
 
 

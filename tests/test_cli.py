@@ -37,6 +37,13 @@ def test_split_train_aggregate_by_hand(tmp_path, tiny_config):
     assert done.returncode == 0, done.stderr
     assert "Prompt Tuning" in (tmp_path / "t3.md").read_text()
 
+    # any paper table; by default under the run's results_dir
+    done = cli("aggregate", "--config", str(config), "--paper", "mpt", "--table", "4")
+    assert done.returncode == 0, done.stderr
+    assert "Prompt Tuning (k=8)" in open(f"{cfg['results_dir']}/tables/mpt_table4.md").read()
+    done = cli("aggregate", "--config", str(config), "--paper", "mpt", "--table", "5")
+    assert done.returncode == 2 and done.stderr.strip().startswith("replicate: mpt has no results table '5'")
+
 
 def test_job_without_its_paths_is_one_line_error():
     done = cli("train", "--settings", "{}", "--seeds", "8")

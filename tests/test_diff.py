@@ -79,3 +79,8 @@ def test_cli_diffs_any_table_file(tmp_path):
     done = subprocess.run([sys.executable, "-m", "replicate", "diff", str(bad)], capture_output=True, text=True,
                           cwd=REPO)
     assert done.returncode == 2 and "not a table CSV" in done.stderr
+    empty = tmp_path / "empty.csv"
+    empty.write_text(",".join(regenerated_row()) + "\n")
+    done = subprocess.run([sys.executable, "-m", "replicate", "diff", str(empty)], capture_output=True, text=True,
+                          cwd=REPO)
+    assert done.returncode == 2 and "no rows: nothing says which published table" in done.stderr
