@@ -20,7 +20,7 @@ ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
        "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")}
 
 
-# The tables with a row of model tuning, PT or P-tuning v2 (the tiny config's methods).
+# The tables with a row of model tuning, PT or P-tuning v2 (the methods of the tiny and paper configs).
 TABLES_WITH_BUILT_METHODS = [("mp2", "3"), ("ppt", "1"), ("ppt", "2"), ("ppt", "4"), ("ppt", "5"), ("mpt", "1"),
                              ("mpt", "2"), ("mpt", "3"), ("mpt", "4"), ("compt", "1"), ("compt", "2"), ("compt", "8")]
 
@@ -83,6 +83,10 @@ def test_paper_config_dry_run_lists_every_cell_offline():
         for method in ("model-tuning", "pt", "ptv2"):
             for seed in (8, 13, 21, 42, 100):
                 assert f"results/paper/cells/cpt-large/{task}/shot32/{method}/seed{seed}.json" in out
+    # every table with a row of these methods, from the same 42 training jobs
+    done = snakemake("-n", "--cores", "8", "tables", "--configfile", "config/paper.yaml")
+    assert job_counts(done.stdout) == {"split": 14, "train": 42, "paper_table": len(TABLES_WITH_BUILT_METHODS),
+                                       "tables": 1}
 
 
 def test_every_paper_table_is_a_target(tmp_path, tiny_config):
