@@ -279,11 +279,12 @@ def build_table(cfg: dict, paper: str, table: str) -> Table:
     else:
         header.append("this run regenerates no row of this table (its published numbers are in the diff)")
     not_trained = [m for m in table_methods(paper, table) if m not in methods]
-    missing = [(", ".join(ms), why) for ms, why in (([m for m in not_trained if m not in METHODS], "not built yet"),
-                                                     ([m for m in not_trained if m in METHODS], "not in this run's grid"))
-               if ms]
-    if missing:
-        header.append("paper rows not regenerated: " + "; ".join(f"{ms} ({why})" for ms, why in missing))
+    not_built = [m for m in not_trained if m not in METHODS]
+    not_in_grid = [m for m in not_trained if m in METHODS]
+    reasons = [f"{', '.join(ms)} ({why})" for ms, why in ((not_built, "not built yet"),
+                                                           (not_in_grid, "not in this run's grid")) if ms]
+    if reasons:
+        header.append("paper rows not regenerated: " + "; ".join(reasons))
     return Table(f"{paper}_table{table}", paper, table, f"{name} Table {table} (regenerated)", header,
                  blocks, labels, epochs, summaries, spec.name, cfg.get("setup", "embedded"), cfg["run"])
 
