@@ -24,6 +24,7 @@ from typing import Dict, List, Optional
 
 from . import published
 from .io import write_text_atomic
+from .tables import MAJORITY
 
 KEY_FIELDS = ("paper", "table", "block", "method", "backbone", "task", "shot")
 DIFF_COLUMNS = ["paper", "table", "block", "method", "backbone", "task", "shot", "metric", "regenerated_mean",
@@ -84,7 +85,7 @@ def diff_rows(regenerated: List[Dict[str, str]], tables: Optional[set] = None) -
     out = []
     seen = set()
     for r in regenerated:
-        if r["method"] == "majority-class":
+        if r["method"] == MAJORITY:
             continue  # a reference row of the regenerated table, not a method of the paper
         k = _key(r)
         seen.add(k)

@@ -103,7 +103,6 @@ class Block:
 
 @dataclass
 class Table:
-    name: str            # e.g. "mp2_table3"
     paper: str
     table: str
     title: str
@@ -285,7 +284,7 @@ def build_table(cfg: dict, paper: str, table: str) -> Table:
                                                            (not_in_grid, "not in this run's grid")) if ms]
     if reasons:
         header.append("paper rows not regenerated: " + "; ".join(reasons))
-    return Table(f"{paper}_table{table}", paper, table, f"{name} Table {table} (regenerated)", header,
+    return Table(paper, table, f"{name} Table {table} (regenerated)", header,
                  blocks, labels, epochs, summaries, spec.name, cfg.get("setup", "embedded"), cfg["run"])
 
 

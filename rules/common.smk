@@ -62,10 +62,12 @@ def result_files(group):
 
 
 
+# A regenerated table's files: Markdown, CSV, LaTeX and its diff (Markdown, CSV).
+TABLE_EXTENSIONS = (".md", ".csv", ".tex", ".diff.md", ".diff.csv")
+
+
 def table_files(paper, table):
-    """A regenerated table's files: Markdown, CSV, LaTeX and its diff."""
-    prefix = f"{RESULTS}/tables/{paper}_table{table}"
-    return [prefix + ext for ext in (".md", ".csv", ".tex", ".diff.md", ".diff.csv")]
+    return [f"{RESULTS}/tables/{paper}_table{table}{ext}" for ext in TABLE_EXTENSIONS]
 
 
 def table_inputs(paper, table):

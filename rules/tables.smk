@@ -4,7 +4,7 @@ rule paper_table:
     input:
         lambda wildcards: table_inputs(wildcards.paper, wildcards.table),
     output:
-        multiext(f"{RESULTS}/tables/{{paper}}_table{{table}}", ".md", ".csv", ".tex", ".diff.md", ".diff.csv"),
+        multiext(f"{RESULTS}/tables/{{paper}}_table{{table}}", *TABLE_EXTENSIONS),
     wildcard_constraints:
         paper="|".join(PAPERS),
         table=r"[0-9a-z]+",
