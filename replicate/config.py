@@ -131,9 +131,20 @@ def result_path(cfg: dict, cell: Cell) -> str:
 
 
 def split_settings(cfg: dict, task: str, shot: int) -> Dict[str, Any]:
-    """What a split manifest depends on."""
-    return {"task": task, "shot": shot, "protocol": cfg["protocol"],
-            "data_files": cfg.get("paper_data_files", {}).get(task)}
+    """What a split manifest depends on: with drop_longer_than, the backbone's tokenizer too."""
+    out = {"task": task, "shot": shot, "protocol": cfg["protocol"],
+           "data_files": cfg.get("paper_data_files", {}).get(task)}
+    if cfg["protocol"].get("drop_longer_than"):
+        out.update(_backbone_settings(cfg, cfg["grid"]["backbone"]))
+    return out
+
+
+def _backbone_settings(cfg: dict, backbone: str) -> Dict[str, Any]:
+    out: Dict[str, Any] = {"backbone": backbone}
+    local = cfg.get("backbone_dirs", {}).get(backbone)
+    if local:
+        out["backbone_dir"] = local
+    return out
 
 
 def cell_settings(cfg: dict, group: Group) -> Dict[str, Any]:
@@ -147,8 +158,8 @@ def cell_settings(cfg: dict, group: Group) -> Dict[str, Any]:
         "setup": cfg.get("setup", "embedded"),
         "method": group.method,
         "method_config": asdict(method_cfg),
-        "backbone": group.backbone,
         **split_settings(cfg, group.task, group.shot),
+        **_backbone_settings(cfg, group.backbone),
     }
 
 

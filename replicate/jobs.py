@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import Dict, List, Sequence
+from typing import Dict, List, Sequence, Tuple
 
 from .config import config_hash
 from .errors import ConfigError
@@ -14,6 +14,28 @@ from .io import git_state, machine, package_versions, read_json, write_json_atom
 
 def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
+
+
+# init="vocab" counts token frequencies over at most this many training-pool examples.
+INIT_VOCAB_EXAMPLES = 20000
+
+
+def encode_parts(encoder, parts: Dict[str, list], cache: dict) -> Tuple[list, list, list]:
+    """Encoded train, dev and test examples of one seed, through ``cache`` (shared by the
+    seeds of a job). Ids are unique within a pool only (Hub splits restart at 0), so the
+    cache is keyed by (pool, id), never by id alone."""
+    from .tasks.base import POOL_OF_PART
+
+    out = []
+    for part in ("train", "dev", "test"):
+        encoded = []
+        for ex in parts[part]:
+            key = (POOL_OF_PART[part], ex.id)
+            if key not in cache:
+                cache[key] = encoder.encode(ex)
+            encoded.append(cache[key])
+        out.append(encoded)
+    return tuple(out)
 
 
 def task_of(settings: dict):
@@ -33,9 +55,20 @@ def make_splits(settings: dict, seeds: Sequence[int], data_dir: str, out_paths: 
         raise ConfigError("give one output path per seed")
     task = task_of(settings)
     pools = task.load_pools(data_dir)
+    protocol = protocol_of(settings)
+    dropped = None
+    if protocol.drop_longer_than and task.kind == "extractive":
+        from .backbones import BACKBONES
+        from .splits import drop_long
+
+        tokenizer = BACKBONES.get(settings["backbone"]).load_tokenizer(settings.get("backbone_dir"))
+        pools, dropped = drop_long(task, pools, tokenizer, protocol, BACKBONES.get(settings["backbone"]))
+        _log(f"{task.name}: dropped {dropped} examples longer than {protocol.drop_longer_than} tokens")
     manifests = []
     for seed, path in zip(seeds, out_paths):
-        manifest = draw_split(task, pools, settings["shot"], seed, protocol_of(settings))
+        manifest = draw_split(task, pools, settings["shot"], seed, protocol)
+        if dropped is not None:
+            manifest["dropped_too_long"] = dropped
         write_json_atomic(path, manifest)
         manifests.append(manifest)
     return manifests
@@ -46,8 +79,9 @@ def train_group(settings: dict, seeds: Sequence[int], split_paths: Sequence[str]
     """Train every seed of one (method, backbone, task, shot) group; write one result per seed."""
     import torch
 
-    from .backbones import BACKBONES
+    from .backbones import BACKBONES, weights_fingerprint
     from .methods import METHODS
+    from .methods.common import frequent_tokens
     from .mrc import MRCEncoder
     from .splits import resolve
     from .train import SeedData, outcome_dict, run_group
@@ -74,19 +108,17 @@ def train_group(settings: dict, seeds: Sequence[int], split_paths: Sequence[str]
     pools = task.load_pools(data_dir)
     parts = [resolve(m, pools) for m in manifests]
 
-    backbone, tokenizer = spec.load(dropout=cfg.dropout)
-    encoder = MRCEncoder(tokenizer, task, cfg.max_length, method.prompt_length(cfg), spec.uses_cls)
-    cache: Dict[str, object] = {}
-
-    def enc(examples):
-        out = []
-        for ex in examples:
-            if ex.id not in cache:
-                cache[ex.id] = encoder.encode(ex)
-            out.append(cache[ex.id])
-        return out
-
-    seed_data = [SeedData(seed, enc(p["train"]), enc(p["dev"]), enc(p["test"])) for seed, p in zip(seeds, parts)]
+    backbone, tokenizer = spec.load(dropout=cfg.dropout, local_dir=settings.get("backbone_dir"))
+    weights_sha256 = weights_fingerprint(backbone)
+    encoder = MRCEncoder(tokenizer, task, cfg.max_length, method.prompt_length(cfg), spec.uses_cls, spec.token_type)
+    cache: dict = {}
+    seed_data = [SeedData(seed, *encode_parts(encoder, p, cache)) for seed, p in zip(seeds, parts)]
+    init_tokens = None
+    if getattr(cfg, "init", None) == "vocab":
+        # from the training pool only: nothing of the test pool shapes the initialisation
+        init_tokens = frequent_tokens(tokenizer, (encoder.task.template.fill(ex)[0] for ex in
+                                                  sorted(pools.train, key=lambda ex: ex.id)[:INIT_VOCAB_EXAMPLES]),
+                                      cfg.init_vocab_size)
     pristine = None
     if not method.seed_batched:
         pristine = {k: v.detach().clone() for k, v in backbone.state_dict().items()}
@@ -106,6 +138,7 @@ def train_group(settings: dict, seeds: Sequence[int], split_paths: Sequence[str]
     provenance = {
         "config_hash": c_hash, "settings": settings, "packages": package_versions(), "git": git_state(),
         "machine": machine(), "threads": threads, "device": str(device),
+        "backbone_weights_sha256": weights_sha256,
         "trainable_parameters": method.trainable_parameters(spec, cfg),
         "seed_batched": method.seed_batched, "group_seeds": list(seeds),
     }
@@ -133,5 +166,5 @@ def train_group(settings: dict, seeds: Sequence[int], split_paths: Sequence[str]
              f"(best dev {o['best_dev']} at epoch {o['best_epoch']}) -> {path_of[outcome.seed]}")
 
     run_group(method, cfg, spec, task, backbone, tokenizer, pristine, seed_data, encoder, on_done, log=_log,
-              device=device)
+              device=device, init_tokens=init_tokens)
     return written

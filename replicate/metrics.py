@@ -1,6 +1,8 @@
 """Task metrics. Classification: accuracy (the papers' column) and macro-F1. Extractive:
-SQuAD-style token F1 and exact match over the best-matching gold answer, with tokens =
-characters for CJK text (the CMRC-2018 convention) and whitespace words otherwise."""
+SQuAD-style token F1 and exact match over the best-matching gold answer. Prediction and gold
+are segmented by one rule (CMRC-2018's mixed segmentation): every CJK character is a token,
+and each run of other non-space characters is a token, so "1998" against "1998年" shares
+one of two tokens whatever the mix of scripts on either side."""
 
 from __future__ import annotations
 
@@ -15,9 +17,19 @@ _PUNCT = set(string.punctuation) | set("，。！？；：、“”‘’（）�
 
 def _tokens(text: str):
     text = "".join(ch for ch in text.lower() if ch not in _PUNCT)
-    if _CJK.search(text):
-        return [ch for ch in text if not ch.isspace()]
-    return text.split()
+    out, run = [], []
+    for ch in text:
+        if _CJK.match(ch) or ch.isspace():
+            if run:
+                out.append("".join(run))
+                run = []
+            if not ch.isspace():
+                out.append(ch)
+        else:
+            run.append(ch)
+    if run:
+        out.append("".join(run))
+    return out
 
 
 def span_f1(pred: str, gold: str) -> float:

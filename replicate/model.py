@@ -8,13 +8,13 @@ own slice, and Adam's update is elementwise (see ``train.clip_per_seed`` for cli
 Prompts live outside the backbone. A *prompt source* returns the prompts of all seeds as
 one tensor ``(seeds, depth, length, d_model)``; ``depth`` is 1 for a prompt at the input
 (Lester et al.) or the backbone's ``n_layers`` for a prompt at every layer (P-tuning v2 as
-MP2 implements it, see ``DeepPromptInjector``). Later methods (MP2's router over modular
+MP2 implements it). Either way the prompt is added to the hidden states entering each
+prompted layer at the prompt slots, never replacing them (MPMP's formulation). Later methods (MP2's router over modular
 prompts, SPoT/PPT initialisations) are new prompt sources; the injection stays the same.
 """
 
 from __future__ import annotations
 
-import math
 from typing import List, Optional
 
 import torch
@@ -28,7 +28,8 @@ def transformer_layers(model, arch: str) -> nn.ModuleList:
 
 
 class InputPrompt(nn.Module):
-    """``length`` soft tokens per seed at the input layer (PT, Lester et al. 2021)."""
+    """``length`` soft tokens per seed at the input layer (PT, Lester et al. 2021), added to
+    the embedding output at the prompt slots (MPMP ``Shallow/modeling_bert.py:588-604``)."""
 
     def __init__(self, init: torch.Tensor):  # init: (seeds, length, d)
         super().__init__()
@@ -41,8 +42,9 @@ class InputPrompt(nn.Module):
 
 
 class DeepPrompt(nn.Module):
-    """A prompt at every layer (P-tuning v2 as in MP2's code: layer 0 replaces the input
-    embeddings at the prompt slots; layers 1..n-1 are ADDED to the hidden states there)."""
+    """A prompt at every layer (P-tuning v2 as in MP2's code): layer k's prompt is ADDED to
+    the hidden states entering layer k at the prompt slots, for every k from 0 (the embedding
+    output, after its LayerNorm) to depth-1 (MPMP ``Deep/modeling_bert.py:597-607``)."""
 
     def __init__(self, init: torch.Tensor):  # init: (seeds, depth, length, d)
         super().__init__()
@@ -57,25 +59,19 @@ class DeepPrompt(nn.Module):
 
 
 class SpanHead(nn.Module):
-    """Per-seed Linear(d, 2): start and end logits for every token (MP2's MRC head)."""
+    """Per-seed Linear(d, 2): start and end logits for every token (MP2's MRC head).
 
-    def __init__(self, weight: torch.Tensor, bias: torch.Tensor):  # (seeds, d, 2), (seeds, 2)
+    The bias is zero and not trained, as in MPMP (its optimiser holds ``qa_outputs.weight``
+    only, ``Deep/downstream_run.py:102-110``; a bias shared by all positions changes neither
+    the loss over positions nor which position wins)."""
+
+    def __init__(self, weight: torch.Tensor):  # (seeds, d, 2)
         super().__init__()
         self.weight = nn.Parameter(weight.clone())
-        self.bias = nn.Parameter(bias.clone())
-
-    @staticmethod
-    def init_for_seed(d_model: int, seed: int):
-        """nn.Linear's default initialisation, drawn from a generator owned by the seed."""
-        g = torch.Generator().manual_seed(seed)
-        bound = 1.0 / math.sqrt(d_model)
-        w = (torch.rand(d_model, 2, generator=g) * 2 - 1) * bound
-        b = (torch.rand(2, generator=g) * 2 - 1) * bound
-        return w, b
 
     def forward(self, hidden: torch.Tensor, seed_index: torch.Tensor) -> torch.Tensor:
         w = self.weight[seed_index]  # (B, d, 2)
-        return torch.einsum("btd,bdk->btk", hidden, w) + self.bias[seed_index][:, None, :]
+        return torch.einsum("btd,bdk->btk", hidden, w)
 
 
 class PromptedMRC(nn.Module):
@@ -90,11 +86,11 @@ class PromptedMRC(nn.Module):
         self.prompt_offset = 1 if spec.uses_cls else 0  # prompt slots follow [CLS] (MP2's layout)
         self._hooks: List = []
         self._layer_prompts: Optional[torch.Tensor] = None  # (B, depth, L, d) during a forward
-        if prompt is not None and getattr(prompt, "depth", 1) > 1:
+        if prompt is not None:
             layers = transformer_layers(backbone, self.arch)
             if prompt.depth > len(layers):
                 raise ValueError(f"deep prompt of depth {prompt.depth} on a {len(layers)}-layer backbone")
-            for k in range(1, prompt.depth):
+            for k in range(prompt.depth):
                 self._hooks.append(layers[k].register_forward_pre_hook(self._make_hook(k)))
 
     def _make_hook(self, k: int):
@@ -103,18 +99,15 @@ class PromptedMRC(nn.Module):
                 return None
             hidden = args[0]
             a, b = self.prompt_offset, self.prompt_offset + self._layer_prompts.shape[2]
-            hidden = torch.cat([hidden[:, :a], hidden[:, a:b] + self._layer_prompts[:, k], hidden[:, b:]], dim=1)
+            added = hidden[:, a:b] + self._layer_prompts[:, k].to(hidden.dtype)
+            hidden = torch.cat([hidden[:, :a], added, hidden[:, b:]], dim=1)
             return (hidden,) + tuple(args[1:])
         return add_prompt
 
     def forward(self, input_ids, attention_mask, token_type_ids, seed_index) -> torch.Tensor:
-        embeds = self.backbone.get_input_embeddings()(input_ids)
         if self.prompt is not None:
-            prompts = self.prompt()[seed_index]  # (B, depth, L, d)
-            a, b = self.prompt_offset, self.prompt_offset + prompts.shape[2]
-            embeds = torch.cat([embeds[:, :a], prompts[:, 0], embeds[:, b:]], dim=1)
-            self._layer_prompts = prompts
-        kwargs = {"inputs_embeds": embeds, "attention_mask": attention_mask}
+            self._layer_prompts = self.prompt()[seed_index]  # (B, depth, L, d)
+        kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
         if self.arch != "t5":
             kwargs["token_type_ids"] = token_type_ids
         try:

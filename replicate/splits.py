@@ -21,7 +21,7 @@ import hashlib
 import json
 import random
 from dataclasses import asdict, dataclass
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from .errors import DataError
 from .io import write_json_atomic
@@ -32,9 +32,38 @@ MANIFEST_VERSION = 1
 
 @dataclass(frozen=True)
 class Protocol:
+    """many_labels / per_label_when_many / test_cap: see the module docstring.
+    drop_longer_than: extractive examples whose MRC input, with ``length_prompt_slots``
+        prompt slots, is longer than this many tokens are removed from both pools before
+        anything is drawn (MPMP ``Deep/dataloader.py:208`` filters every split at 512 tokens
+        with its 50 prompt slots; MP2 Table 2's CMRC-2018 test set is the 2,886 that remain
+        of 3,219). None keeps every example."""
+
     many_labels: int = 5
     per_label_when_many: int = 8
     test_cap: Optional[int] = None
+    drop_longer_than: Optional[int] = None
+    length_prompt_slots: int = 0
+
+
+def drop_long(task: TaskSpec, pools: Pools, tokenizer, protocol: Protocol, spec) -> Tuple[Pools, Dict[str, int]]:
+    """``pools`` without the extractive examples longer than ``protocol.drop_longer_than``,
+    and how many each pool lost."""
+    from .mrc import MRCEncoder, TooLong
+
+    encoder = MRCEncoder(tokenizer, task, protocol.drop_longer_than, protocol.length_prompt_slots, spec.uses_cls,
+                         spec.token_type)
+
+    def fits(ex: Example) -> bool:
+        try:
+            encoder.encode(ex)
+        except TooLong:
+            return False
+        return True
+
+    train = [ex for ex in pools.train if fits(ex)]
+    test = [ex for ex in pools.test if fits(ex)]
+    return Pools(train=train, test=test), {"train": len(pools.train) - len(train), "test": len(pools.test) - len(test)}
 
 
 def _per_label_counts(labels: Sequence[int], shot: int, protocol: Protocol, rng: random.Random) -> Dict[int, int]:

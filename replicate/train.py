@@ -4,11 +4,14 @@ Seed-batched methods train all seeds against ONE frozen backbone: a step concate
 seed's own minibatch (its own split, its own shuffling order) and every example is routed
 to its seed's prompt and head. Per seed: own init (generators keyed by the seed), own
 optimizer state (Adam is elementwise over the stacked tensors, so one Adam over the stack
-equals one Adam per seed), own gradient clipping, own best-on-dev checkpoint, own result.
+equals one Adam per seed), own gradient clipping (off by default, as in MPMP), own
+best-on-dev checkpoint, own result.
 Methods that change the backbone (model tuning) run the same loop once per seed.
 
 A seed's result file is written atomically as soon as that seed is done; a failure inside a
-seed's training is recorded in its result (status "failed") instead of losing the others.
+seed's training is recorded in its result (status "failed") instead of losing the others: a
+seed whose loss diverges (not finite, or ``diverge_factor`` times its first step's) stops
+while the other seeds of its group train on.
 """
 
 from __future__ import annotations
@@ -39,7 +42,6 @@ class Batch:
     labels: torch.Tensor         # (B,) option index; -1 if none
     answer_starts: torch.Tensor  # (B,) extractive gold start; -1 if none
     answer_ends: torch.Tensor
-    context_mask: torch.Tensor   # (B, T) bool: tokens an extractive answer may cover
 
 
 def collate(items: Sequence[Encoded], seed_index: Sequence[int], pad_id: int, device=None) -> Batch:
@@ -55,7 +57,6 @@ def collate(items: Sequence[Encoded], seed_index: Sequence[int], pad_id: int, de
     labels = torch.full((n,), -1, dtype=torch.long)
     a_start = torch.full((n,), -1, dtype=torch.long)
     a_end = torch.full((n,), -1, dtype=torch.long)
-    cmask = torch.zeros((n, width), dtype=torch.bool)
     for i, e in enumerate(items):
         t = len(e.input_ids)
         ids[i, :t] = torch.tensor(e.input_ids)
@@ -70,50 +71,54 @@ def collate(items: Sequence[Encoded], seed_index: Sequence[int], pad_id: int, de
             labels[i] = e.label
         if e.answer_span is not None:
             a_start[i], a_end[i] = e.answer_span
-        c0, c1 = e.context_range
-        cmask[i, c0:c1] = True
     batch = Batch(ids, mask, types, torch.tensor(list(seed_index), dtype=torch.long), starts, ends, omask, labels,
-                  a_start, a_end, cmask)
+                  a_start, a_end)
     if device is not None and device.type != "cpu":
         batch = Batch(*(t.to(device, non_blocking=True) for t in vars(batch).values()))
     return batch
 
 
-def _option_scores(logits: torch.Tensor, batch: Batch):
-    start = logits[..., 0].gather(1, batch.option_starts).masked_fill(~batch.option_mask, -1e4)
-    end = logits[..., 1].gather(1, batch.option_ends).masked_fill(~batch.option_mask, -1e4)
-    return start, end
+def _targets(batch: Batch, extractive: bool):
+    """Gold start and end token of each example: the gold option's first and last token, or
+    the answer's. -1 where there is none."""
+    if extractive:
+        return batch.answer_starts, batch.answer_ends
+    has = batch.labels >= 0
+    idx = batch.labels.clamp(min=0)[:, None]
+    start = batch.option_starts.gather(1, idx)[:, 0]
+    end = batch.option_ends.gather(1, idx)[:, 0]
+    return start.where(has, -1), end.where(has, -1)
 
 
 def example_losses(logits: torch.Tensor, batch: Batch, extractive: bool) -> torch.Tensor:
-    """Per-example loss: start CE + end CE, over option spans (MP2's label mask) or context."""
-    if extractive:
-        keep = batch.answer_starts >= 0
-        start = logits[..., 0].masked_fill(~batch.context_mask, -1e4)
-        end = logits[..., 1].masked_fill(~batch.context_mask, -1e4)
-        loss = (F.cross_entropy(start, batch.answer_starts.clamp(min=0), reduction="none")
-                + F.cross_entropy(end, batch.answer_ends.clamp(min=0), reduction="none"))
-        return loss * keep
-    start, end = _option_scores(logits, batch)
-    return F.cross_entropy(start, batch.labels, reduction="none") + F.cross_entropy(end, batch.labels, reduction="none")
+    """Per-example loss as in MPMP (``Deep/modeling_cpt.py`` QA loss): cross-entropy of the
+    start and of the end position over every token of the input, averaged
+    ((start + end) / 2). Padding is masked out (MPMP attends to it and lets the loss pick
+    it, an artefact of batch shapes that would make an example's loss depend on its batch)."""
+    real = batch.attention_mask.bool()
+    start_t, end_t = _targets(batch, extractive)
+    keep = start_t >= 0
+    start = logits[..., 0].masked_fill(~real, -1e4)
+    end = logits[..., 1].masked_fill(~real, -1e4)
+    loss = (F.cross_entropy(start, start_t.clamp(min=0), reduction="none")
+            + F.cross_entropy(end, end_t.clamp(min=0), reduction="none")) / 2
+    return loss * keep
 
 
-def predictions(logits: torch.Tensor, batch: Batch, extractive: bool, max_answer_tokens: int) -> List:
-    """Option index per example, or (start, end) token span for extractive tasks."""
+def predictions(logits: torch.Tensor, batch: Batch, extractive: bool) -> List:
+    """Option index per example, or (start, end) token span for extractive tasks (MPMP
+    ``Deep/model.py:41-77``): an option scores start logit (at its first token) TIMES end
+    logit (at its last token); an extractive answer runs from the start argmax to the end
+    argmax, taken independently over the input (empty when the end comes first)."""
     if not extractive:
-        start, end = _option_scores(logits, batch)
-        return (start + end).argmax(dim=1).tolist()
-    out = []
-    for i in range(logits.shape[0]):
-        s = logits[i, :, 0].masked_fill(~batch.context_mask[i], -1e4)
-        e = logits[i, :, 1].masked_fill(~batch.context_mask[i], -1e4)
-        pair = s[:, None] + e[None, :]
-        t = pair.shape[0]
-        allowed = torch.triu(torch.ones(t, t, dtype=torch.bool)) & ~torch.triu(
-            torch.ones(t, t, dtype=torch.bool), diagonal=max_answer_tokens)
-        best = pair.masked_fill(~allowed, -1e9).argmax().item()
-        out.append((best // t, best % t))
-    return out
+        start = logits[..., 0].gather(1, batch.option_starts)
+        end = logits[..., 1].gather(1, batch.option_ends)
+        scores = (start * end).masked_fill(~batch.option_mask, float("-inf"))
+        return scores.argmax(dim=1).tolist()
+    real = batch.attention_mask.bool()
+    start = logits[..., 0].masked_fill(~real, float("-inf")).argmax(dim=1)
+    end = logits[..., 1].masked_fill(~real, float("-inf")).argmax(dim=1)
+    return list(zip(start.tolist(), end.tolist()))
 
 
 def seed_axis_parameters(model) -> List[torch.nn.Parameter]:
@@ -181,10 +186,10 @@ class GroupTrainer:
             logits = self.model(batch.input_ids, batch.attention_mask, batch.token_type_ids, batch.seed_index)
         return logits.float()
 
-    def _evaluate(self, split: str) -> List[List]:
-        """Predictions per seed on ``split``, with all (seed, example) pairs in shared batches."""
+    def _evaluate(self, split: str, seeds: Sequence[int]) -> Dict[int, List]:
+        """Predictions of each seed in ``seeds`` on ``split``, all (seed, example) pairs in
+        shared batches."""
         self.model.eval()
-        seeds = range(self.n)
         pairs = [(s, e) for s in seeds for e in getattr(self.data[s], split)]
         preds: List = []
         with torch.no_grad():
@@ -192,19 +197,27 @@ class GroupTrainer:
                 chunk = pairs[i:i + self.cfg.eval_batch_size]
                 batch = collate([e for _, e in chunk], [s for s, _ in chunk], self.pad_id, self.device)
                 logits = self._forward(batch)
-                preds += predictions(logits, batch, self.extractive, self.encoder.max_answer_tokens)
-        out, cursor = [], 0
+                preds += predictions(logits, batch, self.extractive)
+        out, cursor = {}, 0
         for s in seeds:
             k = len(getattr(self.data[s], split))
-            out.append(preds[cursor:cursor + k])
+            out[s] = preds[cursor:cursor + k]
             cursor += k
         return out
 
     def _score(self, encs: List[Encoded], preds: List) -> Dict[str, float]:
         if self.extractive:
-            texts = [self.encoder.decode_span(e, a, b) for e, (a, b) in zip(encs, preds)]
+            texts = [self.encoder.decode_span(e, a, b) if b >= a else "" for e, (a, b) in zip(encs, preds)]
             return score(self.task, texts, [e.answers for e in encs])
         return score(self.task, preds, [e.label for e in encs])
+
+    def _diverged(self, loss: float, first: Optional[float]) -> str:
+        """Why a seed's step loss counts as divergence ("" if it does not)."""
+        if not math.isfinite(loss):
+            return f"loss is {loss}"
+        if self.cfg.diverge_factor > 0 and first is not None and first > 0 and loss > self.cfg.diverge_factor * first:
+            return f"loss {loss:.4g} > {self.cfg.diverge_factor:g} x the first step's {first:.4g}"
+        return ""
 
     def fit(self) -> List[SeedOutcome]:
         cfg, n = self.cfg, self.n
@@ -218,20 +231,26 @@ class GroupTrainer:
         n_train = len(self.data[0].train)
         if any(len(d.train) != n_train for d in self.data):
             raise ValueError("every seed of a group must have the same number of training examples")
-        steps = math.ceil(n_train / cfg.batch_size)
+        batch_size = cfg.batch_size or n_train
+        steps = math.ceil(n_train / batch_size)
         best_state: List[Optional[Dict[str, torch.Tensor]]] = [None] * n
+        first_loss: List[Optional[float]] = [None] * n
+        active = list(range(n))
         for epoch in range(1, cfg.epochs + 1):
-            self.model.train()
+            # MPMP tunes with the backbone in eval mode (no dropout); train_mode turns it on.
+            self.model.train(cfg.train_mode)
             perms = []
             for s in range(n):
                 idx = list(range(n_train))
-                orders[s].shuffle(idx)
+                orders[s].shuffle(idx)  # every seed's stream advances, active or not
                 perms.append(idx)
             epoch_loss = torch.zeros(n)
             for step in range(steps):
+                if not active:
+                    break
                 items, owners = [], []
-                for s in range(n):
-                    for j in perms[s][step * cfg.batch_size:(step + 1) * cfg.batch_size]:
+                for s in active:
+                    for j in perms[s][step * batch_size:(step + 1) * batch_size]:
                         items.append(self.data[s].train[j])
                         owners.append(s)
                 batch = collate(items, owners, self.pad_id, self.device)
@@ -240,30 +259,46 @@ class GroupTrainer:
                 per_seed = torch.zeros(n, device=self.device).index_add(0, batch.seed_index, losses)
                 counts = torch.bincount(batch.seed_index, minlength=n).clamp(min=1)
                 seed_loss = per_seed / counts
-                if not torch.isfinite(seed_loss).all():
-                    raise FloatingPointError(f"non-finite loss at epoch {epoch}: {seed_loss.tolist()}")
+                values = seed_loss.detach().cpu().tolist()
+                for s in list(active):
+                    if first_loss[s] is None:
+                        first_loss[s] = values[s]
+                    reason = self._diverged(values[s], first_loss[s])
+                    if reason:  # this seed stops; the others go on
+                        outcomes[s].status, outcomes[s].error = "failed", f"diverged at epoch {epoch}: {reason}"
+                        active.remove(s)
+                        self.log(f"seed {self.data[s].seed}: {outcomes[s].error}")
+                if not active:
+                    break
+                keep = torch.zeros(n, dtype=torch.bool, device=self.device)
+                keep[active] = True
                 optimizer.zero_grad(set_to_none=True)
-                seed_loss.sum().backward()
+                torch.where(keep, seed_loss, torch.zeros_like(seed_loss)).sum().backward()
+                for p in seed_params:  # a stopped seed's slice may hold NaN: it must not move
+                    if p.grad is not None:
+                        p.grad[~keep] = 0
                 clip_per_seed(seed_params, other_params, n, cfg.grad_clip)
                 optimizer.step()
-                epoch_loss += seed_loss.detach().cpu()
-            for s in range(n):
+                epoch_loss += torch.tensor([v if k in active else 0.0 for k, v in enumerate(values)])
+            for s in active:
                 outcomes[s].loss_curve.append(round(float(epoch_loss[s]) / steps, 5))
-            if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
-                dev_preds = self._evaluate("dev")
-                for s in range(n):
+            if active and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs):
+                dev_preds = self._evaluate("dev", active)
+                for s in active:
                     dev = self._score(self.data[s].dev, dev_preds[s])[self.task.metric]
                     outcomes[s].dev_curve.append([epoch, round(dev, 5)])
                     if dev > outcomes[s].best_dev:
                         outcomes[s].best_dev, outcomes[s].best_epoch = dev, epoch
                         best_state[s] = self._snapshot(s)
-                self.log(f"epoch {epoch}: loss " + " ".join(f"{x:.3f}" for x in (epoch_loss / steps).tolist())
-                         + " | dev " + " ".join(f"{o.dev_curve[-1][1]:.3f}" for o in outcomes))
-        for s in range(n):
+                self.log(f"epoch {epoch}: loss " + " ".join(
+                    f"{float(epoch_loss[s]) / steps:.3f}" for s in active) + " | dev " + " ".join(
+                    f"{outcomes[s].dev_curve[-1][1]:.3f}" for s in active))
+        for s in active:
             self._restore(s, best_state[s])
-        test_preds = self._evaluate("test")
-        for s in range(n):
-            outcomes[s].test_metrics = self._score(self.data[s].test, test_preds[s])
+        if active:
+            test_preds = self._evaluate("test", active)
+            for s in active:
+                outcomes[s].test_metrics = self._score(self.data[s].test, test_preds[s])
         return outcomes
 
     def _trainables(self, s: int) -> Dict[str, torch.Tensor]:
@@ -287,7 +322,7 @@ class GroupTrainer:
 
 def run_group(method, cfg, spec, task, backbone, tokenizer, pristine: Optional[dict], seed_data: List[SeedData],
               encoder: MRCEncoder, on_done: Callable[[SeedOutcome, float], None], log=print,
-              device: Optional[torch.device] = None) -> None:
+              device: Optional[torch.device] = None, init_tokens: Optional[List[int]] = None) -> None:
     """Train ``seed_data`` with ``method``; call ``on_done(outcome, wall_s)`` per finished seed.
 
     Seed-batched methods train all seeds at once; others train each seed from ``pristine``
@@ -305,7 +340,8 @@ def run_group(method, cfg, spec, task, backbone, tokenizer, pristine: Optional[d
         try:
             if pristine is not None:
                 backbone.load_state_dict(pristine)
-            model = method.build(backbone, spec, tokenizer, cfg, [d.seed for d in group]).to(device or "cpu")
+            model = method.build(backbone, spec, tokenizer, cfg, [d.seed for d in group],
+                                 init_tokens).to(device or "cpu")
             outcomes = GroupTrainer(model, method, cfg, task, encoder, group, pad, log).fit()
         except Exception as exc:  # recorded per seed; the job goes on with the next group
             log(traceback.format_exc())

@@ -6,6 +6,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+PAPER_FIXTURES = FIXTURES / "paper"  # tests/fixtures/make_paper_fixtures.py writes them
 
 # Tests never reach the Hugging Face Hub.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -40,3 +41,18 @@ def tiny_config(tmp_path):
     cfg = copy.deepcopy(TINY_CONFIG)
     cfg["results_dir"] = str(tmp_path / "results")
     return cfg
+
+
+def paper_files(*tasks):
+    """paper_data_files for MP2 tasks, pointing at the Hub-schema fixtures."""
+    stem = {"cmrc-2018": "cmrc2018"}
+    return {t: {"train": str(PAPER_FIXTURES / f"{stem.get(t, t)}_train.jsonl"),
+                "test": str(PAPER_FIXTURES / f"{stem.get(t, t)}_test.jsonl")} for t in tasks}
+
+
+@pytest.fixture(scope="session")
+def tiny_cpt_dir(tmp_path_factory):
+    """A random checkpoint with CPT-large's files and key names (tests/tiny_cpt.py)."""
+    from tiny_cpt import write_tiny_cpt
+
+    return write_tiny_cpt(tmp_path_factory.mktemp("tiny-cpt"), PAPER_FIXTURES)

@@ -1,11 +1,12 @@
 """Seeds batched through one frozen backbone train exactly as they do alone.
 
-Tolerance: with dropout off, the batched and solo runs of a seed compute the same
-arithmetic except that matrix products see a different batch shape, so floating-point
-summation order differs; differences stay at float32 round-off (we allow 1e-4 absolute on
-parameters after several Adam steps, 1e-9 on dev accuracy, which is a count ratio). With
-dropout on, seeds draw masks from one shared generator, so batched and solo runs agree in
-distribution only; the test therefore sets dropout to 0.
+Tolerance: the backbone runs in eval mode while prompts train (MPMP's setting, so no
+dropout), and the batched and solo runs of a seed compute the same arithmetic except that
+matrix products see a different batch shape, so floating-point summation order differs;
+differences stay at float32 round-off (we allow 1e-4 absolute on parameters after several
+Adam steps, 1e-9 on dev accuracy, which is a count ratio). With train_mode (dropout on),
+seeds draw masks from one shared generator, so batched and solo runs agree in distribution
+only.
 """
 
 import pytest
@@ -13,7 +14,8 @@ import torch
 
 from replicate.backbones import BACKBONES
 from replicate.methods import METHODS
-from replicate.mrc import MRCEncoder
+from replicate.methods.common import frequent_tokens
+from replicate.mrc import PROMPT_SLOT_FIRST_ID, MRCEncoder
 from replicate.splits import Protocol, draw_split, resolve
 from replicate.tasks import TASKS
 from replicate.train import GroupTrainer, SeedData
@@ -31,16 +33,23 @@ def seed_data(task, tokenizer, cfg, method, seeds, use_cls=True):
     return out, enc
 
 
-def train(method_name, seeds, backbone="tiny-bert", **overrides):
+def init_tokens(tok, task):
+    return frequent_tokens(tok, (ex.text for ex in task.load_pools("").train[:200]), 100)
+
+
+def train(method_name, seeds, backbone="tiny-bert", poison=None, **overrides):
+    """Train ``seeds`` together; ``poison``: a seed index whose prompt is set to NaN first."""
     spec = BACKBONES.get(backbone)
     method = METHODS.get(method_name)
-    cfg = method.make_config({"epochs": 3, "batch_size": 4, "max_length": 40, "prompt_length": 3, "dropout": 0.0,
-                              **overrides})
-    backbone, tok = spec.load(dropout=0.0)
+    cfg = method.make_config({"epochs": 3, "batch_size": 4, "max_length": 40, "prompt_length": 3, **overrides})
+    backbone, tok = spec.load()
     task = TASKS.get("bbc-topic")
     data, enc = seed_data(task, tok, cfg, method, seeds, spec.uses_cls)
     torch.manual_seed(0)
-    model = method.build(backbone, spec, tok, cfg, seeds)
+    model = method.build(backbone, spec, tok, cfg, seeds, init_tokens(tok, task))
+    if poison is not None:
+        with torch.no_grad():
+            model.prompt.weight[poison] = float("nan")
     outcomes = GroupTrainer(model, method, cfg, task, enc, data, tok.pad_token_id, log=lambda m: None).fit()
     return model, outcomes
 
@@ -59,35 +68,69 @@ def test_batched_equals_solo(method, backbone):
         assert b_out[i].loss_curve[0] != b_out[i].loss_curve[-1]
 
 
+def test_a_diverging_seed_fails_alone_and_the_others_train_as_if_alone():
+    batched, outcomes = train("pt", SEEDS, poison=1)
+    assert outcomes[1].status == "failed" and "diverged at epoch 1: loss is nan" in outcomes[1].error
+    assert outcomes[1].test_metrics == {}
+    for i in (0, 2):
+        solo, s_out = train("pt", [SEEDS[i]])
+        assert outcomes[i].status == "ok"
+        torch.testing.assert_close(batched.prompt.weight[i], solo.prompt.weight[0], atol=1e-4, rtol=0)
+        assert outcomes[i].test_metrics == pytest.approx(s_out[0].test_metrics, abs=1e-9)
+
+
+def test_a_loss_that_explodes_without_nan_is_divergence():
+    # lr 1e3 throws the head's logits far apart: the loss grows by orders of magnitude
+    _, outcomes = train("pt", [8], lr=1e3, head_lr=1e3, diverge_factor=10.0, epochs=4)
+    assert outcomes[0].status == "failed" and "x the first step's" in outcomes[0].error
+    _, tolerant = train("pt", [8], lr=1e3, head_lr=1e3, diverge_factor=0.0, epochs=4)
+    assert tolerant[0].status == "ok"
+
+
 def test_a_seeds_examples_only_move_its_own_slice():
     spec = BACKBONES.get("tiny-bert")
     method = METHODS.get("ptv2")
-    cfg = method.make_config({"prompt_length": 2, "dropout": 0.0})
-    backbone, tok = spec.load(dropout=0.0)
+    cfg = method.make_config({"prompt_length": 2, "init": "uniform"})
+    backbone, tok = spec.load()
     model = method.build(backbone, spec, tok, cfg, SEEDS)
-    ids = torch.tensor([[tok.cls_token_id, 0, 0, 2054, 2003, tok.sep_token_id]] * 2)
+    ids = torch.tensor([[tok.cls_token_id, PROMPT_SLOT_FIRST_ID, PROMPT_SLOT_FIRST_ID + 1, 2054, 2003,
+                         tok.sep_token_id]] * 2)
     out = model(ids, torch.ones_like(ids), torch.zeros_like(ids), torch.tensor([1, 1]))
     out.sum().backward()
-    for p in (model.prompt.weight, model.head.weight, model.head.bias):
+    for p in (model.prompt.weight, model.head.weight):
         assert p.grad[1].abs().sum() > 0
         assert p.grad[0].abs().sum() == 0 and p.grad[2].abs().sum() == 0
 
 
-@pytest.mark.parametrize("backbone_name", ["tiny-bert", "tiny-t5"])
-def test_deep_prompt_reaches_every_layer(backbone_name):
+@pytest.mark.parametrize("backbone_name, method_name", [("tiny-bert", "ptv2"), ("tiny-t5", "ptv2"),
+                                                        ("tiny-bert", "pt")])
+def test_prompt_is_added_at_the_slots_of_every_prompted_layer(backbone_name, method_name):
+    """Layer k receives exactly its hidden states plus prompt[k] at the prompt slots (after
+    [CLS]; T5 has none) and nothing elsewhere; layers past the prompt's depth get nothing."""
     spec = BACKBONES.get(backbone_name)
-    method = METHODS.get("ptv2")
-    cfg = method.make_config({"prompt_length": 2, "dropout": 0.0})
-    backbone, tok = spec.load(dropout=0.0)
-    model = method.build(backbone, spec, tok, cfg, [8])
-    assert model.prompt_offset == (1 if backbone_name == "tiny-bert" else 0)  # T5 has no [CLS]
-    ids = torch.tensor([[tok.cls_token_id, 0, 0, 2054, 2003, tok.sep_token_id]])
-    out = model(ids, torch.ones_like(ids), torch.zeros_like(ids), torch.tensor([0]))
-    out.sum().backward()
-    grad = model.prompt.weight.grad[0]  # (depth, L, d)
-    assert grad.shape[0] == spec.n_layers
-    assert all(grad[k].abs().sum() > 0 for k in range(spec.n_layers))
-    assert backbone.get_input_embeddings().weight.grad is None  # frozen
+    method = METHODS.get(method_name)
+    cfg = method.make_config({"prompt_length": 2, "init": "uniform"})
+    backbone, tok = spec.load()
+    model = method.build(backbone, spec, tok, cfg, [8, 13]).eval()
+    layers = backbone.encoder.block if spec.arch == "t5" else backbone.encoder.layer
+    before, after = {}, {}
+    for k, layer in enumerate(layers):
+        layer.register_forward_pre_hook(lambda m, a, k=k: before.__setitem__(k, a[0].detach()), prepend=True)
+        layer.register_forward_pre_hook(lambda m, a, k=k: after.__setitem__(k, a[0].detach()))
+    ids = torch.tensor([[tok.cls_token_id, PROMPT_SLOT_FIRST_ID, PROMPT_SLOT_FIRST_ID + 1, 2054, 2003,
+                         tok.sep_token_id]])
+    with torch.no_grad():
+        model(ids, torch.ones_like(ids), torch.zeros_like(ids), torch.tensor([1]))
+    prompts = model.prompt()[1]  # seed 13: (depth, L, d)
+    a = model.prompt_offset
+    assert a == (0 if spec.arch == "t5" else 1)
+    for k in range(len(layers)):
+        added = after[k] - before[k]
+        expected = torch.zeros_like(added)
+        if k < prompts.shape[0]:
+            expected[0, a:a + 2] = prompts[k]
+        torch.testing.assert_close(added, expected, atol=1e-6, rtol=0)
+    assert (prompts.shape[0] == spec.n_layers) == (method_name == "ptv2")
 
 
 def test_model_tuning_restarts_each_seed_from_pristine_weights(tmp_path, tiny_config):
@@ -111,7 +154,7 @@ def test_failed_group_leaves_no_prompt_hooks_on_the_shared_backbone(monkeypatch)
 
     spec = BACKBONES.get("tiny-bert")
     method = METHODS.get("ptv2")
-    cfg = method.make_config({"epochs": 1, "batch_size": 4, "max_length": 40, "prompt_length": 3})
+    cfg = method.make_config({"epochs": 1, "batch_size": 4, "max_length": 40, "prompt_length": 3, "init": "uniform"})
     backbone, tok = spec.load()
     task = TASKS.get("bbc-topic")
     data, enc = seed_data(task, tok, cfg, method, [8])

@@ -9,7 +9,7 @@ from replicate.splits import Protocol, draw_split, resolve
 from replicate.tasks import TASKS, resolve_task
 from replicate.tasks.base import Example, Pools
 
-from conftest import FIXTURES
+from conftest import FIXTURES, paper_files
 
 P = Protocol(test_cap=50)
 
@@ -38,8 +38,7 @@ def test_balanced_exact_total_and_disjoint():
 
 
 def test_many_labels_take_eight_per_label():
-    files = {"tnews": {"train": str(FIXTURES / "clue" / "tnews_train.jsonl"),
-                       "test": str(FIXTURES / "clue" / "tnews_test.jsonl")}}
+    files = paper_files("tnews")
     task = resolve_task("tnews", files)
     m = draw_split(task, task.load_pools(""), 32, 8, P)
     assert set(m["label_counts"]["train"].values()) == {8} and len(m["train"]) == 15 * 8

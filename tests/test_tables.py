@@ -14,7 +14,7 @@ from replicate.io import write_json_atomic
 from replicate.tables import (OWN_TASKS_BLOCK, build_table, format_count, regenerated_methods, to_csv, to_latex,
                               to_markdown, write_table)
 
-from conftest import FIXTURES
+from conftest import FIXTURES, paper_files
 
 
 def fake_result(cfg, cell, score, status="ok"):
@@ -53,7 +53,7 @@ def test_mean_std_missing_and_failed_cells(tiny_config):
     assert table.cells[("majority-class", 0, "bbc-topic")].mean == 75.0
 
     md = to_markdown(table)
-    assert "| Prompt Tuning | 128 (+66 head) | 65.0 ± 7.1† | missing | — |" in md  # below majority (75.0)
+    assert "| Prompt Tuning | 128 (+64 head) | 65.0 ± 7.1† | missing | — |" in md  # below majority (75.0)
     assert "†: mean not above the majority-class reference" in md
     assert "Columns bbc-topic, hedge-detection are this run's tasks, not the paper's." in md
     rows = csv_rows(table)
@@ -68,8 +68,7 @@ def test_mean_std_missing_and_failed_cells(tiny_config):
 
 def test_paper_tasks_fill_paper_columns_and_the_paper_average(tiny_config):
     """A run on MP2's own tasks: each under its column, and Avg only when every averaged column ran."""
-    files = {name: {"train": str(FIXTURES / "clue" / f"{name}_train.jsonl"),
-                    "test": str(FIXTURES / "clue" / f"{name}_test.jsonl")} for name in ("tnews", "cmnli")}
+    files = paper_files("tnews", "cmnli")
     tiny_config.update(paper_data_files=files)
     tiny_config["grid"].update(tasks=["cmnli", "tnews"], methods=["pt"], backbone="tiny-bert")
     cfg = check_config(tiny_config)

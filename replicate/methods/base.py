@@ -16,39 +16,51 @@ from ..registry import Registry
 
 @dataclass
 class TrainConfig:
-    """Fields shared by every gradient-trained method.
+    """Fields shared by every gradient-trained method. Defaults follow MP2's released code
+    (Hzfinfdu/MPMP ``Deep/downstream_run.py`` and ``Deep/trainer.py``) where it states them.
 
     epochs: passes over the few-shot training set.
-    batch_size: examples per step, per seed (a seed-batched step holds seeds x batch_size).
+    batch_size: examples per step, per seed (a seed-batched step holds seeds x batch_size);
+        None = the whole training set in one step (MPMP: ``batch_size = k_shot * num_labels``).
     lr: learning rate of the method's main parameters (prompt, or the whole model).
-    head_lr: learning rate of the randomly initialised MRC span head.
-    weight_decay: Adam(W) weight decay (decoupled).
-    max_length: tokens per example, prompt slots included; only the context is truncated.
+    head_lr: learning rate of the MRC span head's weight (its bias is fixed at zero).
+    weight_decay: AdamW's decoupled weight decay (MPMP: AdamW's default, 0.01).
+    max_length: tokens per example, prompt slots included (MPMP: 512).
     eval_every: evaluate on the dev set every this many epochs (and after the last one);
         the checkpoint with the best dev score (earliest on ties) is the one tested.
-    grad_clip: maximum gradient norm, applied per seed (0 disables).
-    dropout: overrides every dropout probability of the backbone (None keeps the backbone's).
+    grad_clip: maximum gradient norm, applied per seed; 0 disables (MPMP clips nothing).
+    train_mode: run the backbone in train mode (dropout on) while training. MPMP calls
+        ``model.eval()`` before every step, so its prompts train without dropout.
+    dropout: overrides every dropout probability of the backbone (None keeps the backbone's);
+        matters only with train_mode.
+    diverge_factor: a seed whose step loss exceeds this multiple of its first step's loss
+        (or is not finite) has diverged: it stops and is recorded as failed with the reason,
+        while the other seeds of its group go on. 0 disables the multiple.
     eval_batch_size: examples per forward pass when evaluating.
     precision: "fp32", or "bf16" to run the backbone under bfloat16 autocast (parameters,
         optimizer state and losses stay fp32; about 1.7x faster on CPUs with AVX512-BF16).
     """
 
     epochs: int = 20
-    batch_size: int = 8
+    batch_size: Optional[int] = None
     lr: float = 1e-3
     head_lr: float = 1e-3
-    weight_decay: float = 0.0
+    weight_decay: float = 0.01
     max_length: int = 128
     eval_every: int = 1
-    grad_clip: float = 1.0
+    grad_clip: float = 0.0
+    train_mode: bool = False
     dropout: Optional[float] = None
+    diverge_factor: float = 100.0
     eval_batch_size: int = 64
     precision: str = "fp32"
 
     def validate(self) -> None:
-        for name in ("epochs", "batch_size", "max_length", "eval_every", "eval_batch_size"):
+        for name in ("epochs", "max_length", "eval_every", "eval_batch_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{type(self).__name__}.{name} must be >= 1")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise ConfigError(f"{type(self).__name__}.batch_size must be >= 1 (or null: the whole training set)")
         if self.precision not in ("fp32", "bf16"):
             raise ConfigError(f"{type(self).__name__}.precision must be 'fp32' or 'bf16'")
         if self.lr <= 0 or self.head_lr <= 0:
@@ -60,13 +72,16 @@ class PromptConfig(TrainConfig):
     """A soft prompt on a frozen backbone.
 
     prompt_length: soft tokens per layer (MP2: 50; PPT, Lester, MPT: 100).
-    init: "vocab" copies embeddings of tokens drawn uniformly from the non-special vocabulary
-        (Lester et al.'s sampled-vocabulary init); "uniform" draws U(-init_range, init_range).
+    init: "vocab" copies embeddings of tokens drawn uniformly from the ``init_vocab_size``
+        most frequent tokens of the task's training pool (Lester et al.'s sampled-vocabulary
+        init: "the 5,000 most common tokens"); "uniform" draws U(-init_range, init_range).
+    init_vocab_size: how many of the most frequent tokens init="vocab" draws from.
     init_range: half-width for init="uniform" (Lester et al.: 0.5).
     """
 
     prompt_length: int = 20
     init: str = "vocab"
+    init_vocab_size: int = 5000
     init_range: float = 0.5
 
     def validate(self) -> None:
@@ -99,7 +114,9 @@ class Method:
     def prompt_length(self, cfg: TrainConfig) -> int:
         return getattr(cfg, "prompt_length", 0)
 
-    def build(self, backbone, spec, tokenizer, cfg: TrainConfig, seeds: List[int]):
+    def build(self, backbone, spec, tokenizer, cfg: TrainConfig, seeds: List[int],
+              init_tokens: Optional[List[int]] = None):
+        """The model for ``seeds``; ``init_tokens``: candidate token ids of init="vocab"."""
         raise NotImplementedError
 
     def param_groups(self, model, cfg: TrainConfig) -> List[Dict[str, Any]]:
@@ -120,16 +137,16 @@ class PromptMethod(Method):
     """A method that trains a prompt source and the span head on a frozen backbone.
     Subclasses implement ``make_prompt`` (the prompt source holding every seed's prompt)."""
 
-    def make_prompt(self, backbone, spec, tokenizer, cfg, seeds: List[int]):
+    def make_prompt(self, backbone, spec, cfg, seeds: List[int], init_tokens: Optional[List[int]]):
         raise NotImplementedError
 
-    def build(self, backbone, spec, tokenizer, cfg, seeds: List[int]):
+    def build(self, backbone, spec, tokenizer, cfg, seeds: List[int], init_tokens: Optional[List[int]] = None):
         from ..model import PromptedMRC
         from .common import span_head
 
         backbone.requires_grad_(False)
         return PromptedMRC(backbone, spec, span_head(spec.d_model, seeds),
-                           self.make_prompt(backbone, spec, tokenizer, cfg, seeds))
+                           self.make_prompt(backbone, spec, cfg, seeds, init_tokens))
 
     def param_groups(self, model, cfg) -> List[Dict[str, Any]]:
         return [{"params": list(model.prompt.parameters()), "lr": cfg.lr},

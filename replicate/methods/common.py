@@ -1,31 +1,62 @@
-"""Initialisers shared by the prompt methods; every draw uses a generator owned by one seed,
-so a seed's initial prompt and head are the same whether it trains alone or in a batch."""
+"""Initialisers shared by the prompt methods.
+
+Every draw uses a generator owned by one (seed, purpose) pair: a seed's head, its input
+prompt and its deep prompts each have their own stream, derived from a hash of both, so
+no two purposes (and no two seeds) share random numbers, and a seed's initial parameters
+are the same whether it trains alone or in a batch.
+"""
 
 from __future__ import annotations
 
-from typing import List
+import hashlib
+from collections import Counter
+from typing import Iterable, List, Optional, Sequence
 
 import torch
 
 from ..model import SpanHead
 
+HEAD_INIT_STD = 0.02  # CPT/BART init_std: MPMP's qa_outputs starts from it (modeling_cpt.py _init_weights)
+
+
+def seed_generator(seed: int, purpose: str) -> torch.Generator:
+    """A generator keyed by (seed, purpose) alone."""
+    digest = hashlib.sha256(f"{seed}|{purpose}".encode()).digest()
+    return torch.Generator().manual_seed(int.from_bytes(digest[:8], "big") & (2**63 - 1))
+
 
 def span_head(d_model: int, seeds: List[int]) -> SpanHead:
-    inits = [SpanHead.init_for_seed(d_model, seed) for seed in seeds]
-    return SpanHead(torch.stack([w for w, _ in inits]), torch.stack([b for _, b in inits]))
+    return SpanHead(torch.stack([torch.randn(d_model, 2, generator=seed_generator(s, "head")) * HEAD_INIT_STD
+                                 for s in seeds]))
 
 
 def meta_span_head(d_model: int, n_seeds: int) -> SpanHead:
-    return SpanHead(torch.empty(n_seeds, d_model, 2, device="meta"), torch.empty(n_seeds, 2, device="meta"))
+    return SpanHead(torch.empty(n_seeds, d_model, 2, device="meta"))
 
 
-def init_prompt(backbone, tokenizer, cfg, seed: int, rows: int) -> torch.Tensor:
-    """``rows`` x d_model initial prompt vectors for one seed (see PromptConfig.init)."""
+def frequent_tokens(tokenizer, texts: Iterable[str], k: int) -> List[int]:
+    """The ``k`` most frequent token ids in ``texts`` (ties broken by id), special tokens and
+    [unusedN] placeholders excluded: Lester et al.'s "5,000 most common tokens" for a
+    vocabulary that, unlike T5's SentencePiece, is not ordered by frequency."""
+    special = set(tokenizer.all_special_ids)
+    unused = {i for t, i in tokenizer.get_vocab().items() if t.startswith("[unused")}
+    counts: Counter = Counter()
+    for text in texts:
+        counts.update(tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
+    ranked = sorted((i for i in counts if i not in special and i not in unused), key=lambda i: (-counts[i], i))
+    return ranked[:k]
+
+
+def init_prompt(backbone, cfg, seed: int, rows: int, purpose: str,
+                init_tokens: Optional[Sequence[int]] = None) -> torch.Tensor:
+    """``rows`` x d_model initial prompt vectors for one seed (see PromptConfig.init).
+    ``init_tokens``: the token ids init="vocab" samples from (``frequent_tokens``)."""
     emb = backbone.get_input_embeddings().weight.detach()
-    g = torch.Generator().manual_seed(seed)
+    g = seed_generator(seed, purpose)
     if cfg.init == "uniform":
         return (torch.rand(rows, emb.shape[1], generator=g) * 2 - 1) * cfg.init_range
-    special = set(tokenizer.all_special_ids)
-    candidates = torch.tensor([i for i in range(emb.shape[0]) if i not in special])
+    if not init_tokens:
+        raise ValueError("init='vocab' needs the candidate tokens (frequent_tokens of the training pool)")
+    candidates = torch.tensor(list(init_tokens))
     picks = candidates[torch.randint(len(candidates), (rows,), generator=g)]
-    return emb[picks].clone()
+    return emb[picks].float().clone()

@@ -16,9 +16,12 @@ from .common import meta_span_head, span_head
 
 @dataclass
 class ModelTuningConfig(TrainConfig):
-    """Model tuning: the shared fields (see TrainConfig) with its embedded defaults."""
+    """Model tuning: the shared fields (see TrainConfig) with its embedded defaults. MP2's
+    code has no model-tuning script; ``train_mode`` defaults to True, as in ordinary
+    fine-tuning (dropout on)."""
 
     epochs: int = 20
+    train_mode: bool = True
     lr: float = 5e-5
     head_lr: float = 3e-3
 
@@ -29,7 +32,7 @@ class ModelTuning(Method):
     seed_batched = False
     paper_label = "Model Tuning"
 
-    def build(self, backbone, spec, tokenizer, cfg, seeds: List[int]) -> PromptedMRC:
+    def build(self, backbone, spec, tokenizer, cfg, seeds: List[int], init_tokens=None) -> PromptedMRC:
         if len(seeds) != 1:
             raise ValueError("model tuning trains one seed per backbone copy")
         backbone.requires_grad_(True)

@@ -1,6 +1,7 @@
 """Prompt tuning (PT; Lester et al. 2021): a soft prompt at the input of a frozen backbone.
 
-Trainable: the prompt (prompt_length x d) and the MRC span head (d x 2 + 2). MP2 Table 3's
+Trainable: the prompt (prompt_length x d), added to the embedding output at the prompt slots
+(MP2's formulation, see model.py), and the MRC span head's weight (d x 2). MP2 Table 3's
 "50K" for PT on CPT-large is the prompt alone (50 x 1024 = 51,200); the head is reported
 separately by ``params``.
 """
@@ -31,8 +32,8 @@ class PromptTuning(PromptMethod):
     config_cls = PromptTuningConfig
     paper_label = "Prompt Tuning"
 
-    def make_prompt(self, backbone, spec, tokenizer, cfg, seeds: List[int]) -> InputPrompt:
-        return InputPrompt(torch.stack([init_prompt(backbone, tokenizer, cfg, s, cfg.prompt_length)
+    def make_prompt(self, backbone, spec, cfg, seeds: List[int], init_tokens=None) -> InputPrompt:
+        return InputPrompt(torch.stack([init_prompt(backbone, cfg, s, cfg.prompt_length, "prompt", init_tokens)
                                         for s in seeds]))
 
     def prompt_modules(self, spec, cfg, n_seeds=1):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import string
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -45,60 +46,67 @@ class Example:
 @dataclass(frozen=True)
 class Pools:
     """The two disjoint pools a task draws from: few-shot train/dev come from ``train``;
-    the test set is ``test`` (the original dev/test split, or a held-out pool)."""
+    the test set is ``test`` (the original dev/test split, or a held-out pool).
+
+    Ids are unique within a pool, never across pools: Hub splits number their rows from 0 in
+    each split, so train id "7" and test id "7" are different examples. Everything keyed by
+    an example is therefore keyed by (pool, id) (see ``POOL_OF_PART``)."""
 
     train: List[Example]
     test: List[Example]
 
+    def __post_init__(self) -> None:
+        from ..errors import DataError
 
-@dataclass(frozen=True)
-class MRCQuery:
-    """A query string and the character spans of its answer options inside it."""
+        for name in ("train", "test"):
+            seen: set = set()
+            for ex in getattr(self, name):
+                if ex.id in seen:
+                    raise DataError(f"{name} pool: example id {ex.id!r} occurs twice; ids must be unique in a pool")
+                seen.add(ex.id)
 
-    text: str
-    option_spans: Tuple[Tuple[int, int], ...]
 
-
-def build_query(prefix: str, options: Sequence[str], suffix: str = ".", separator: str = ", ") -> MRCQuery:
-    """``prefix`` + options joined by ``separator`` + ``suffix``, remembering where each option sits."""
-    pieces = [prefix]
-    spans = []
-    cursor = len(prefix)
-    for i, option in enumerate(options):
-        if i:
-            pieces.append(separator)
-            cursor += len(separator)
-        spans.append((cursor, cursor + len(option)))
-        pieces.append(option)
-        cursor += len(option)
-    pieces.append(suffix)
-    return MRCQuery("".join(pieces), tuple(spans))
+# Which pool each part of a few-shot split is drawn from.
+POOL_OF_PART = {"train": "train", "dev": "train", "test": "test"}
 
 
 @dataclass(frozen=True)
 class Template:
-    """How an example becomes (context, query) in the MRC format.
+    """How an example becomes one MRC input, in MP2's layout (MPMP ``Deep/dataloader.py``):
 
-    ``query`` is the text before the options, e.g. ``"Topic: what is the topic of the
-    article? Options: "``; ``pair_join`` is a format string with ``{a}`` and ``{b}`` that
-    joins ``text`` and ``text_b`` into the context (MP2 Table 7 puts both sentences in the
-    context); ``truncate`` says which end of an over-long context is kept ("head" keeps the
-    beginning, "tail" the end).
+        [CLS] P_1..P_L  filled template  option_1 sep option_2 sep ... option_n sep
+
+    ``text`` is a format string with ``{a}`` (the example's text) and, for pairs and
+    multiple choice, ``{b}`` (its second text or question), e.g. MPMP's ChnSentiCorp
+    template ``情感分析："{a}"的情感是？选项：``. Every option is followed by
+    ``option_separator`` ("，" in MPMP); multiple-choice inputs end with [SEP] in place of
+    the last separator; extractive inputs (no options) end with [SEP]. There is no [SEP]
+    between the text and the options.
+
+    ``truncate`` says what gives way when the input is too long: "right" cuts the filled
+    template's tokens from the right (MPMP: ``encode(template)[1:-1][:max_input_len]``, so
+    the end of the query may go); "head" keeps the beginning of the longest inserted text
+    and "tail" its end, with the template's own words kept. Options are never cut.
+    Extractive inputs are never truncated (see ``Protocol.drop_longer_than``).
     """
 
-    query: str
-    pair_join: str = "{a} {b}"
-    truncate: str = "head"
-    option_separator: str = ", "
-    option_suffix: str = "."
+    text: str
+    truncate: str = "right"
+    option_separator: str = "，"
 
-    def context(self, example: Example) -> str:
-        if example.text_b is None:
-            return example.text
-        return self.pair_join.format(a=example.text, b=example.text_b)
-
-    def mrc_query(self, options: Sequence[str]) -> MRCQuery:
-        return build_query(self.query, options, self.option_suffix, self.option_separator)
+    def fill(self, example: "Example") -> Tuple[str, Dict[str, Tuple[int, int]]]:
+        """The filled template and the character span of each inserted field in it."""
+        values = {"a": example.text, "b": example.text_b if example.text_b is not None else ""}
+        out, spans, cursor = [], {}, 0
+        for literal, field_name, _, _ in string.Formatter().parse(self.text):
+            out.append(literal)
+            cursor += len(literal)
+            if field_name is not None:
+                value = values[field_name]
+                spans[field_name] = (cursor, cursor + len(value))
+                out.append(value)
+                cursor += len(value)
+        return "".join(out), spans
 
 
 @dataclass(frozen=True)

