@@ -21,12 +21,15 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $@
 
+# The workstation profile: keep going past a failed job, rerun incomplete ones, one retry.
+SNAKEMAKE := snakemake --profile profiles/workstation --cores $(CORES)
+
 table3: setup
-	$(RUN) snakemake --cores $(CORES) table3
+	$(RUN) $(SNAKEMAKE) table3
 
 # Every paper table with a row of the run's methods (from the same cells as table3).
 tables: setup
-	$(RUN) snakemake --cores $(CORES) tables
+	$(RUN) $(SNAKEMAKE) tables
 
 test: setup
 	$(RUN) python -m pytest -q

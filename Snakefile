@@ -25,5 +25,6 @@ include: "rules/tables.smk"
 
 rule all:
     default_target: True
+    localrule: True
     input:
         rules.tables.input,

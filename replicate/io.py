@@ -40,8 +40,46 @@ def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
 
 
 def read_json(path: str | os.PathLike) -> Any:
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    """The JSON in ``path``; a missing, unreadable or malformed file is one DataError naming it."""
+    from .errors import DataError
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise DataError(f"{path} does not exist") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise DataError(f"{path} is not valid JSON ({type(e).__name__}: {e}); it may be truncated or "
+                        "corrupted: delete it and rerun the job that writes it") from None
+    except OSError as e:
+        raise DataError(f"{path} cannot be read: {e.strerror}") from None
+
+
+def lock_directory(path: str | os.PathLike):
+    """An exclusive lock on ``path`` (a lock file in it), held while the returned handle is
+    open; the kernel releases it when the process ends, kill -9 included. Raises DataError
+    naming the holder when another process has it."""
+    import fcntl
+    import socket
+
+    from .errors import DataError
+
+    Path(path).mkdir(parents=True, exist_ok=True)
+    lock_path = Path(path) / ".replicate.lock"
+    handle = open(lock_path, "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown"
+        handle.close()
+        raise DataError(f"another run is writing {path} ({holder}); wait for it, or give this run its own "
+                        "results_dir") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"host {socket.gethostname()} pid {os.getpid()} workdir {os.getcwd()}\n")
+    handle.flush()
+    return handle
 
 
 def stable_hash(obj: Any) -> str:
@@ -77,6 +115,14 @@ def git_state() -> Dict[str, Any]:
     return {"commit": commit or "unknown", "dirty": dirty}
 
 
+def cluster_job() -> Dict[str, Any]:
+    """The SLURM job this process runs in (id, node, partition, GPUs), or {} outside SLURM."""
+    keys = {"job_id": "SLURM_JOB_ID", "node": "SLURMD_NODENAME", "partition": "SLURM_JOB_PARTITION",
+            "account": "SLURM_JOB_ACCOUNT", "gpus": "SLURM_JOB_GPUS", "cuda_visible_devices": "CUDA_VISIBLE_DEVICES"}
+    out = {k: os.environ[v] for k, v in keys.items() if os.environ.get(v)}
+    return {"scheduler": "slurm", **out} if "job_id" in out else {}
+
+
 def machine() -> Dict[str, Any]:
-    return {"platform": platform.platform(), "processor": platform.machine(), "cpu_count": os.cpu_count(),
-            "argv": sys.argv[1:]}
+    return {"platform": platform.platform(), "hostname": platform.node(), "processor": platform.machine(),
+            "cpu_count": os.cpu_count(), "argv": sys.argv[1:]}

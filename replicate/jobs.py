@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from .config import config_hash
 from .errors import ConfigError
-from .io import git_state, machine, package_versions, read_json, write_json_atomic
+from .io import cluster_job, git_state, machine, package_versions, read_json, write_json_atomic
 
 
 def _log(msg: str) -> None:
@@ -75,11 +75,12 @@ def make_splits(settings: dict, seeds: Sequence[int], data_dir: str, out_paths: 
 
 
 def train_group(settings: dict, seeds: Sequence[int], split_paths: Sequence[str], out_paths: Sequence[str],
-                data_dir: str, threads: int = 1, device: str = "auto") -> List[dict]:
+                data_dir: str, threads: Optional[int] = None, device: str = "auto") -> List[dict]:
     """Train every seed of one (method, backbone, task, shot) group; write one result per seed."""
     import torch
 
     from .backbones import BACKBONES, weights_fingerprint
+    from .devices import resolve_device
     from .methods import METHODS
     from .methods.common import frequent_tokens
     from .mrc import MRCEncoder
@@ -90,10 +91,10 @@ def train_group(settings: dict, seeds: Sequence[int], split_paths: Sequence[str]
         raise ConfigError("give one split and one output path per seed")
     if len(set(seeds)) != len(seeds):
         raise ConfigError(f"duplicate seeds {list(seeds)}")
+    threads = settings.get("threads", 1) if threads is None else threads
     torch.set_num_threads(threads)
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(device)
+    device_name, gpu_lock = resolve_device(device)  # the lock is held until this job ends
+    device = torch.device(device_name)
     job_start = time.perf_counter()
     method = METHODS.get(settings["method"])
     cfg = method.make_config(settings["method_config"])
@@ -101,6 +102,10 @@ def train_group(settings: dict, seeds: Sequence[int], split_paths: Sequence[str]
     task = task_of(settings)
     c_hash = config_hash(settings)
 
+    for p in split_paths:
+        if not os.path.exists(p):
+            raise ConfigError(f"split manifest {p} does not exist: run the split job first "
+                              f"(python -m replicate split ... or snakemake)")
     manifests = [read_json(p) for p in split_paths]
     for seed, m in zip(seeds, manifests):
         if (m["task"], m["shot"], m["seed"]) != (task.name, settings["shot"], seed):
@@ -137,7 +142,7 @@ def train_group(settings: dict, seeds: Sequence[int], split_paths: Sequence[str]
     }
     provenance = {
         "config_hash": c_hash, "settings": settings, "packages": package_versions(), "git": git_state(),
-        "machine": machine(), "threads": threads, "device": str(device),
+        "machine": machine(), "threads": threads, "device": str(device), "cluster": cluster_job(),
         "backbone_weights_sha256": weights_sha256,
         "trainable_parameters": method.trainable_parameters(spec, cfg),
         "seed_batched": method.seed_batched, "group_seeds": list(seeds),

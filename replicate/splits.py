@@ -66,6 +66,26 @@ def drop_long(task: TaskSpec, pools: Pools, tokenizer, protocol: Protocol, spec)
     return Pools(train=train, test=test), {"train": len(pools.train) - len(train), "test": len(pools.test) - len(test)}
 
 
+def check_pool_size(task: TaskSpec, pools: Pools, shot: int, protocol: Protocol) -> None:
+    """DataError (one line) if the training pool cannot give ``shot`` train + ``shot`` dev
+    examples under ``protocol``, whichever labels the seeded draw favours."""
+    if task.kind != "classification":
+        if len(pools.train) < 2 * shot:
+            raise DataError(f"task {task.name}: shot {shot} needs {2 * shot} training examples (train + dev); "
+                            f"the pool has {len(pools.train)}")
+        return
+    labels = range(task.num_labels)
+    if task.num_labels > protocol.many_labels:
+        need = protocol.per_label_when_many
+    else:
+        need = -(-shot // task.num_labels)  # a label may get the remainder
+    for lab in labels:
+        have = sum(ex.label == lab for ex in pools.train)
+        if have < 2 * need:
+            raise DataError(f"task {task.name}: shot {shot} needs up to {2 * need} training examples of label "
+                            f"{task.labels[lab]!r} (train + dev); the pool has {have}")
+
+
 def _per_label_counts(labels: Sequence[int], shot: int, protocol: Protocol, rng: random.Random) -> Dict[int, int]:
     if len(labels) > protocol.many_labels:
         return {lab: protocol.per_label_when_many for lab in labels}

@@ -49,6 +49,7 @@ class CellSummary:
     n_expected: int = 0
     failed: int = 0
     config_hashes: set = field(default_factory=set)
+    runtimes: set = field(default_factory=set)  # (threads, device) the cell's seeds ran with
 
     @property
     def mean(self) -> Optional[float]:
@@ -171,6 +172,7 @@ def _summaries(cfg: dict, methods: List[str]) -> Dict[tuple, CellSummary]:
         if result.get("status") == "ok" and result.get("score") is not None:
             summary.scores.append(float(result["score"]))
             summary.config_hashes.add(result["provenance"]["config_hash"])
+            summary.runtimes.add((result["provenance"].get("threads"), result["provenance"].get("device")))
         else:
             summary.failed += 1
     return out
@@ -267,6 +269,10 @@ def build_table(cfg: dict, paper: str, table: str) -> Table:
         f"cells: mean ± sample std over seeds (n shown when fewer finished); git {git['commit'][:12]}"
         + (" (modified)" if git["dirty"] else ""),
     ]
+    runtimes = sorted({rt for c in summaries.values() for rt in c.runtimes}, key=str)
+    if runtimes:
+        # results are bit-reproducible only for the same thread count and device (README)
+        header.append("ran with " + ", ".join(f"{t} thread{'s' if t != 1 else ''} on {d}" for t, d in runtimes))
     published_shots = published.shots_text(r["shot"] for r in published.rows(paper, table))
     if published_shots:
         header.append(f"the paper's cells are at shot {published_shots}")

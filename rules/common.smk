@@ -18,6 +18,7 @@ from replicate.config import (
     split_settings,
 )
 from replicate.errors import ReplicateError
+from replicate.io import lock_directory
 from replicate.published import PAPERS
 from replicate.tables import regenerated_methods, table_names
 from replicate.tasks import TASKS
@@ -31,6 +32,18 @@ except ReplicateError as err:
 validate(config, "../config/config.schema.yaml")
 
 RESULTS = config["results_dir"]
+# One run at a time per results_dir, also from other clones or working directories
+# (Snakemake's own lock covers one working directory). The lock is held by this process and
+# released by the kernel when it ends, so a killed run leaves no stale lock here.
+RESULTS_LOCK = []
+
+
+onstart:
+    try:
+        RESULTS_LOCK.append(lock_directory(RESULTS))
+    except ReplicateError as err:
+        sys.exit(f"replicate: {err}")
+
 DATA = config["data_dir"]
 SEEDS = config["grid"]["seeds"]
 PAPER_TABLES = table_names()

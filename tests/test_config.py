@@ -32,7 +32,7 @@ def broken(**changes):
     ({"grid.shots": [-4]}, "grid/shots/0"),
     ({"grid.seeds": [8, 13, 8]}, "duplicate seed(s) [8]"),
     ({"methods.pt": {"epochs": 2, "learning_rate": 1}}, "unknown config field(s) learning_rate"),
-    ({"methods.pt": {"epochs": 0}}, "epochs must be >= 1"),
+    ({"methods.pt": {"epochs": 0}}, "methods/pt/epochs: must be >= 1, not 0"),
     ({"protocol.test_cap": "all"}, "protocol/test_cap"),
     ({"paper_data_files": {"tnews": {"train": "/nonexistent/train.jsonl", "test": "/nonexistent/test.jsonl"}},
       "grid.tasks": ["tnews"]}, "missing data file /nonexistent/train.jsonl"),

