@@ -66,6 +66,23 @@ def cmd_fetch_data(args) -> int:
     return 0
 
 
+def cmd_prefetch(args) -> int:
+    """Download every task's data and the backbone's files into the local caches (HF_HOME),
+    so that compute nodes without internet can run with HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1."""
+    from .backbones import BACKBONES
+    from .config import load_config
+    from .tasks import resolve_task
+
+    cfg = load_config(args.config)
+    for name in cfg["grid"]["tasks"]:
+        pools = resolve_task(name, cfg.get("paper_data_files")).load_pools(cfg["data_dir"])
+        print(f"task {name}: {len(pools.train)} train / {len(pools.test)} test examples cached")
+    spec = BACKBONES.get(cfg["grid"]["backbone"])
+    model, _ = spec.load(local_dir=cfg.get("backbone_dirs", {}).get(spec.name))
+    print(f"backbone {spec.name}: {sum(p.numel() for p in model.parameters()):,} parameters cached")
+    return 0
+
+
 def cmd_split(args) -> int:
     from .jobs import make_splits
 
@@ -202,6 +219,10 @@ def build_parser() -> argparse.ArgumentParser:
         c.add_argument("--seeds", type=int, nargs="+", required=True)
         c.add_argument("--data-dir", help="default: the config's data_dir")
         c.add_argument("--out", nargs="+", help="one output file per seed (default: the config's layout)")
+
+    c = sub.add_parser("prefetch", help="fill the data and model caches for a run (for offline compute nodes)")
+    c.add_argument("--config", required=True)
+    c.set_defaults(func=cmd_prefetch)
 
     c = sub.add_parser("split", help="draw the few-shot split manifests of one (task, shot)")
     job_args(c, needs_method=False)

@@ -50,3 +50,21 @@ def test_job_without_its_paths_is_one_line_error():
     assert done.returncode == 2 and done.stderr.strip() == "replicate: with --settings, give --data-dir, --out and --splits"
     done = cli("split", "--seeds", "8")
     assert done.returncode == 2 and "give --config FILE --task T --shot K" in done.stderr
+
+
+def test_prefetch_reads_every_task_and_the_backbone(tmp_path, tiny_cpt_dir, capsys):
+    import yaml
+
+    from conftest import paper_files
+    from replicate.cli import main
+
+    cfg = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
+    cfg.update(results_dir=str(tmp_path / "r"), backbone_dirs={"tiny-cpt": str(tiny_cpt_dir)},
+               paper_data_files=paper_files("cmnli", "c3"))
+    cfg["grid"].update(backbone="tiny-cpt", tasks=["cmnli", "c3"])
+    config = tmp_path / "paper.yaml"
+    config.write_text(yaml.safe_dump(cfg, allow_unicode=True))
+    assert main(["prefetch", "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "task cmnli: 90 train / 30 test examples cached" in out and "task c3: 70 train" in out
+    assert "backbone tiny-cpt:" in out
