@@ -172,4 +172,6 @@ def train_group(settings: dict, seeds: Sequence[int], split_paths: Sequence[str]
 
     run_group(method, cfg, spec, task, backbone, tokenizer, pristine, seed_data, encoder, on_done, log=_log,
               device=device, init_tokens=init_tokens)
+    if gpu_lock is not None:
+        gpu_lock.close()  # the GPU is free for the next job
     return written
