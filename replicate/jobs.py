@@ -61,8 +61,8 @@ def make_splits(settings: dict, seeds: Sequence[int], data_dir: str, out_paths: 
         from .backbones import BACKBONES
         from .splits import drop_long
 
-        tokenizer = BACKBONES.get(settings["backbone"]).load_tokenizer(settings.get("backbone_dir"))
-        pools, dropped = drop_long(task, pools, tokenizer, protocol, BACKBONES.get(settings["backbone"]))
+        spec = BACKBONES.get(settings["backbone"])
+        pools, dropped = drop_long(task, pools, spec.load_tokenizer(settings.get("backbone_dir")), protocol, spec)
         _log(f"{task.name}: dropped {dropped} examples longer than {protocol.drop_longer_than} tokens")
     manifests = []
     for seed, path in zip(seeds, out_paths):

@@ -65,10 +65,6 @@ class MRCEncoder:
             raise ValueError(f"prompt slots {PROMPT_SLOT_FIRST_ID}..{PROMPT_SLOT_FIRST_ID + prompt_length - 1} "
                              f"exceed the vocabulary ({len(tokenizer)} tokens)")
 
-    @property
-    def prompt_offset(self) -> int:
-        return 1 if self.use_cls else 0
-
     def _tokens(self, text: str):
         enc = self.tok(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
         return list(enc["input_ids"]), [tuple(o) for o in enc["offset_mapping"]]
