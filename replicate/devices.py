@@ -3,7 +3,7 @@
 On a workstation with several GPUs, ``snakemake --cores 8 --resources gpu=N`` caps how many
 GPU jobs run at once (the train rule asks for ``gpu=1`` in the workstation profile) but does
 not say WHICH GPU each job takes. So a job claims one: the first visible GPU whose lock file
-it can lock exclusively (``fcntl.flock``, held for the job's life and released by the kernel
+it can lock exclusively (``io.try_lock``: ``fcntl.flock``, held for the job's life and released by the kernel
 when the process ends, kill -9 included), and runs on it. With one visible GPU (a SLURM job
 sees only its own) there is nothing to choose and nothing is locked; with none, the job runs
 on the CPU as before.
@@ -11,13 +11,13 @@ on the CPU as before.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import tempfile
 import time
 from typing import List, Optional, Sequence, Tuple
 
 from .errors import ConfigError
+from .io import try_lock
 
 LOCK_DIR_ENV = "REPLICATE_GPU_LOCK_DIR"
 
@@ -46,15 +46,9 @@ def claim_gpu(gpu_ids: Sequence[str], directory: Optional[str] = None, timeout_s
     deadline = time.monotonic() + timeout_s
     while True:
         for position, gpu in enumerate(gpu_ids):
-            handle = open(os.path.join(directory, f"gpu-{gpu}.lock"), "a")
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                handle.close()
-                continue
-            handle.write(f"{os.getpid()}\n")
-            handle.flush()
-            return position, handle
+            handle = try_lock(os.path.join(directory, f"gpu-{gpu}.lock"), f"pid {os.getpid()}")
+            if handle is not None:
+                return position, handle
         if time.monotonic() > deadline:
             raise ConfigError(f"no free GPU among {list(gpu_ids)} after {timeout_s:.0f}s (locks in {directory})")
         time.sleep(poll_s)

@@ -55,30 +55,39 @@ def read_json(path: str | os.PathLike) -> Any:
         raise DataError(f"{path} cannot be read: {e.strerror}") from None
 
 
+def try_lock(path: str | os.PathLike, holder: str):
+    """Open ``path`` and lock it exclusively without waiting; on success write ``holder`` into
+    it and return the open handle (the lock lasts while it is open; the kernel releases it
+    when the process ends, kill -9 included). None when another process holds it."""
+    import fcntl
+
+    handle = open(path, "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(holder + "\n")
+    handle.flush()
+    return handle
+
+
 def lock_directory(path: str | os.PathLike):
     """An exclusive lock on ``path`` (a lock file in it), held while the returned handle is
-    open; the kernel releases it when the process ends, kill -9 included. Raises DataError
-    naming the holder when another process has it."""
-    import fcntl
+    open. Raises DataError naming the holder when another process has it."""
     import socket
 
     from .errors import DataError
 
     Path(path).mkdir(parents=True, exist_ok=True)
     lock_path = Path(path) / ".replicate.lock"
-    handle = open(lock_path, "a+")
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.seek(0)
-        holder = handle.read().strip() or "unknown"
-        handle.close()
+    handle = try_lock(lock_path, f"host {socket.gethostname()} pid {os.getpid()} workdir {os.getcwd()}")
+    if handle is None:
+        holder = lock_path.read_text().strip() or "unknown"
         raise DataError(f"another run is writing {path} ({holder}); wait for it, or give this run its own "
-                        "results_dir") from None
-    handle.seek(0)
-    handle.truncate()
-    handle.write(f"host {socket.gethostname()} pid {os.getpid()} workdir {os.getcwd()}\n")
-    handle.flush()
+                        "results_dir")
     return handle
 
 
