@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
 KINDS = ("classification", "multiple-choice", "extractive")
-TRACKS = ("unseen-data", "unseen-task")
+TRACKS = ("unseen-data", "unseen-task", "upstream")
+# What a task teaches, for grouping upstream tasks (MP2 Fig 5 names the router's groups by it).
+FAMILIES = ("", "topic", "sentiment", "pair", "multiple-choice", "extractive", "other")
 
 
 @dataclass(frozen=True)
@@ -119,8 +121,9 @@ class TaskSpec:
         (classification). Empty for multiple-choice (options come with each example) and
         extractive tasks.
     metric: "acc" or "f1" (the column of the paper's table).
-    track: "unseen-data" (its training pool may feed multi-task pre-training) or
-        "unseen-task" (held out from every pre-training stage).
+    track: "unseen-data" (part of its training pool feeds multi-task pre-training, the rest
+        is kept for its few-shot draws), "unseen-task" (held out from every pre-training
+        stage) or "upstream" (a pre-training task only, MP2 Appendix D).
     suite: "embedded" (runs here, from package-shipped corpora) or "paper" (Hub data).
     template: the MRC template.
     source: an object with ``load(data_dir) -> Pools``, ``check(data_dir)`` (raises
@@ -129,6 +132,8 @@ class TaskSpec:
     licence: the data's licence, as stated by its distributor.
     description: one line for humans.
     paper_name: the name the papers' tables use (for the published-number diff).
+    family: what the task teaches (FAMILIES): the dendrogram of upstream tasks names its
+        groups by the families they hold.
     """
 
     name: str
@@ -142,6 +147,7 @@ class TaskSpec:
     licence: str
     description: str
     paper_name: str = ""
+    family: str = ""
     extra: Dict[str, object] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -149,6 +155,8 @@ class TaskSpec:
             raise ValueError(f"task {self.name}: kind {self.kind!r} not in {KINDS}")
         if self.track not in TRACKS:
             raise ValueError(f"task {self.name}: track {self.track!r} not in {TRACKS}")
+        if self.family not in FAMILIES:
+            raise ValueError(f"task {self.name}: family {self.family!r} not in {FAMILIES}")
         if self.kind == "classification" and len(self.labels) < 2:
             raise ValueError(f"task {self.name}: a classification task needs >= 2 labels")
 

