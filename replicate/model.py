@@ -15,10 +15,22 @@ prompts, SPoT/PPT initialisations) are new prompt sources; the injection stays t
 
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import List, Optional, Sequence
 
 import torch
 from torch import nn
+
+
+def with_seed_axis(param: nn.Parameter) -> nn.Parameter:
+    """Mark ``param`` as holding one slice per seed along its first axis. The trainer slices,
+    clips and checkpoints such tensors per seed; every other trainable tensor (a backbone
+    weight, a prompt bank shared by tasks) is treated as one whole."""
+    param.seed_axis = True
+    return param
+
+
+def has_seed_axis(param: torch.Tensor) -> bool:
+    return bool(getattr(param, "seed_axis", False))
 
 
 def transformer_layers(model, arch: str) -> nn.ModuleList:
@@ -33,7 +45,7 @@ class InputPrompt(nn.Module):
 
     def __init__(self, init: torch.Tensor):  # init: (seeds, length, d)
         super().__init__()
-        self.weight = nn.Parameter(init.clone())
+        self.weight = with_seed_axis(nn.Parameter(init.clone()))
 
     depth = 1
 
@@ -48,7 +60,7 @@ class DeepPrompt(nn.Module):
 
     def __init__(self, init: torch.Tensor):  # init: (seeds, depth, length, d)
         super().__init__()
-        self.weight = nn.Parameter(init.clone())
+        self.weight = with_seed_axis(nn.Parameter(init.clone()))
 
     @property
     def depth(self) -> int:
@@ -67,11 +79,116 @@ class SpanHead(nn.Module):
 
     def __init__(self, weight: torch.Tensor):  # (seeds, d, 2)
         super().__init__()
-        self.weight = nn.Parameter(weight.clone())
+        self.weight = with_seed_axis(nn.Parameter(weight.clone()))
 
     def forward(self, hidden: torch.Tensor, seed_index: torch.Tensor) -> torch.Tensor:
         w = self.weight[seed_index]  # (B, d, 2)
         return torch.einsum("btd,bdk->btk", hidden, w)
+
+
+class SharedSpanHead(nn.Module):
+    """One Linear(d, 2) weight for every row (multi-task pre-training: one MRC head for all
+    upstream tasks, MP2 Appendix A.1)."""
+
+    def __init__(self, weight: torch.Tensor):  # (d, 2)
+        super().__init__()
+        self.weight = nn.Parameter(weight.clone())
+
+    def forward(self, hidden: torch.Tensor, row_index: torch.Tensor) -> torch.Tensor:
+        return hidden @ self.weight
+
+
+ROUTER_COMBINES = ("paper", "mpmp")
+
+
+class RoutedPrompt(nn.Module):
+    """MP2's deep modular prompt (Sun et al. 2022, §3.2): per row (a seed downstream, a task
+    in pre-training) and per layer, a router w over K modular prompts, combined into that
+    layer's prompt.
+
+    While the router trains (gradients on and the router not frozen) and ``sample`` is set,
+    the weights are a relaxed-Bernoulli sample (eqs 2-5, location alpha = e^w); otherwise
+    the router's inference form:
+    combine="paper": eq 1, p = sum_k w_k p_k / K, with w binarised (w_k = 1 if the
+        router's logit > 0) at inference and while the router is frozen (stage II).
+    combine="mpmp": the authors' code (``Deep/modeling_bert.py:587-594``): sigmoid(w) at
+        inference, and sample or sigmoid divided by its sum (not by K). MPMP's downstream
+        trainer calls ``model.eval()`` before every step (``Deep/trainer.py:331-334``), so
+        downstream it never samples: ``sample=False`` reproduces it.
+    Whether the router trains is read from autograd (``torch.is_grad_enabled()`` and the
+    router's ``requires_grad``), not from the module's train/eval mode, which says whether
+    the backbone's dropout is on (MPMP ties the two; MP2's stage I samples either way).
+
+    The relaxed-Bernoulli noise of row r comes from ``generators[r]`` (owned by that row's
+    seed or task), so a seed's draws do not depend on which other seeds share the batch.
+    ``bank()`` returns the modular prompts, (rows or 1, depth, K, length, d).
+    """
+
+    def __init__(self, router: torch.Tensor, bank: nn.Module, combine: str, temperature: float, sample: bool,
+                 generators: Sequence[torch.Generator], router_has_seed_axis: bool = True):
+        super().__init__()
+        if combine not in ROUTER_COMBINES:
+            raise ValueError(f"combine must be one of {ROUTER_COMBINES}, not {combine!r}")
+        self.router = nn.Parameter(router.clone())  # (rows, depth, K) logits
+        if router_has_seed_axis:
+            with_seed_axis(self.router)
+        self.bank = bank
+        self.combine, self.temperature, self.sample = combine, temperature, sample
+        self.generators = list(generators)
+
+    @property
+    def depth(self) -> int:
+        return self.router.shape[1]
+
+    def weights(self) -> torch.Tensor:
+        """(rows, depth, K) weights of the modular prompts, normalised as ``combine`` says."""
+        logits = self.router
+        k = logits.shape[-1]
+        if self.sample and torch.is_grad_enabled() and logits.requires_grad:
+            u = torch.stack([torch.rand(logits.shape[1:], generator=g) for g in self.generators])
+            u = u.clamp(1e-6, 1 - 1e-6).to(logits.device)
+            w = torch.sigmoid((logits + torch.log(u) - torch.log1p(-u)) / self.temperature)  # eqs 2-5
+        elif self.combine == "paper":
+            return (logits > 0).to(logits.dtype) / k
+        else:
+            w = torch.sigmoid(logits)
+        if self.combine == "paper":
+            return w / k
+        return w / (w.sum(dim=-1, keepdim=True) + 1e-12)
+
+    def forward(self) -> torch.Tensor:
+        return torch.einsum("rnk,rnkld->rnld", self.weights(), self.bank().expand(self.router.shape[0], -1, -1, -1, -1))
+
+
+class PromptBank(nn.Module):
+    """K modular prompts per layer for each seed, tuned directly (MP2 stage II, gradient
+    descent; MPMP materialises z A into one tensor for it, ``Deep/downstream_run.py:96``)."""
+
+    def __init__(self, init: torch.Tensor):  # (seeds, depth, K, length, d)
+        super().__init__()
+        self.weight = with_seed_axis(nn.Parameter(init.clone()))
+
+    def forward(self) -> torch.Tensor:
+        return self.weight
+
+
+class IntrinsicPromptBank(nn.Module):
+    """K modular prompts per layer factored as p_k = A z_k (MP2 §3.2, intrinsic
+    reparameterisation): z (depth, K, intrinsic_dim) and A (depth, intrinsic_dim, length * d),
+    one A per layer shared by its K prompts. Shared by every task (no row axis)."""
+
+    def __init__(self, z: torch.Tensor, A: torch.Tensor, length: int, d_model: int):
+        super().__init__()
+        self.z = nn.Parameter(z.clone())
+        self.A = nn.Parameter(A.clone())
+        self.length, self.d_model = length, d_model
+
+    def prompts(self) -> torch.Tensor:
+        depth, k, _ = self.z.shape
+        return torch.bmm(self.z, self.A).view(depth, k, self.length, self.d_model)
+
+    def forward(self) -> torch.Tensor:
+        return self.prompts().unsqueeze(0)
 
 
 class PromptedMRC(nn.Module):

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from .metrics import score
+from .model import has_seed_axis
 from .mrc import Encoded, MRCEncoder
 
 
@@ -121,10 +122,22 @@ def predictions(logits: torch.Tensor, batch: Batch, extractive: bool) -> List:
     return list(zip(start.tolist(), end.tolist()))
 
 
-def seed_axis_parameters(model) -> List[torch.nn.Parameter]:
-    """Trainable tensors whose first axis is the seed (prompt and head)."""
-    modules = [m for m in (model.prompt, model.head) if m is not None]
-    return [p for m in modules for p in m.parameters() if p.requires_grad]
+@dataclass
+class Stage:
+    """One stage of training: ``epochs`` passes with a fresh AdamW over ``groups`` (torch
+    param-group dicts with their own "lr"); only those parameters train, the others are
+    frozen. ``enter`` runs when the stage starts (e.g. MP2 stage II freezes the router and
+    switches it to its inference form). ``name`` labels the stage in the result."""
+
+    name: str
+    epochs: int
+    groups: List[Dict]
+    enter: Optional[Callable[[], None]] = None
+
+
+def seed_axis_parameters(params) -> List[torch.nn.Parameter]:
+    """The tensors among ``params`` whose first axis is the seed (``model.with_seed_axis``)."""
+    return [p for p in params if has_seed_axis(p)]
 
 
 def clip_per_seed(seed_params: Sequence[torch.Tensor], other_params: Sequence[torch.Tensor], n_seeds: int,
@@ -150,6 +163,36 @@ def clip_per_seed(seed_params: Sequence[torch.Tensor], other_params: Sequence[to
             p.grad.mul_(scale[0])
 
 
+def predict_rows(forward: Callable[[Batch], torch.Tensor], pairs: Sequence, pad_id: int, device, batch_size: int,
+                 extractive: bool) -> List:
+    """Predictions for (row, encoded example) pairs, ``batch_size`` at a time, without
+    gradients; the row (a seed, or a task in pre-training) picks the prompt."""
+    preds: List = []
+    with torch.no_grad():
+        for i in range(0, len(pairs), batch_size):
+            chunk = pairs[i:i + batch_size]
+            batch = collate([e for _, e in chunk], [r for r, _ in chunk], pad_id, device)
+            preds += predictions(forward(batch), batch, extractive)
+    return preds
+
+
+def score_predictions(task, encoder: MRCEncoder, encs: List[Encoded], preds: List) -> Dict[str, float]:
+    """The task's metrics of ``preds`` (option indices, or token spans decoded to text)."""
+    if task.kind == "extractive":
+        texts = [encoder.decode_span(e, a, b) if b >= a else "" for e, (a, b) in zip(encs, preds)]
+        return score(task, texts, [e.answers for e in encs])
+    return score(task, preds, [e.label for e in encs])
+
+
+def autocast_forward(model, precision: str, device) -> Callable[[Batch], torch.Tensor]:
+    """``model``'s logits for a batch, under bfloat16 autocast when ``precision`` is bf16."""
+    def forward(batch: Batch) -> torch.Tensor:
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+            logits = model(batch.input_ids, batch.attention_mask, batch.token_type_ids, batch.seed_index)
+        return logits.float()
+    return forward
+
+
 @dataclass
 class SeedData:
     seed: int
@@ -168,6 +211,9 @@ class SeedOutcome:
     dev_curve: List = field(default_factory=list)
     loss_curve: List = field(default_factory=list)
     test_metrics: Dict[str, float] = field(default_factory=dict)
+    # per stage: name, first and last epoch, its best dev epoch and score, and (for all but
+    # the last stage) the test metrics of that best checkpoint ("stage I alone")
+    stages: List[Dict] = field(default_factory=list)
 
 
 class GroupTrainer:
@@ -182,22 +228,15 @@ class GroupTrainer:
         self.device = next(model.parameters()).device
 
     def _forward(self, batch: Batch) -> torch.Tensor:
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.precision == "bf16"):
-            logits = self.model(batch.input_ids, batch.attention_mask, batch.token_type_ids, batch.seed_index)
-        return logits.float()
+        return autocast_forward(self.model, self.cfg.precision, self.device)(batch)
 
     def _evaluate(self, split: str, seeds: Sequence[int]) -> Dict[int, List]:
         """Predictions of each seed in ``seeds`` on ``split``, all (seed, example) pairs in
         shared batches."""
         self.model.eval()
         pairs = [(s, e) for s in seeds for e in getattr(self.data[s], split)]
-        preds: List = []
-        with torch.no_grad():
-            for i in range(0, len(pairs), self.cfg.eval_batch_size):
-                chunk = pairs[i:i + self.cfg.eval_batch_size]
-                batch = collate([e for _, e in chunk], [s for s, _ in chunk], self.pad_id, self.device)
-                logits = self._forward(batch)
-                preds += predictions(logits, batch, self.extractive)
+        preds = predict_rows(self._forward, pairs, self.pad_id, self.device, self.cfg.eval_batch_size,
+                             self.extractive)
         out, cursor = {}, 0
         for s in seeds:
             k = len(getattr(self.data[s], split))
@@ -206,10 +245,7 @@ class GroupTrainer:
         return out
 
     def _score(self, encs: List[Encoded], preds: List) -> Dict[str, float]:
-        if self.extractive:
-            texts = [self.encoder.decode_span(e, a, b) if b >= a else "" for e, (a, b) in zip(encs, preds)]
-            return score(self.task, texts, [e.answers for e in encs])
-        return score(self.task, preds, [e.label for e in encs])
+        return score_predictions(self.task, self.encoder, encs, preds)
 
     def _diverged(self, loss: float, first: Optional[float]) -> str:
         """Why a seed's step loss counts as divergence ("" if it does not)."""
@@ -222,11 +258,9 @@ class GroupTrainer:
     def fit(self) -> List[SeedOutcome]:
         cfg, n = self.cfg, self.n
         outcomes = [SeedOutcome(seed=d.seed) for d in self.data]
-        seed_params = seed_axis_parameters(self.model)
-        seed_ids = {id(p) for p in seed_params}
-        groups = self.method.param_groups(self.model, cfg)
-        other_params = [p for g in groups for p in g["params"] if id(p) not in seed_ids and p.requires_grad]
-        optimizer = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
+        stages = self.method.stages(self.model, cfg)
+        trained = {id(p): p for st in stages for g in st.groups for p in g["params"]}
+        self.trained_names = [name for name, p in self.model.named_parameters() if id(p) in trained]
         orders = [random.Random(d.seed) for d in self.data]
         n_train = len(self.data[0].train)
         if any(len(d.train) != n_train for d in self.data):
@@ -236,78 +270,112 @@ class GroupTrainer:
         best_state: List[Optional[Dict[str, torch.Tensor]]] = [None] * n
         first_loss: List[Optional[float]] = [None] * n
         active = list(range(n))
-        for epoch in range(1, cfg.epochs + 1):
-            # MPMP tunes with the backbone in eval mode (no dropout); train_mode turns it on.
-            self.model.train(cfg.train_mode)
-            perms = []
+        epoch = 0
+        for stage_no, stage in enumerate(stages):
+            if stage.enter is not None:
+                stage.enter()
+            in_stage = {id(p) for g in stage.groups for p in g["params"]}
+            for p in trained.values():
+                p.requires_grad_(id(p) in in_stage)
+            seed_params = seed_axis_parameters(p for g in stage.groups for p in g["params"])
+            other_params = [p for g in stage.groups for p in g["params"] if not has_seed_axis(p)]
+            optimizer = torch.optim.AdamW(stage.groups, weight_decay=cfg.weight_decay)
+            stage_best = [(float("-inf"), 0, None)] * n  # (dev, epoch, state) within this stage
+            first_epoch = epoch + 1
+            for _ in range(stage.epochs):
+                epoch += 1
+                # MPMP tunes with the backbone in eval mode (no dropout); train_mode turns it on.
+                self.model.train(cfg.train_mode)
+                perms = []
+                for s in range(n):
+                    idx = list(range(n_train))
+                    orders[s].shuffle(idx)  # every seed's stream advances, active or not
+                    perms.append(idx)
+                epoch_loss = torch.zeros(n)
+                for step in range(steps):
+                    if not active:
+                        break
+                    items, owners = [], []
+                    for s in active:
+                        for j in perms[s][step * batch_size:(step + 1) * batch_size]:
+                            items.append(self.data[s].train[j])
+                            owners.append(s)
+                    batch = collate(items, owners, self.pad_id, self.device)
+                    logits = self._forward(batch)
+                    losses = example_losses(logits, batch, self.extractive)
+                    per_seed = torch.zeros(n, device=self.device).index_add(0, batch.seed_index, losses)
+                    counts = torch.bincount(batch.seed_index, minlength=n).clamp(min=1)
+                    seed_loss = per_seed / counts
+                    values = seed_loss.detach().cpu().tolist()
+                    for s in list(active):
+                        if first_loss[s] is None:
+                            first_loss[s] = values[s]
+                        reason = self._diverged(values[s], first_loss[s])
+                        if reason:  # this seed stops; the others go on
+                            outcomes[s].status, outcomes[s].error = "failed", f"diverged at epoch {epoch}: {reason}"
+                            active.remove(s)
+                            self.log(f"seed {self.data[s].seed}: {outcomes[s].error}")
+                    if not active:
+                        break
+                    keep = torch.zeros(n, dtype=torch.bool, device=self.device)
+                    keep[active] = True
+                    optimizer.zero_grad(set_to_none=True)
+                    torch.where(keep, seed_loss, torch.zeros_like(seed_loss)).sum().backward()
+                    for p in seed_params:  # a stopped seed's slice may hold NaN: it must not move
+                        if p.grad is not None:
+                            p.grad[~keep] = 0
+                    clip_per_seed(seed_params, other_params, n, cfg.grad_clip)
+                    optimizer.step()
+                    epoch_loss += torch.tensor([v if k in active else 0.0 for k, v in enumerate(values)])
+                for s in active:
+                    outcomes[s].loss_curve.append(round(float(epoch_loss[s]) / steps, 5))
+                last_of_stage = epoch == first_epoch + stage.epochs - 1
+                if active and (epoch % cfg.eval_every == 0 or last_of_stage):
+                    dev_preds = self._evaluate("dev", active)
+                    for s in active:
+                        dev = self._score(self.data[s].dev, dev_preds[s])[self.task.metric]
+                        outcomes[s].dev_curve.append([epoch, round(dev, 5)])
+                        if dev > outcomes[s].best_dev:
+                            outcomes[s].best_dev, outcomes[s].best_epoch = dev, epoch
+                            best_state[s] = self._snapshot(s)
+                        if dev > stage_best[s][0]:
+                            stage_best[s] = (dev, epoch, self._snapshot(s))
+                    self.log(f"epoch {epoch} ({stage.name}): loss " + " ".join(
+                        f"{float(epoch_loss[s]) / steps:.3f}" for s in active) + " | dev " + " ".join(
+                        f"{outcomes[s].dev_curve[-1][1]:.3f}" for s in active))
+            last = stage_no == len(stages) - 1
             for s in range(n):
-                idx = list(range(n_train))
-                orders[s].shuffle(idx)  # every seed's stream advances, active or not
-                perms.append(idx)
-            epoch_loss = torch.zeros(n)
-            for step in range(steps):
-                if not active:
-                    break
-                items, owners = [], []
-                for s in active:
-                    for j in perms[s][step * batch_size:(step + 1) * batch_size]:
-                        items.append(self.data[s].train[j])
-                        owners.append(s)
-                batch = collate(items, owners, self.pad_id, self.device)
-                logits = self._forward(batch)
-                losses = example_losses(logits, batch, self.extractive)
-                per_seed = torch.zeros(n, device=self.device).index_add(0, batch.seed_index, losses)
-                counts = torch.bincount(batch.seed_index, minlength=n).clamp(min=1)
-                seed_loss = per_seed / counts
-                values = seed_loss.detach().cpu().tolist()
-                for s in list(active):
-                    if first_loss[s] is None:
-                        first_loss[s] = values[s]
-                    reason = self._diverged(values[s], first_loss[s])
-                    if reason:  # this seed stops; the others go on
-                        outcomes[s].status, outcomes[s].error = "failed", f"diverged at epoch {epoch}: {reason}"
-                        active.remove(s)
-                        self.log(f"seed {self.data[s].seed}: {outcomes[s].error}")
-                if not active:
-                    break
-                keep = torch.zeros(n, dtype=torch.bool, device=self.device)
-                keep[active] = True
-                optimizer.zero_grad(set_to_none=True)
-                torch.where(keep, seed_loss, torch.zeros_like(seed_loss)).sum().backward()
-                for p in seed_params:  # a stopped seed's slice may hold NaN: it must not move
-                    if p.grad is not None:
-                        p.grad[~keep] = 0
-                clip_per_seed(seed_params, other_params, n, cfg.grad_clip)
-                optimizer.step()
-                epoch_loss += torch.tensor([v if k in active else 0.0 for k, v in enumerate(values)])
-            for s in active:
-                outcomes[s].loss_curve.append(round(float(epoch_loss[s]) / steps, 5))
-            if active and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs):
-                dev_preds = self._evaluate("dev", active)
-                for s in active:
-                    dev = self._score(self.data[s].dev, dev_preds[s])[self.task.metric]
-                    outcomes[s].dev_curve.append([epoch, round(dev, 5)])
-                    if dev > outcomes[s].best_dev:
-                        outcomes[s].best_dev, outcomes[s].best_epoch = dev, epoch
-                        best_state[s] = self._snapshot(s)
-                self.log(f"epoch {epoch}: loss " + " ".join(
-                    f"{float(epoch_loss[s]) / steps:.3f}" for s in active) + " | dev " + " ".join(
-                    f"{outcomes[s].dev_curve[-1][1]:.3f}" for s in active))
-        for s in active:
-            self._restore(s, best_state[s])
-        if active:
-            test_preds = self._evaluate("test", active)
-            for s in active:
-                outcomes[s].test_metrics = self._score(self.data[s].test, test_preds[s])
+                record = {"name": stage.name, "epochs": [first_epoch, epoch]}
+                if s in active and stage_best[s][2] is not None:
+                    record.update(best_epoch=stage_best[s][1], best_dev=round(stage_best[s][0], 5))
+                outcomes[s].stages.append(record)
+            if not last and len(stages) > 1 and active:
+                # the test score of this stage's best checkpoint: what stopping here would give
+                self._test_snapshots(active, {s: stage_best[s][2] for s in active},
+                                     lambda s, m: outcomes[s].stages[-1].__setitem__("test_metrics", m))
+        self._test_snapshots(active, {s: best_state[s] for s in active},
+                             lambda s, m: setattr(outcomes[s], "test_metrics", m))
         return outcomes
 
+    def _test_snapshots(self, seeds: List[int], states: Dict[int, Optional[Dict[str, torch.Tensor]]],
+                        record: Callable[[int, Dict[str, float]], None]) -> None:
+        """Test each seed's parameters in ``states`` (None: the current ones), restoring the
+        current parameters afterwards."""
+        if not seeds:
+            return
+        current = {s: self._snapshot(s) for s in seeds}
+        for s in seeds:
+            self._restore(s, states[s])
+        test_preds = self._evaluate("test", seeds)
+        for s in seeds:
+            record(s, self._score(self.data[s].test, test_preds[s]))
+            self._restore(s, current[s])
+
     def _trainables(self, s: int) -> Dict[str, torch.Tensor]:
-        out = {}
-        for name, p in self.model.named_parameters():
-            if p.requires_grad:
-                is_seed_axis = name.startswith(("prompt.", "head."))
-                out[name] = p[s] if is_seed_axis else p
-        return out
+        """Seed ``s``'s view of every parameter some stage trains: its slice of the tensors
+        with a seed axis, the whole of the others (they belong to the only seed there is)."""
+        params = dict(self.model.named_parameters())
+        return {name: params[name][s] if has_seed_axis(params[name]) else params[name] for name in self.trained_names}
 
     def _snapshot(self, s: int) -> Dict[str, torch.Tensor]:
         return {k: v.detach().clone() for k, v in self._trainables(s).items()}
@@ -322,7 +390,8 @@ class GroupTrainer:
 
 def run_group(method, cfg, spec, task, backbone, tokenizer, pristine: Optional[dict], seed_data: List[SeedData],
               encoder: MRCEncoder, on_done: Callable[[SeedOutcome, float], None], log=print,
-              device: Optional[torch.device] = None, init_tokens: Optional[List[int]] = None) -> None:
+              device: Optional[torch.device] = None, init_tokens: Optional[List[int]] = None,
+              pretrained: Optional[dict] = None) -> None:
     """Train ``seed_data`` with ``method``; call ``on_done(outcome, wall_s)`` per finished seed.
 
     Seed-batched methods train all seeds at once; others train each seed from ``pristine``
@@ -341,7 +410,7 @@ def run_group(method, cfg, spec, task, backbone, tokenizer, pristine: Optional[d
             if pristine is not None:
                 backbone.load_state_dict(pristine)
             model = method.build(backbone, spec, tokenizer, cfg, [d.seed for d in group],
-                                 init_tokens).to(device or "cpu")
+                                 init_tokens, pretrained).to(device or "cpu")
             outcomes = GroupTrainer(model, method, cfg, task, encoder, group, pad, log).fit()
         except Exception as exc:  # recorded per seed; the job goes on with the next group
             log(traceback.format_exc())

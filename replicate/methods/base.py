@@ -142,6 +142,12 @@ class Method:
     config_cls: Type[TrainConfig] = TrainConfig
     seed_batched: bool = True  # False: the trainer runs one seed at a time (model tuning)
     paper_label: str = ""      # the row label in the papers' tables
+    paradigm: str = "gradient"  # "gradient" or "black-box": the paper blocks its rows can fill
+    rows: tuple = ()            # other paper rows that are this method's cells (same config)
+
+    # Field values that differ from config_cls's defaults: one config class serves several
+    # registered variants (MP2 shallow / deep, with / without FSL).
+    defaults: Mapping[str, Any] = {}
 
     def make_config(self, overrides: Optional[Mapping[str, Any]] = None) -> TrainConfig:
         types = {f.name: f.type for f in fields(self.config_cls)}
@@ -150,7 +156,7 @@ class Method:
             raise ConfigError(f"method {self.name}: unknown config field(s) {', '.join(unknown)}; "
                               f"known: {', '.join(sorted(types))}")
         values = {k: coerce(f"methods/{self.name}/{k}", types[k], v) for k, v in (overrides or {}).items()}
-        cfg = self.config_cls(**values)
+        cfg = self.config_cls(**{**self.defaults, **values})
         try:
             cfg.validate()
         except ConfigError as e:
@@ -160,13 +166,26 @@ class Method:
     def prompt_length(self, cfg: TrainConfig) -> int:
         return getattr(cfg, "prompt_length", 0)
 
+    def pretraining(self, cfg: TrainConfig) -> Optional[str]:
+        """The name of the pre-training run (config ``pretraining:``) whose checkpoint this
+        method starts from; None if it starts from the backbone alone."""
+        return None
+
     def build(self, backbone, spec, tokenizer, cfg: TrainConfig, seeds: List[int],
-              init_tokens: Optional[List[int]] = None):
-        """The model for ``seeds``; ``init_tokens``: candidate token ids of init="vocab"."""
+              init_tokens: Optional[List[int]] = None, pretrained: Optional[Mapping[str, Any]] = None):
+        """The model for ``seeds``; ``init_tokens``: candidate token ids of init="vocab";
+        ``pretrained``: the tensors of the checkpoint named by ``pretraining(cfg)``."""
         raise NotImplementedError
 
     def param_groups(self, model, cfg: TrainConfig) -> List[Dict[str, Any]]:
         raise NotImplementedError
+
+    def stages(self, model, cfg: TrainConfig) -> List[Any]:
+        """The training stages (``train.Stage``): by default one stage of ``cfg.epochs`` over
+        ``param_groups``. Methods that train in stages (MP2's router, then prompts) override."""
+        from ..train import Stage
+
+        return [Stage("train", cfg.epochs, self.param_groups(model, cfg))]
 
     def prompt_modules(self, spec, cfg: TrainConfig, n_seeds: int = 1) -> Dict[str, Any]:
         """The method's own trainable modules for ``n_seeds`` seeds, built on the meta device
@@ -186,7 +205,8 @@ class PromptMethod(Method):
     def make_prompt(self, backbone, spec, cfg, seeds: List[int], init_tokens: Optional[List[int]]):
         raise NotImplementedError
 
-    def build(self, backbone, spec, tokenizer, cfg, seeds: List[int], init_tokens: Optional[List[int]] = None):
+    def build(self, backbone, spec, tokenizer, cfg, seeds: List[int], init_tokens: Optional[List[int]] = None,
+              pretrained=None):
         from ..model import PromptedMRC
         from .common import span_head
 

@@ -32,7 +32,7 @@ class ModelTuning(Method):
     seed_batched = False
     paper_label = "Model Tuning"
 
-    def build(self, backbone, spec, tokenizer, cfg, seeds: List[int], init_tokens=None) -> PromptedMRC:
+    def build(self, backbone, spec, tokenizer, cfg, seeds: List[int], init_tokens=None, pretrained=None) -> PromptedMRC:
         if len(seeds) != 1:
             raise ValueError("model tuning trains one seed per backbone copy")
         backbone.requires_grad_(True)
