@@ -19,8 +19,10 @@ if not workflow.overwrite_configfiles:
 include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/splits.smk"
+include: "rules/pretrain.smk"
 include: "rules/train.smk"
 include: "rules/tables.smk"
+include: "rules/figures.smk"
 
 
 rule all:

@@ -92,15 +92,53 @@ def cmd_split(args) -> int:
     return 0
 
 
+def cmd_pretrain(args) -> int:
+    """One pre-training run (a DAG node): by hand, --config and --name give its settings."""
+    from .config import load_config, pretrain_dir, pretrain_settings
+    from .jobs import pretrain_job
+
+    if args.settings:
+        if not args.data_dir or not args.out_dir:
+            raise ReplicateError("with --settings, give --data-dir and --out-dir")
+        try:
+            settings = json.loads(args.settings)
+        except json.JSONDecodeError as e:
+            raise ReplicateError(f"--settings is not valid JSON ({e})") from None
+        out_dir, data_dir = args.out_dir, args.data_dir
+    else:
+        if not args.config or not args.name:
+            raise ReplicateError("give --config FILE --name PRETRAINING (or --settings JSON from the Snakefile)")
+        cfg = load_config(args.config)
+        if args.name not in cfg.get("pretraining", {}):
+            raise ReplicateError(f"no pre-training named {args.name!r} in {args.config} "
+                                 f"(known: {', '.join(cfg.get('pretraining', {})) or 'none'})")
+        backbone = args.backbone or cfg["grid"]["backbone"]
+        settings = pretrain_settings(cfg, args.name, backbone)
+        out_dir = args.out_dir or pretrain_dir(cfg, args.name, backbone)
+        data_dir = args.data_dir or cfg["data_dir"]
+    summary = pretrain_job(settings, out_dir, data_dir, device=args.device)
+    print(f"{out_dir}: best mean dev {summary['best_dev']} at step {summary['best_step']}, "
+          f"checkpoint sha256 {summary['checkpoint']['sha256'][:12]}")
+    return 0
+
+
 def cmd_train(args) -> int:
     from .jobs import train_group
 
     settings, data_dir, splits, out = _job(args, for_training=True)
+    pretrained = args.pretrained
+    if pretrained is None and "pretraining" in settings and args.config:
+        from .config import load_config, pretrain_dir
+        from .jobs import CHECKPOINT_FILE
+
+        cfg = load_config(args.config)
+        pretrained = f"{pretrain_dir(cfg, settings['pretraining']['pretraining'], settings['backbone'])}/{CHECKPOINT_FILE}"
     threads = settings.get("threads", 1)
     if args.threads is not None and args.threads != threads:
         raise ReplicateError(f"--threads {args.threads} differs from the run's threads_per_job {threads}: the thread "
                              "count changes the numbers, so it is part of the cell's config (set threads_per_job)")
-    results = train_group(settings, args.seeds, splits, out, data_dir, threads=threads, device=args.device)
+    results = train_group(settings, args.seeds, splits, out, data_dir, threads=threads, device=args.device,
+                          pretrained_path=pretrained)
     failed = [r["seed"] for r in results if r["status"] != "ok"]
     if failed:
         print(f"replicate: seeds {failed} of {list(args.seeds)} failed (recorded in their result files)",
@@ -150,6 +188,20 @@ def cmd_probe(args) -> int:
         std = statistics.stdev(scores) if len(scores) > 1 else 0.0
         print(f"{name},{result['probe']},{statistics.fmean(scores):.1f},{std:.1f},{result['majority']:.1f},"
               f"{len(scores)}")
+    return 0
+
+
+def cmd_figure(args) -> int:
+    from .figures import router_dendrogram, two_stage_curves
+
+    if args.figure == "mp2-fig5":
+        if len(args.inputs) != 1:
+            raise ReplicateError("mp2-fig5 draws from one pretrain.json (of a shallow pre-training)")
+        written = router_dendrogram(args.inputs[0], args.out_prefix)
+    else:
+        written = two_stage_curves(args.inputs, args.out_prefix)
+    for path in written:
+        print(path)
     return 0
 
 
@@ -233,7 +285,19 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--splits", nargs="+", help="one split manifest per seed (default: the config's layout)")
     c.add_argument("--threads", type=int, help="must equal the run's threads_per_job (the default)")
     c.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, or auto (cuda when available)")
+    c.add_argument("--pretrained", help="the pre-training checkpoint the method starts from (default: the config's "
+                                        "layout)")
     c.set_defaults(func=cmd_train)
+
+    c = sub.add_parser("pretrain", help="multi-task pre-training of modular prompts (MP2; one DAG node)")
+    c.add_argument("--settings", help="JSON settings of the pre-training (what the Snakefile passes)")
+    c.add_argument("--config", help="a run config YAML, to derive the settings by hand")
+    c.add_argument("--name", help="the pre-training's name in the config's pretraining section")
+    c.add_argument("--backbone")
+    c.add_argument("--data-dir")
+    c.add_argument("--out-dir", help="default: <results_dir>/pretrain/<name>/<backbone>")
+    c.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, or auto (cuda when available)")
+    c.set_defaults(func=cmd_pretrain)
 
     c = sub.add_parser("aggregate", help="regenerate one paper table (and its diff) from the result files")
     c.add_argument("--config")
@@ -247,6 +311,14 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--config", required=True)
     c.add_argument("--tasks", nargs="*")
     c.set_defaults(func=cmd_probe)
+
+    c = sub.add_parser("figure", help="draw a paper figure from logged tensors or result files")
+    c.add_argument("figure", choices=["mp2-fig5", "mp2-fig3"],
+                   help="mp2-fig5: router dendrogram (input: a shallow pretrain.json); mp2-fig3: two-stage dev "
+                        "curves (inputs: MP2 result files)")
+    c.add_argument("inputs", nargs="+")
+    c.add_argument("--out-prefix", required=True)
+    c.set_defaults(func=cmd_figure)
 
     c = sub.add_parser("published", help="print the papers' transcribed numbers as CSV")
     c.add_argument("--paper", choices=PAPERS)

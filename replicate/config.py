@@ -97,6 +97,7 @@ def check_config(cfg: Any, check_data: bool = True) -> dict:
         METHODS.get(name)
     for name, overrides in cfg["methods"].items():
         METHODS.get(name).make_config(overrides)
+    _check_pretraining(cfg)
     tasks = [resolve_task(name, cfg.get("paper_data_files")) for name in grid["tasks"]]
     for name in cfg.get("paper_data_files", {}):
         resolve_task(name, cfg["paper_data_files"])
@@ -117,6 +118,58 @@ def check_config(cfg: Any, check_data: bool = True) -> dict:
         _check_shots(cfg, local)
         _check_lengths(cfg, spec, tasks)
     return cfg
+
+
+def _check_pretraining(cfg: dict) -> None:
+    """Every pre-training entry is valid, names upstream tasks only, and every grid method
+    that starts from a pre-training names one that exists; a run that pre-trains keeps a
+    downstream reserve (else UNSEEN DATA few-shot examples could be pre-training data)."""
+    from .pretrain import check_upstream_tasks, make_pretrain_config
+
+    for name, values in cfg.get("pretraining", {}).items():
+        check_upstream_tasks(name, make_pretrain_config(name, values or {}), cfg.get("paper_data_files"))
+    needed = pretrainings_of(cfg)
+    for method, name in needed.items():
+        if name not in cfg.get("pretraining", {}):
+            raise ConfigError(f"config methods/{method}/pretraining: no pre-training named {name!r} in the config's "
+                              f"pretraining section (known: {', '.join(cfg.get('pretraining', {})) or 'none'})")
+    if needed and cfg["protocol"].get("downstream_reserve") is None:
+        raise ConfigError("config protocol/downstream_reserve: the run pre-trains, so UNSEEN DATA tasks need a "
+                          "downstream reserve kept out of pre-training (e.g. 0.2)")
+
+
+def pretrainings_of(cfg: dict) -> Dict[str, str]:
+    """Grid method -> the pre-training run it starts from (methods that start from one)."""
+    from .methods import METHODS
+
+    out = {}
+    for name in cfg["grid"]["methods"]:
+        method = METHODS.get(name)
+        pre = method.pretraining(method.make_config(cfg["methods"].get(name)))
+        if pre is not None:
+            out[name] = pre
+    return out
+
+
+def pretrain_settings(cfg: dict, name: str, backbone: str) -> Dict[str, Any]:
+    """Everything that determines a pre-training's checkpoint: its hash is in the checkpoint
+    and in the provenance of every cell that starts from it."""
+    from .pretrain import asdict_config, make_pretrain_config
+
+    pcfg = make_pretrain_config(name, cfg["pretraining"][name])
+    files = cfg.get("paper_data_files", {})
+    return {
+        "pretraining": name,
+        "config": asdict_config(pcfg),
+        "protocol": {"downstream_reserve": cfg["protocol"].get("downstream_reserve")},
+        "data_files": {t: files[t] for t in sorted(files)},
+        **_backbone_settings(cfg, backbone),
+        "threads": cfg["threads_per_job"],
+    }
+
+
+def pretrain_dir(cfg: dict, name: str, backbone: str) -> str:
+    return f"{cfg['results_dir']}/pretrain/{name}/{backbone}"
 
 
 def _check_shots(cfg: dict, tasks) -> None:
@@ -202,7 +255,7 @@ def cell_settings(cfg: dict, group: Group) -> Dict[str, Any]:
 
     method = METHODS.get(group.method)
     method_cfg = method.make_config(cfg["methods"].get(group.method))
-    return {
+    out = {
         "run": cfg["run"],
         "setup": cfg.get("setup", "embedded"),
         "method": group.method,
@@ -213,6 +266,10 @@ def cell_settings(cfg: dict, group: Group) -> Dict[str, Any]:
         # between 1 and 2 threads: the count is part of what a cell is.
         "threads": cfg["threads_per_job"],
     }
+    pre = method.pretraining(method_cfg)
+    if pre is not None:
+        out["pretraining"] = pretrain_settings(cfg, pre, group.backbone)
+    return out
 
 
 def config_hash(settings: Dict[str, Any]) -> str:

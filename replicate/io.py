@@ -91,6 +91,15 @@ def lock_directory(path: str | os.PathLike):
     return handle
 
 
+def sha256_file(path: str | os.PathLike) -> str:
+    """SHA-256 of a file's bytes (data files, checkpoints)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def stable_hash(obj: Any) -> str:
     """SHA-256 of canonical JSON (sorted keys): the config hash every result cites."""
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()

@@ -74,8 +74,103 @@ def make_splits(settings: dict, seeds: Sequence[int], data_dir: str, out_paths: 
     return manifests
 
 
+CHECKPOINT_FILE = "checkpoint.pt"
+SUMMARY_FILE = "pretrain.json"
+RESUME_FILE = "resume.pt"
+
+
+def pretrain_job(settings: dict, out_dir: str, data_dir: str, device: str = "auto",
+                 stop_after: Optional[int] = None) -> Optional[dict]:
+    """Run one pre-training; write ``checkpoint.pt`` (the best tensors) and ``pretrain.json``
+    (curves, the routers, data sizes, provenance) under ``out_dir``. With ``stop_after``
+    (tests: a simulated kill) it stops after that many steps and writes neither."""
+    import torch
+
+    from .backbones import BACKBONES, weights_fingerprint
+    from .devices import resolve_device
+    from .io import sha256_file
+    from .pretrain import check_upstream_tasks, held_out_texts, make_pretrain_config, run_pretraining, upstream_data
+    from .splits import Protocol
+    from .tasks import resolve_task
+
+    name = settings["pretraining"]
+    cfg = make_pretrain_config(name, settings["config"])
+    files = settings.get("data_files") or {}
+    tasks = check_upstream_tasks(name, cfg, files)
+    torch.set_num_threads(settings.get("threads", 1))
+    device_name, gpu_lock = resolve_device(device)
+    job_start = time.perf_counter()
+    spec = BACKBONES.get(settings["backbone"])
+    protocol = Protocol(downstream_reserve=settings["protocol"]["downstream_reserve"])
+    suites = {t.suite for t in tasks}
+    if len(suites) != 1:
+        raise ConfigError(f"pre-training {name}: its tasks come from several suites ({', '.join(sorted(suites))})")
+    held_out = held_out_texts(suites.pop(), data_dir, protocol, files)
+    data, sizes = {}, {}
+    for task in tasks:
+        data[task.name] = upstream_data(task, resolve_task(task.name, files).load_pools(data_dir), protocol, held_out,
+                                        cfg)
+        sizes[task.name] = {"train": len(data[task.name][0]), "dev": len(data[task.name][1])}
+        _log(f"{task.name}: {sizes[task.name]['train']} train / {sizes[task.name]['dev']} dev upstream examples")
+    backbone, tokenizer = spec.load(local_dir=settings.get("backbone_dir"))
+    os.makedirs(out_dir, exist_ok=True)
+    s_hash = config_hash(settings)
+    outcome = run_pretraining(cfg, spec, backbone, tokenizer, tasks, data, os.path.join(out_dir, RESUME_FILE), s_hash,
+                              log=_log, device=torch.device(device_name), stop_after=stop_after)
+    if outcome["steps_run"] < cfg.steps:
+        return None
+    checkpoint = {**outcome["state"], "tasks": [t.name for t in tasks], "prompt": cfg.prompt,
+                  "prompt_length": cfg.prompt_length, "n_prompts": cfg.n_prompts, "d_model": spec.d_model,
+                  "settings_hash": s_hash, "best_step": outcome["best_step"], "best_dev": outcome["best_dev"]}
+    path = os.path.join(out_dir, CHECKPOINT_FILE)
+    torch.save(checkpoint, path + ".part")
+    os.replace(path + ".part", path)
+    summary = {
+        "pretraining": name, "backbone": spec.name, "config_hash": s_hash, "settings": settings,
+        "checkpoint": {"path": os.path.relpath(path), "sha256": sha256_file(path)},
+        "tasks": [{"name": t.name, "family": t.family, "track": t.track, "kind": t.kind, **sizes[t.name]}
+                  for t in tasks],
+        "best_step": outcome["best_step"], "best_dev": round(outcome["best_dev"], 4),
+        "dev_curve": outcome["dev_curve"], "loss_curve": outcome["loss_curve"],
+        # the learned routers, tasks x layers x K logits: what the router dendrogram is drawn from
+        "routers": [[[round(float(v), 6) for v in layer] for layer in task] for task in outcome["state"]["router"]],
+        "wall_time_s": round(time.perf_counter() - job_start, 2),
+        "provenance": {"packages": package_versions(), "git": git_state(), "machine": machine(),
+                       "threads": settings.get("threads", 1), "device": device_name, "cluster": cluster_job(),
+                       "backbone_weights_sha256": weights_fingerprint(backbone)},
+    }
+    write_json_atomic(os.path.join(out_dir, SUMMARY_FILE), summary)
+    os.remove(os.path.join(out_dir, RESUME_FILE))  # the run is complete: nothing to resume
+    if gpu_lock is not None:
+        gpu_lock.close()
+    return summary
+
+
+def load_pretrained(settings: dict, path: Optional[str]) -> Tuple[Optional[dict], Optional[dict]]:
+    """(tensors for the method, provenance) of the checkpoint a cell starts from; ConfigError
+    if it is missing or was pre-trained with other settings than the cell's."""
+    if "pretraining" not in settings:
+        return None, None
+    import torch
+
+    from .io import sha256_file
+    from .pretrain import checkpoint_tensors
+
+    name = settings["pretraining"]["pretraining"]
+    if not path or not os.path.exists(path):
+        raise ConfigError(f"pre-training {name}: checkpoint {path} does not exist: run the pretrain job first "
+                          "(python -m replicate pretrain ... or snakemake)")
+    raw = torch.load(path, weights_only=False)
+    if raw.get("settings_hash") != config_hash(settings["pretraining"]):
+        raise ConfigError(f"pre-training {name}: checkpoint {path} was made with other settings than this run's "
+                          "pretraining entry; rerun the pretrain job")
+    return checkpoint_tensors(raw), {"name": name, "path": os.path.relpath(path), "sha256": sha256_file(path),
+                                     "settings_hash": raw["settings_hash"], "best_step": raw["best_step"]}
+
+
 def train_group(settings: dict, seeds: Sequence[int], split_paths: Sequence[str], out_paths: Sequence[str],
-                data_dir: str, threads: Optional[int] = None, device: str = "auto") -> List[dict]:
+                data_dir: str, threads: Optional[int] = None, device: str = "auto",
+                pretrained_path: Optional[str] = None) -> List[dict]:
     """Train every seed of one (method, backbone, task, shot) group; write one result per seed."""
     import torch
 
@@ -112,6 +207,7 @@ def train_group(settings: dict, seeds: Sequence[int], split_paths: Sequence[str]
             raise ConfigError(f"split {m['task']}/{m['shot']}/{m['seed']} does not belong to seed {seed}")
     pools = task.load_pools(data_dir)
     parts = [resolve(m, pools) for m in manifests]
+    pretrained, pretrained_provenance = load_pretrained(settings, pretrained_path)
 
     backbone, tokenizer = spec.load(dropout=cfg.dropout, local_dir=settings.get("backbone_dir"))
     weights_sha256 = weights_fingerprint(backbone)
@@ -146,6 +242,7 @@ def train_group(settings: dict, seeds: Sequence[int], split_paths: Sequence[str]
         "backbone_weights_sha256": weights_sha256,
         "trainable_parameters": method.trainable_parameters(spec, cfg),
         "seed_batched": method.seed_batched, "group_seeds": list(seeds),
+        "pretrained_checkpoint": pretrained_provenance,
     }
 
     def on_done(outcome, wall_s: float) -> None:
@@ -156,6 +253,7 @@ def train_group(settings: dict, seeds: Sequence[int], split_paths: Sequence[str]
             "metrics": o["test_metrics"], "score": o["test_metrics"].get(task.metric),
             "dev": {"best_epoch": o["best_epoch"], "best_score": o["best_dev"], "curve": o["dev_curve"]},
             "train_loss_curve": o["loss_curve"],
+            "stages": o["stages"],
             "wall_time_s": round(wall_s, 2),
             "wall_time_note": ("time of the whole seed-batched group (all its seeds at once)"
                                if method.seed_batched else "time of this seed alone"),
@@ -171,7 +269,7 @@ def train_group(settings: dict, seeds: Sequence[int], split_paths: Sequence[str]
              f"(best dev {o['best_dev']} at epoch {o['best_epoch']}) -> {path_of[outcome.seed]}")
 
     run_group(method, cfg, spec, task, backbone, tokenizer, pristine, seed_data, encoder, on_done, log=_log,
-              device=device, init_tokens=init_tokens)
+              device=device, init_tokens=init_tokens, pretrained=pretrained)
     if gpu_lock is not None:
         gpu_lock.close()  # the GPU is free for the next job
     return written

@@ -76,4 +76,14 @@ def count(paper: str, method_name: str, backbone: Optional[str] = None,
         out["trainable_with_head"] = trainable + counts["head"]
     if "backbone" in counts:
         out["note"] = "backbone size as published for this backbone (its weights are not counted here)"
+    if hasattr(method, "stage_counts"):
+        from .tables import format_count
+
+        stages = method.stage_counts(spec, method.make_config(overrides))
+        out["stages"] = stages
+        out["range"] = [stages["stage2_one_prompt_per_layer"], stages["stage2_all_prompts"]]
+        out["range_printed"] = (f"{format_count(stages['stage2_one_prompt_per_layer'])}∼"
+                                f"{format_count(stages['stage2_all_prompts'])}")
+        out["note"] = ("tuned in two stages: stage I the routers, stage II the prompts the routers select (one to "
+                       "K per layer; MP2 Table 3 prints that range); trainable counts all K")
     return out

@@ -25,7 +25,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from .errors import DataError
 from .io import write_json_atomic
-from .tasks.base import Example, Pools, TaskSpec
+from .tasks.base import Example, Pools, TaskSpec, stable_fraction
 
 MANIFEST_VERSION = 1
 
@@ -44,6 +44,27 @@ class Protocol:
     test_cap: Optional[int] = None
     drop_longer_than: Optional[int] = None
     length_prompt_slots: int = 0
+    downstream_reserve: Optional[float] = None
+
+
+def reserve_key(example_id: str) -> str:
+    """The id that decides an example's side of the downstream reserve: the document's id
+    for examples derived from one document (``<document id>#<n>``), so every task built
+    from a document puts it on the same side."""
+    return example_id.split("#", 1)[0]
+
+
+def in_downstream_reserve(example_id: str, fraction: float) -> bool:
+    return stable_fraction(f"downstream-reserve:{reserve_key(example_id)}") < fraction
+
+
+def few_shot_pool(task: TaskSpec, pools: Pools, protocol: Protocol) -> List[Example]:
+    """The training examples few-shot draws may use. With ``downstream_reserve``, an UNSEEN
+    DATA task draws only from its reserve: the rest of its pool is pre-training data (MP2
+    4.1: "we retain a small portion of training data from the pre-training corpora")."""
+    if protocol.downstream_reserve is None or task.track != "unseen-data":
+        return list(pools.train)
+    return [ex for ex in pools.train if in_downstream_reserve(ex.id, protocol.downstream_reserve)]
 
 
 def drop_long(task: TaskSpec, pools: Pools, tokenizer, protocol: Protocol, spec) -> Tuple[Pools, Dict[str, int]]:
@@ -69,10 +90,12 @@ def drop_long(task: TaskSpec, pools: Pools, tokenizer, protocol: Protocol, spec)
 def check_pool_size(task: TaskSpec, pools: Pools, shot: int, protocol: Protocol) -> None:
     """DataError (one line) if the training pool cannot give ``shot`` train + ``shot`` dev
     examples under ``protocol``, whichever labels the seeded draw favours."""
+    train = few_shot_pool(task, pools, protocol)
+    where = " (its downstream reserve)" if len(train) < len(pools.train) else ""
     if task.kind != "classification":
-        if len(pools.train) < 2 * shot:
+        if len(train) < 2 * shot:
             raise DataError(f"task {task.name}: shot {shot} needs {2 * shot} training examples (train + dev); "
-                            f"the pool has {len(pools.train)}")
+                            f"the pool{where} has {len(train)}")
         return
     labels = range(task.num_labels)
     if task.num_labels > protocol.many_labels:
@@ -80,10 +103,10 @@ def check_pool_size(task: TaskSpec, pools: Pools, shot: int, protocol: Protocol)
     else:
         need = -(-shot // task.num_labels)  # a label may get the remainder
     for lab in labels:
-        have = sum(ex.label == lab for ex in pools.train)
+        have = sum(ex.label == lab for ex in train)
         if have < 2 * need:
             raise DataError(f"task {task.name}: shot {shot} needs up to {2 * need} training examples of label "
-                            f"{task.labels[lab]!r} (train + dev); the pool has {have}")
+                            f"{task.labels[lab]!r} (train + dev); the pool{where} has {have}")
 
 
 def _per_label_counts(labels: Sequence[int], shot: int, protocol: Protocol, rng: random.Random) -> Dict[int, int]:
@@ -99,7 +122,7 @@ def draw_split(task: TaskSpec, pools: Pools, shot: int, seed: int, protocol: Pro
     if shot < 1:
         raise ValueError("shot must be positive")
     rng = random.Random(f"{task.name}|{shot}|{seed}")
-    pool = sorted(pools.train, key=lambda ex: ex.id)
+    pool = sorted(few_shot_pool(task, pools, protocol), key=lambda ex: ex.id)
     if task.kind == "classification":
         by_label: Dict[int, List[Example]] = {lab: [] for lab in range(task.num_labels)}
         for ex in pool:

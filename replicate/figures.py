@@ -1,0 +1,135 @@
+"""MP2's figures, drawn from logged tensors and result files only (never by hand).
+
+- Fig 5 (``router_dendrogram``): the upstream tasks clustered by their learned, binarised
+  shallow router (MP2 §4.3: "hierarchical clustering on the router learned on 38 upstream
+  tasks"). Each task's router is its K-bit pattern of selected prompts (logit > 0); tasks are
+  joined by average linkage on the Hamming distance between patterns, and the tree is cut
+  into at most ``n_groups`` groups (the paper: 8, A-H), each named by the families of its
+  tasks. Input: the routers logged in ``pretrain.json``.
+- Fig 3, gradient half (``two_stage_curves``): dev score per epoch across the two stages of
+  MP2's downstream tuning, mean over seeds, with the stage boundary; input: the cells'
+  ``dev.curve`` and ``stages``.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections import Counter
+from pathlib import Path
+from typing import Dict, List, Sequence
+
+from .errors import DataError
+from .io import read_json, write_text_atomic
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display on compute nodes
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def router_groups(tasks: Sequence[dict], routers: Sequence, n_groups: int = 8) -> Dict:
+    """The binarised router patterns, the linkage and the groups of the upstream tasks."""
+    import numpy as np
+    from scipy.cluster.hierarchy import fcluster, linkage
+
+    logits = np.asarray(routers, dtype=float)  # tasks x layers x K
+    if logits.ndim != 3 or logits.shape[0] != len(tasks):
+        raise DataError(f"routers of shape {logits.shape} do not match {len(tasks)} tasks")
+    if len(tasks) < 2:
+        raise DataError(f"clustering the routers needs at least 2 upstream tasks, the pre-training has {len(tasks)}")
+    bits = (logits[:, 0, :] > 0).astype(float)  # the input layer's router (shallow MP2 has only it)
+    link = linkage(bits, method="average", metric="hamming")
+    labels = fcluster(link, t=min(n_groups, len(tasks)), criterion="maxclust")
+    groups: Dict[int, List[int]] = {}
+    for i, g in enumerate(labels):
+        groups.setdefault(int(g), []).append(i)
+    named = []
+    for letter, (_, members) in zip("ABCDEFGHIJKLMNOP", sorted(groups.items(), key=lambda kv: min(kv[1]))):
+        families = Counter(tasks[i]["family"] or "other" for i in members)
+        top = ", ".join(f"{fam} {n}" for fam, n in families.most_common())
+        named.append({"group": letter, "tasks": [tasks[i]["name"] for i in members], "families": top,
+                      "patterns": sorted({"".join(str(int(b)) for b in bits[i]) for i in members})})
+    return {"bits": bits.tolist(), "linkage": link.tolist(), "groups": named}
+
+
+def router_dendrogram(summary_path: str, out_prefix: str, n_groups: int = 8) -> List[str]:
+    """Draw Fig 5 from a shallow pre-training's ``pretrain.json``: ``<prefix>.png``,
+    ``.pdf`` and ``.json`` (the patterns and groups)."""
+    from scipy.cluster.hierarchy import dendrogram
+
+    summary = read_json(summary_path)
+    tasks, routers = summary["tasks"], summary["routers"]
+    found = router_groups(tasks, routers, n_groups)
+    group_of = {name: g["group"] for g in found["groups"] for name in g["tasks"]}
+    labels = [f"{t['name']} ({t['family'] or 'other'}) [{group_of[t['name']]}]" for t in tasks]
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 0.32 * len(tasks) + 1.6))
+    dendrogram(found["linkage"], labels=labels, orientation="left", ax=ax, color_threshold=None)
+    ax.set_xlabel("Hamming distance between binarised routers (average linkage)")
+    ax.set_title(f"Task partitions induced from the router ({summary['pretraining']}, {summary['backbone']}, "
+                 f"{len(tasks)} upstream tasks)", fontsize=9)
+    fig.tight_layout()
+    written = []
+    for ext in ("png", "pdf"):
+        path = f"{out_prefix}.{ext}"
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=150)
+        written.append(path)
+    plt.close(fig)
+    meta = {"source": summary_path, "checkpoint_sha256": summary["checkpoint"]["sha256"], **found}
+    write_text_atomic(f"{out_prefix}.json", json.dumps(meta, indent=1) + "\n")
+    return written + [f"{out_prefix}.json"]
+
+
+def two_stage_curves(result_paths: Sequence[str], out_prefix: str) -> List[str]:
+    """Draw Fig 3 (gradient half): dev score per evaluated epoch, mean ± std over the seeds of
+    each (method, task) among ``result_paths``, with a line at each stage boundary."""
+    by_cell: Dict[tuple, List[dict]] = {}
+    for path in result_paths:
+        r = read_json(path)
+        if r.get("status") == "ok" and r.get("stages"):
+            by_cell.setdefault((r["method"], r["task"]), []).append(r)
+    if not by_cell:
+        raise DataError("no finished two-stage result among the inputs")
+    plt = _pyplot()
+    methods = sorted({m for m, _ in by_cell})
+    tasks = sorted({t for _, t in by_cell})
+    fig, axes = plt.subplots(len(methods), len(tasks), figsize=(2.8 * len(tasks), 2.4 * len(methods)), squeeze=False)
+    rows = []
+    for (i, method), (j, task) in ((mi, tj) for mi in enumerate(methods) for tj in enumerate(tasks)):
+        ax = axes[i][j]
+        results = by_cell.get((method, task))
+        if not results:
+            ax.set_axis_off()
+            continue
+        epochs = sorted({e for r in results for e, _ in r["dev"]["curve"]})
+        means, stds = [], []
+        for e in epochs:
+            vals = [v for r in results for ep, v in r["dev"]["curve"] if ep == e]
+            means.append(statistics.fmean(vals))
+            stds.append(statistics.stdev(vals) if len(vals) > 1 else 0.0)
+            rows.append([method, task, e, round(means[-1], 3), round(stds[-1], 3), len(vals)])
+        ax.plot(epochs, means, color="C0")
+        ax.fill_between(epochs, [m - s for m, s in zip(means, stds)], [m + s for m, s in zip(means, stds)],
+                        color="C0", alpha=0.2)
+        for stage in results[0]["stages"][1:]:
+            ax.axvline(stage["epochs"][0] - 0.5, color="green", linestyle="--")
+        ax.set_title(f"{method} / {task} (n={len(results)})", fontsize=8)
+        ax.set_xlabel("epoch", fontsize=8)
+        ax.set_ylabel(f"dev {results[0]['metric']}", fontsize=8)
+    fig.tight_layout()
+    written = []
+    for ext in ("png", "pdf"):
+        path = f"{out_prefix}.{ext}"
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=150)
+        written.append(path)
+    plt.close(fig)
+    csv = "method,task,epoch,dev_mean,dev_std,n\n" + "".join(",".join(map(str, r)) + "\n" for r in rows)
+    write_text_atomic(f"{out_prefix}.csv", csv)
+    return written + [f"{out_prefix}.csv"]

@@ -1,0 +1,448 @@
+"""MP2's multi-task pre-training of modular prompts (Sun et al. 2022 §3.3, Appendix A.1): one
+DAG node whose checkpoint every downstream MP2 cell of its backbone starts from.
+
+Per prompted layer (the input alone: shallow; every layer: deep), K modular prompts
+p_k = A z_k (z: K x intrinsic_dim, A: intrinsic_dim x (length * d), one A per layer) and, per
+upstream task and layer, a router over them (``model.RoutedPrompt``, rows = tasks), plus one
+MRC head for all tasks; the backbone is frozen. Each step draws a task uniformly at random
+and trains on a batch of that task (MP2 §3.3), with one AdamW whose router group and prompt
+group (z, A and, unless ``head_lr`` is set, the head: MPMP ``Deep/run.py:87-96``) may have
+different learning rates: fast and slow learning (FSL) when they differ.
+
+Data: an upstream task's training pool minus its downstream reserve (``splits.
+few_shot_pool``: what few-shot draws may use) minus any example whose text is in the test
+pool of any downstream task of its suite; ``dev_fraction`` of what is left (a seeded draw,
+MPMP: 10% of train with seed 42, ``Deep/dataloader.py:102-109``) is that task's dev slice.
+The best checkpoint is the one with the best mean dev score over the tasks (MPMP
+``Deep/trainer.py:88-104``); UNSEEN TASK tasks are refused.
+
+Resumable: every ``save_every`` steps the whole state (parameters, optimiser, every random
+stream, curves, best so far) is written atomically to ``<out dir>/resume.pt``; a rerun of the
+same settings continues from it and ends with the same checkpoint as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import statistics
+import time
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+import torch
+
+from .errors import ConfigError
+
+PROMPT_DEPTHS = ("shallow", "deep")
+
+
+@dataclass
+class PretrainConfig:
+    """One pre-training run (config ``pretraining: <name>: {...}``). Defaults: MP2 Appendix
+    A.1 and MPMP ``Deep/run.py`` (deep MP2 with FSL).
+
+    prompt: "shallow" (modular prompts at the input) or "deep" (at every layer).
+    tasks: the upstream tasks, in router-row order (MP2: the 38 of Appendix D).
+    prompt_length: soft tokens per modular prompt (MP2: 50).
+    n_prompts: modular prompts per layer, K (MP2: 8).
+    intrinsic_dim: the dimension of z_k (MPMP ``run.py:13``: 300).
+    steps: optimiser steps (MP2 A.1: 1M).
+    batch_size: examples per step, all of one task (MP2 A.1: 32).
+    router_lr: learning rate of the routers (deep MP2, FSL: 5e-4; shallow, no FSL: 1e-3).
+    prompt_lr: learning rate of z and A (deep: 1e-4; shallow: 1e-3).
+    head_lr: learning rate of the MRC head; null: prompt_lr (MPMP puts the head in the
+        prompts' optimiser, ``Deep/run.py:87-96``).
+    weight_decay: AdamW's (MPMP: the default, 0.01).
+    combine, temperature: the routers' form (``model.RoutedPrompt``; MPMP: temperature 1.0).
+        Pre-training always samples the relaxed Bernoulli (the model is in train mode,
+        MPMP ``Deep/trainer.py:115``).
+    train_mode: dropout in the backbone while pre-training (MPMP: on).
+    dev_fraction: share of each task's upstream data held out as its dev slice (MPMP: 0.1).
+    dev_cap: at most this many dev examples per task (null: all).
+    train_cap: at most this many training examples per task, the first of a seeded
+        shuffle (null: all).
+    eval_every: steps between dev evaluations (MPMP ``run.py:18``: 50,000); the last step
+        is always evaluated.
+    save_every: steps between resume checkpoints (MPMP ``run.py:14``: 10,000).
+    max_length: tokens per example, prompt slots included (MPMP: 512).
+    seed: seeds task sampling, batches, dev slices, dropout and the initialisation (MPMP: 42).
+    precision: "fp32" or "bf16" (autocast of the backbone).
+    eval_batch_size: examples per forward pass when evaluating.
+    """
+
+    prompt: str = "deep"
+    tasks: Tuple[str, ...] = ()
+    prompt_length: int = 50
+    n_prompts: int = 8
+    intrinsic_dim: int = 300
+    steps: int = 1_000_000
+    batch_size: int = 32
+    router_lr: float = 5e-4
+    prompt_lr: float = 1e-4
+    head_lr: Optional[float] = None
+    weight_decay: float = 0.01
+    combine: str = "paper"
+    temperature: float = 1.0
+    train_mode: bool = True
+    dev_fraction: float = 0.1
+    dev_cap: Optional[int] = None
+    train_cap: Optional[int] = None
+    eval_every: int = 50_000
+    save_every: int = 10_000
+    max_length: int = 512
+    seed: int = 42
+    precision: str = "fp32"
+    eval_batch_size: int = 64
+
+    @property
+    def fsl(self) -> bool:
+        """Fast and slow learning: the routers learn at another rate than the prompts."""
+        return self.router_lr != self.prompt_lr
+
+
+def make_pretrain_config(name: str, values: Mapping[str, Any]) -> PretrainConfig:
+    """The validated config of pre-training ``name``; ConfigError names the first bad field."""
+    from .methods.base import coerce
+    from .model import ROUTER_COMBINES
+
+    types = {f.name: f.type for f in fields(PretrainConfig)}
+    unknown = sorted(set(values) - set(types))
+    if unknown:
+        raise ConfigError(f"config pretraining/{name}: unknown field(s) {', '.join(unknown)}; "
+                          f"known: {', '.join(sorted(types))}")
+    out = {}
+    for key, value in values.items():
+        if key == "tasks":
+            if not isinstance(value, (list, tuple)) or not value or not all(isinstance(t, str) for t in value):
+                raise ConfigError(f"config pretraining/{name}/tasks: a non-empty list of task names")
+            if len(set(value)) != len(value):
+                raise ConfigError(f"config pretraining/{name}/tasks: a task is listed twice")
+            out[key] = tuple(value)
+        else:
+            out[key] = coerce(f"pretraining/{name}/{key}", types[key], value)
+    cfg = PretrainConfig(**out)
+    where = f"config pretraining/{name}"
+    if cfg.prompt not in PROMPT_DEPTHS:
+        raise ConfigError(f"{where}/prompt: must be one of {', '.join(PROMPT_DEPTHS)}, not {cfg.prompt!r}")
+    if cfg.combine not in ROUTER_COMBINES:
+        raise ConfigError(f"{where}/combine: must be one of {', '.join(ROUTER_COMBINES)}, not {cfg.combine!r}")
+    if not cfg.tasks:
+        raise ConfigError(f"{where}/tasks: name the upstream tasks")
+    for key in ("prompt_length", "n_prompts", "intrinsic_dim", "steps", "batch_size", "eval_every", "save_every",
+                "max_length", "eval_batch_size"):
+        if getattr(cfg, key) < 1:
+            raise ConfigError(f"{where}/{key}: must be >= 1, not {getattr(cfg, key)}")
+    for key in ("dev_cap", "train_cap"):
+        if getattr(cfg, key) is not None and getattr(cfg, key) < 1:
+            raise ConfigError(f"{where}/{key}: must be >= 1 or null, not {getattr(cfg, key)}")
+    if cfg.head_lr is not None and not cfg.head_lr > 0:
+        raise ConfigError(f"{where}/head_lr: must be > 0 or null, not {cfg.head_lr}")
+    for key in ("router_lr", "prompt_lr", "temperature"):
+        if not getattr(cfg, key) > 0:
+            raise ConfigError(f"{where}/{key}: must be > 0, not {getattr(cfg, key)}")
+    if not 0 < cfg.dev_fraction < 1:
+        raise ConfigError(f"{where}/dev_fraction: must be in (0, 1), not {cfg.dev_fraction}")
+    if cfg.precision not in ("fp32", "bf16"):
+        raise ConfigError(f"{where}/precision: must be 'fp32' or 'bf16', not {cfg.precision!r}")
+    return cfg
+
+
+def check_upstream_tasks(name: str, cfg: PretrainConfig, paper_data_files=None) -> List:
+    """The registered upstream tasks of ``cfg``; ConfigError for an unknown one or an UNSEEN
+    TASK task (held out of every pre-training, MP2 4.1)."""
+    from .tasks import resolve_task
+
+    tasks = [resolve_task(t, paper_data_files) for t in cfg.tasks]
+    for task in tasks:
+        if task.track == "unseen-task":
+            raise ConfigError(f"config pretraining/{name}/tasks: {task.name} is an UNSEEN TASK task, held out of "
+                              "every pre-training")
+    return tasks
+
+
+# ---------------------------------------------------------------------------------------
+# data
+
+
+class HeldOut:
+    """Texts that must not reach pre-training: the test pools of every downstream task of a
+    suite and the few-shot pools (the downstream reserves) of its UNSEEN DATA tasks.
+    UNSEEN TASK tasks are never pre-training tasks (``check_upstream_tasks``); their
+    training texts may occur inside an upstream task built from the same documents (a BBC
+    first sentence in next-sentence choice, a WSJ sentence of language-id in pos-first-noun),
+    their test pools never.
+
+    An upstream example is held out when its text, second text or any option equals one of
+    them or, in the embedded suite, occurs inside one: upstream tasks built from documents
+    (a sentence, a headline) must not show a piece of a downstream document. The paper
+    suite's pools hold millions of rows, so there it is exact matches only (its upstream
+    tasks are whole datasets, not pieces of downstream documents)."""
+
+    MIN_SUBSTRING = 20  # shorter texts (a label word, "yes") may occur anywhere by chance
+
+    def __init__(self, texts: set, substrings: bool):
+        self.texts = texts
+        self.substrings = substrings
+        self.joined = "\x00".join(sorted(texts)) if substrings else ""
+        # every run of 3 words of the held-out texts: a text of 5+ words inside one of them
+        # has its 2nd-4th words (whole words there) among these, so most texts are cleared
+        # without scanning ``joined``
+        self.trigrams = set()
+        if substrings:
+            for t in texts:
+                words = t.split()
+                self.trigrams.update(hash(" ".join(words[i:i + 3])) for i in range(len(words) - 2))
+
+    def __contains__(self, text: Optional[str]) -> bool:
+        if text is None:
+            return False
+        if text in self.texts:
+            return True
+        if not self.substrings or len(text) < self.MIN_SUBSTRING:
+            return False
+        words = text.split()
+        if len(words) >= 5 and hash(" ".join(words[1:4])) not in self.trigrams:
+            return False
+        return text in self.joined
+
+    def holds(self, ex) -> bool:
+        return any(t in self for t in (ex.text, ex.text_b, *(ex.options or ())))
+
+
+def held_out_texts(suite: str, data_dir: str, protocol, paper_data_files=None) -> HeldOut:
+    """The ``HeldOut`` texts of ``suite``."""
+    from .splits import few_shot_pool
+    from .tasks import TASKS, resolve_task
+
+    out: set = set()
+    for name in TASKS:
+        spec = TASKS.get(name)
+        if spec.suite != suite or spec.track == "upstream":
+            continue
+        pools = resolve_task(name, paper_data_files).load_pools(data_dir)
+        held = list(pools.test)
+        if spec.track == "unseen-data":
+            held += few_shot_pool(spec, pools, protocol)
+        for ex in held:
+            out.update(t for t in (ex.text, ex.text_b, *(ex.options or ())) if t is not None)
+    return HeldOut(out, substrings=suite == "embedded")
+
+
+def upstream_data(task, pools, protocol, held_out: HeldOut, cfg: PretrainConfig) -> Tuple[list, list]:
+    """(train, dev) pre-training examples of one task: its training pool (an UNSEEN DATA
+    task's without its downstream reserve) without held-out texts, in a seeded dev slice and
+    the rest (then the caps)."""
+    from .splits import in_downstream_reserve
+
+    fraction = protocol.downstream_reserve if task.track == "unseen-data" else None
+    kept = [ex for ex in sorted(pools.train, key=lambda ex: ex.id)
+            if fraction is None or not in_downstream_reserve(ex.id, fraction)]
+    random.Random(f"pretrain-dev|{cfg.seed}|{task.name}").shuffle(kept)
+    n_dev = max(1, int(round(len(kept) * cfg.dev_fraction)))
+    dev, train = kept[:n_dev], kept[n_dev:]
+    if cfg.dev_cap is not None:
+        dev = dev[:cfg.dev_cap]
+    if cfg.train_cap is not None:
+        train = train[:cfg.train_cap]
+    # after the caps: only the examples that can be used are checked (substring checks cost)
+    dev = [ex for ex in dev if not held_out.holds(ex)]
+    train = [ex for ex in train if not held_out.holds(ex)]
+    if not train or not dev:
+        raise ConfigError(f"pre-training task {task.name}: no examples left outside the downstream reserve and "
+                          "the held-out texts")
+    return train, dev
+
+
+# ---------------------------------------------------------------------------------------
+# model
+
+
+def n_prompted_layers(cfg: PretrainConfig, spec) -> int:
+    return 1 if cfg.prompt == "shallow" else spec.n_layers
+
+
+def build_model(backbone, spec, cfg: PretrainConfig):
+    """Backbone + routers (one row per task) over K intrinsic modular prompts + one MRC head,
+    initialised as MPMP (``Deep/modeling_bert.py:549-566``): routers and z from U(-1e-3, 1e-3),
+    A from U(-1/sqrt(length * d), +1/sqrt(length * d)); the head as CPT's init (std 0.02)."""
+    from .methods.common import HEAD_INIT_STD, seed_generator
+    from .model import IntrinsicPromptBank, PromptedMRC, RoutedPrompt, SharedSpanHead
+
+    depth, k, d = n_prompted_layers(cfg, spec), cfg.n_prompts, spec.d_model
+    flat = cfg.prompt_length * d
+    g = seed_generator(cfg.seed, "pretrain-init")
+    router = (torch.rand(len(cfg.tasks), depth, k, generator=g) * 2 - 1) * 1e-3
+    z = (torch.rand(depth, k, cfg.intrinsic_dim, generator=g) * 2 - 1) * 1e-3
+    bound = 1 / math.sqrt(flat)
+    A = (torch.rand(depth, cfg.intrinsic_dim, flat, generator=g) * 2 - 1) * bound
+    head = torch.randn(d, 2, generator=g) * HEAD_INIT_STD
+    prompt = RoutedPrompt(router, IntrinsicPromptBank(z, A, cfg.prompt_length, d), cfg.combine, cfg.temperature,
+                          sample=True, generators=[seed_generator(cfg.seed, f"router-noise:{t}") for t in cfg.tasks],
+                          router_has_seed_axis=False)
+    backbone.requires_grad_(False)
+    return PromptedMRC(backbone, spec, SharedSpanHead(head), prompt)
+
+
+def _state_tensors(model) -> Dict[str, torch.Tensor]:
+    p = model.prompt
+    return {"router": p.router.detach().clone(), "z": p.bank.z.detach().clone(), "A": p.bank.A.detach().clone(),
+            "head": model.head.weight.detach().clone()}
+
+
+def _load_tensors(model, state: Mapping[str, torch.Tensor]) -> None:
+    p = model.prompt
+    with torch.no_grad():
+        for param, key in ((p.router, "router"), (p.bank.z, "z"), (p.bank.A, "A"), (model.head.weight, "head")):
+            param.copy_(state[key])
+
+
+# ---------------------------------------------------------------------------------------
+# the loop
+
+
+class _Stream:
+    """Endless batches of one task's training examples: a seeded shuffle per pass."""
+
+    def __init__(self, n: int, key: str):
+        self.n, self.rng, self.order, self.cursor = n, random.Random(key), [], 0
+
+    def take(self, k: int) -> List[int]:
+        out = []
+        while len(out) < k:
+            if self.cursor >= len(self.order):
+                self.order = list(range(self.n))
+                self.rng.shuffle(self.order)
+                self.cursor = 0
+            take = min(k - len(out), len(self.order) - self.cursor)
+            out += self.order[self.cursor:self.cursor + take]
+            self.cursor += take
+        return out
+
+    def state(self):
+        return {"rng": self.rng.getstate(), "order": self.order, "cursor": self.cursor}
+
+    def load(self, st) -> None:
+        self.rng.setstate(st["rng"])
+        self.order, self.cursor = list(st["order"]), st["cursor"]
+
+
+def _save_atomic(obj, path: str) -> None:
+    tmp = f"{path}.part"
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def run_pretraining(cfg: PretrainConfig, spec, backbone, tokenizer, tasks: Sequence, data: Dict[str, Tuple[list, list]],
+                    resume_path: Optional[str], settings_hash: str, log=print, device=None,
+                    stop_after: Optional[int] = None) -> Dict[str, Any]:
+    """Pre-train; return {"state": best tensors, "best_step", "best_dev", "dev_curve",
+    "loss_curve", "steps_run"}. ``stop_after``: return after that many steps (a
+    simulated kill: the resume checkpoint is what survives)."""
+    from .mrc import MRCEncoder
+    from .train import autocast_forward, collate, example_losses, predict_rows, score_predictions
+
+    device = device or torch.device("cpu")
+    model = build_model(backbone, spec, cfg).to(device)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    encoders = [MRCEncoder(tokenizer, t, cfg.max_length, cfg.prompt_length, spec.uses_cls, spec.token_type)
+                for t in tasks]
+    cache: Dict[Tuple[int, str, str], Any] = {}
+
+    def encoded(row: int, part: str, ex):
+        key = (row, part, ex.id)
+        if key not in cache:
+            cache[key] = encoders[row].encode(ex)
+        return cache[key]
+
+    prompt = model.prompt
+    optimizer = torch.optim.AdamW(
+        [{"params": [prompt.router], "lr": cfg.router_lr},
+         {"params": [prompt.bank.z, prompt.bank.A], "lr": cfg.prompt_lr},
+         {"params": [model.head.weight], "lr": cfg.prompt_lr if cfg.head_lr is None else cfg.head_lr}],
+        weight_decay=cfg.weight_decay)
+    sampler = random.Random(f"pretrain-tasks|{cfg.seed}")
+    streams = [_Stream(len(data[t.name][0]), f"pretrain-batches|{cfg.seed}|{t.name}") for t in tasks]
+    torch.manual_seed(cfg.seed)  # dropout
+    forward = autocast_forward(model, cfg.precision, device)
+    progress = {"step": 0, "best_dev": float("-inf"), "best_step": 0, "best_state": None, "dev_curve": [],
+                "loss_curve": []}
+    if resume_path and os.path.exists(resume_path):
+        saved = torch.load(resume_path, weights_only=False)
+        if saved.get("settings_hash") == settings_hash:
+            _load_tensors(model, saved["params"])
+            optimizer.load_state_dict(saved["optimizer"])
+            sampler.setstate(saved["sampler"])
+            for s, st in zip(streams, saved["streams"]):
+                s.load(st)
+            for g, st in zip(prompt.generators, saved["noise"]):
+                g.set_state(st)
+            torch.set_rng_state(saved["torch_rng"])
+            progress = saved["progress"]
+            log(f"resumed from {resume_path} at step {progress['step']}")
+        else:
+            log(f"{resume_path} belongs to other settings: starting afresh")
+
+    def evaluate(step: int) -> None:
+        model.eval()
+        scores = {}
+        for row, task in enumerate(tasks):
+            encs = [encoded(row, "dev", ex) for ex in data[task.name][1]]
+            preds = predict_rows(forward, [(row, e) for e in encs], pad, device, cfg.eval_batch_size,
+                                 task.kind == "extractive")
+            scores[task.name] = round(score_predictions(task, encoders[row], encs, preds)[task.metric], 4)
+        mean = statistics.fmean(scores.values())
+        progress["dev_curve"].append({"step": step, "mean": round(mean, 4), "tasks": scores})
+        if mean > progress["best_dev"]:
+            progress.update(best_dev=mean, best_step=step, best_state=_state_tensors(model))
+        log(f"step {step}: mean dev {mean:.2f} (best {progress['best_dev']:.2f} at step {progress['best_step']})")
+
+    window: List[float] = []
+    start = time.perf_counter()
+    while progress["step"] < cfg.steps:
+        step = progress["step"] + 1
+        row = sampler.randrange(len(tasks))
+        task = tasks[row]
+        train = data[task.name][0]
+        items = [encoded(row, "train", train[j]) for j in streams[row].take(cfg.batch_size)]
+        model.train(cfg.train_mode)
+        batch = collate(items, [row] * len(items), pad, device)
+        loss = example_losses(forward(batch), batch, task.kind == "extractive").mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        window.append(float(loss.detach()))
+        progress["step"] = step
+        if step % cfg.eval_every == 0 or step == cfg.steps:
+            progress["loss_curve"].append([step, round(statistics.fmean(window), 5)])
+            window = []
+            evaluate(step)
+        if resume_path and (step % cfg.save_every == 0 or step == cfg.steps):
+            _save_atomic({"settings_hash": settings_hash, "params": _state_tensors(model),
+                          "optimizer": optimizer.state_dict(), "sampler": sampler.getstate(),
+                          "streams": [s.state() for s in streams], "noise": [g.get_state() for g in prompt.generators],
+                          "torch_rng": torch.get_rng_state(), "progress": progress}, resume_path)
+        if stop_after is not None and step >= stop_after:
+            break
+    for hook in model._hooks:
+        hook.remove()  # the backbone may be used again in the same process
+    log(f"{progress['step']} steps in {time.perf_counter() - start:.1f}s")
+    return {"state": progress["best_state"], "best_step": progress["best_step"], "best_dev": progress["best_dev"],
+            "dev_curve": progress["dev_curve"], "loss_curve": progress["loss_curve"], "steps_run": progress["step"]}
+
+
+def checkpoint_tensors(raw: Mapping[str, Any]) -> Dict[str, Any]:
+    """What downstream methods read from a checkpoint: the modular prompts as one tensor
+    (layers, K, length, d) = z A, the head, and the pre-training routers."""
+    z, A = raw["z"], raw["A"]
+    depth, k, _ = z.shape
+    prompts = torch.bmm(z.float(), A.float()).view(depth, k, raw["prompt_length"], raw["d_model"])
+    return {"prompts": prompts, "head": raw["head"], "router": raw["router"], "z": z, "A": A,
+            "tasks": raw["tasks"]}
+
+
+def asdict_config(cfg: PretrainConfig) -> Dict[str, Any]:
+    out = asdict(cfg)
+    out["tasks"] = list(cfg.tasks)
+    return out

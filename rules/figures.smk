@@ -1,0 +1,51 @@
+# MP2's figures, each drawn from logged tensors or result files by `python -m replicate figure`.
+
+
+rule mp2_fig5_figure:
+    """Fig 5: the upstream tasks clustered by their learned binarised shallow router."""
+    localrule: True
+    input:
+        lambda wc: f"{pretrain_dir(config, FIG5_PRETRAINING, config['grid']['backbone'])}/pretrain.json",
+    output:
+        multiext(f"{RESULTS}/figures/mp2_fig5", ".png", ".pdf", ".json"),
+    params:
+        prefix=lambda wc, output: output[0].removesuffix(".png"),
+    conda:
+        "../environment.yml"
+    log:
+        f"{RESULTS}/logs/figures/mp2_fig5.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/figures/mp2_fig5.tsv"
+    shell:
+        "python -m replicate figure mp2-fig5 {input:q} --out-prefix {params.prefix:q} > {log:q} 2>&1"
+
+
+rule mp2_fig3_figure:
+    """Fig 3 (gradient half): dev score across MP2's two tuning stages, per method and task."""
+    localrule: True
+    input:
+        lambda wc: [path for group in groups(config) if group.method in MP2_TWO_STAGE for path in result_files(group)],
+    output:
+        multiext(f"{RESULTS}/figures/mp2_fig3", ".png", ".pdf", ".csv"),
+    params:
+        prefix=lambda wc, output: output[0].removesuffix(".png"),
+    conda:
+        "../environment.yml"
+    log:
+        f"{RESULTS}/logs/figures/mp2_fig3.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/figures/mp2_fig3.tsv"
+    shell:
+        "python -m replicate figure mp2-fig3 {input:q} --out-prefix {params.prefix:q} > {log:q} 2>&1"
+
+
+rule mp2_fig5:
+    localrule: True
+    input:
+        rules.mp2_fig5_figure.output,
+
+
+rule mp2_fig3:
+    localrule: True
+    input:
+        rules.mp2_fig3_figure.output,
