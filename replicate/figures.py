@@ -32,6 +32,19 @@ def _pyplot():
     return plt
 
 
+def _save(fig, out_prefix: str) -> List[str]:
+    """``fig`` as ``<prefix>.png`` and ``<prefix>.pdf``."""
+    plt = _pyplot()
+    written = []
+    for ext in ("png", "pdf"):
+        path = f"{out_prefix}.{ext}"
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=150)
+        written.append(path)
+    plt.close(fig)
+    return written
+
+
 def router_groups(tasks: Sequence[dict], routers: Sequence, n_groups: int = 8) -> Dict:
     """The binarised router patterns, the linkage and the groups of the upstream tasks."""
     import numpy as np
@@ -74,13 +87,7 @@ def router_dendrogram(summary_path: str, out_prefix: str, n_groups: int = 8) -> 
     ax.set_title(f"Task partitions induced from the router ({summary['pretraining']}, {summary['backbone']}, "
                  f"{len(tasks)} upstream tasks)", fontsize=9)
     fig.tight_layout()
-    written = []
-    for ext in ("png", "pdf"):
-        path = f"{out_prefix}.{ext}"
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=150)
-        written.append(path)
-    plt.close(fig)
+    written = _save(fig, out_prefix)
     meta = {"source": summary_path, "checkpoint_sha256": summary["checkpoint"]["sha256"], **found}
     write_text_atomic(f"{out_prefix}.json", json.dumps(meta, indent=1) + "\n")
     return written + [f"{out_prefix}.json"]
@@ -123,13 +130,7 @@ def two_stage_curves(result_paths: Sequence[str], out_prefix: str) -> List[str]:
         ax.set_xlabel("epoch", fontsize=8)
         ax.set_ylabel(f"dev {results[0]['metric']}", fontsize=8)
     fig.tight_layout()
-    written = []
-    for ext in ("png", "pdf"):
-        path = f"{out_prefix}.{ext}"
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=150)
-        written.append(path)
-    plt.close(fig)
+    written = _save(fig, out_prefix)
     csv = "method,task,epoch,dev_mean,dev_std,n\n" + "".join(",".join(map(str, r)) + "\n" for r in rows)
     write_text_atomic(f"{out_prefix}.csv", csv)
     return written + [f"{out_prefix}.csv"]

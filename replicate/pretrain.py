@@ -104,7 +104,7 @@ class PretrainConfig:
 
 def make_pretrain_config(name: str, values: Mapping[str, Any]) -> PretrainConfig:
     """The validated config of pre-training ``name``; ConfigError names the first bad field."""
-    from .methods.base import coerce
+    from .methods.base import check_fields, coerce
     from .model import ROUTER_COMBINES
 
     types = {f.name: f.type for f in fields(PretrainConfig)}
@@ -123,29 +123,17 @@ def make_pretrain_config(name: str, values: Mapping[str, Any]) -> PretrainConfig
         else:
             out[key] = coerce(f"pretraining/{name}/{key}", types[key], value)
     cfg = PretrainConfig(**out)
-    where = f"config pretraining/{name}"
-    if cfg.prompt not in PROMPT_DEPTHS:
-        raise ConfigError(f"{where}/prompt: must be one of {', '.join(PROMPT_DEPTHS)}, not {cfg.prompt!r}")
-    if cfg.combine not in ROUTER_COMBINES:
-        raise ConfigError(f"{where}/combine: must be one of {', '.join(ROUTER_COMBINES)}, not {cfg.combine!r}")
     if not cfg.tasks:
-        raise ConfigError(f"{where}/tasks: name the upstream tasks")
-    for key in ("prompt_length", "n_prompts", "intrinsic_dim", "steps", "batch_size", "eval_every", "save_every",
-                "max_length", "eval_batch_size"):
-        if getattr(cfg, key) < 1:
-            raise ConfigError(f"{where}/{key}: must be >= 1, not {getattr(cfg, key)}")
-    for key in ("dev_cap", "train_cap"):
-        if getattr(cfg, key) is not None and getattr(cfg, key) < 1:
-            raise ConfigError(f"{where}/{key}: must be >= 1 or null, not {getattr(cfg, key)}")
-    if cfg.head_lr is not None and not cfg.head_lr > 0:
-        raise ConfigError(f"{where}/head_lr: must be > 0 or null, not {cfg.head_lr}")
-    for key in ("router_lr", "prompt_lr", "temperature"):
-        if not getattr(cfg, key) > 0:
-            raise ConfigError(f"{where}/{key}: must be > 0, not {getattr(cfg, key)}")
-    if not 0 < cfg.dev_fraction < 1:
-        raise ConfigError(f"{where}/dev_fraction: must be in (0, 1), not {cfg.dev_fraction}")
-    if cfg.precision not in ("fp32", "bf16"):
-        raise ConfigError(f"{where}/precision: must be 'fp32' or 'bf16', not {cfg.precision!r}")
+        raise ConfigError(f"config pretraining/{name}/tasks: name the upstream tasks")
+    try:
+        check_fields(cfg, choices={"prompt": PROMPT_DEPTHS, "combine": ROUTER_COMBINES, "precision": ("fp32", "bf16")},
+                     at_least_one=("prompt_length", "n_prompts", "intrinsic_dim", "steps", "batch_size", "eval_every",
+                                   "save_every", "max_length", "eval_batch_size", "dev_cap", "train_cap"),
+                     positive=("router_lr", "prompt_lr", "head_lr", "temperature"), non_negative=("weight_decay",))
+        if not 0 < cfg.dev_fraction < 1:
+            raise ConfigError(f"dev_fraction: must be in (0, 1), not {cfg.dev_fraction}")
+    except ConfigError as e:
+        raise ConfigError(f"config pretraining/{name}/{e}") from None
     return cfg
 
 

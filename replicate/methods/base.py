@@ -8,10 +8,31 @@ for a group of seeds and names its trainable parameter groups.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Any, Dict, List, Mapping, Optional, Type
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Type
 
 from ..errors import ConfigError
 from ..registry import Registry
+
+
+def check_fields(cfg, choices: Mapping[str, Sequence[str]] = {}, at_least_one: Sequence[str] = (),
+                 positive: Sequence[str] = (), non_negative: Sequence[str] = ()) -> None:
+    """ConfigError("<field>: <what is wrong>") for the first of ``cfg``'s fields out of its
+    range: one of ``choices[field]``, >= 1 (None allowed where the field is Optional),
+    > 0, >= 0."""
+    for name, allowed in choices.items():
+        if getattr(cfg, name) not in allowed:
+            raise ConfigError(f"{name}: must be one of {', '.join(map(repr, allowed))}, not {getattr(cfg, name)!r}")
+    for name in at_least_one:
+        value = getattr(cfg, name)
+        if value is not None and value < 1:
+            raise ConfigError(f"{name}: must be >= 1, not {value}")
+    for name in positive:
+        value = getattr(cfg, name)
+        if value is not None and not value > 0:
+            raise ConfigError(f"{name}: must be > 0, not {value}")
+    for name in non_negative:
+        if not getattr(cfg, name) >= 0:
+            raise ConfigError(f"{name}: must be >= 0, not {getattr(cfg, name)}")
 
 
 @dataclass
@@ -57,19 +78,11 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Raise ConfigError("<field>: <what is wrong>") for the first field out of range."""
-        for name in ("epochs", "max_length", "eval_every", "eval_batch_size"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name}: must be >= 1, not {getattr(self, name)}")
         if self.batch_size is not None and self.batch_size < 1:
             raise ConfigError(f"batch_size: must be >= 1 (or null: the whole training set), not {self.batch_size}")
-        if self.precision not in ("fp32", "bf16"):
-            raise ConfigError(f"precision: must be 'fp32' or 'bf16', not {self.precision!r}")
-        for name in ("lr", "head_lr"):
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"{name}: must be > 0, not {getattr(self, name)}")
-        for name in ("weight_decay", "grad_clip", "diverge_factor"):
-            if not getattr(self, name) >= 0:
-                raise ConfigError(f"{name}: must be >= 0, not {getattr(self, name)}")
+        check_fields(self, choices={"precision": ("fp32", "bf16")},
+                     at_least_one=("epochs", "max_length", "eval_every", "eval_batch_size"), positive=("lr", "head_lr"),
+                     non_negative=("weight_decay", "grad_clip", "diverge_factor"))
         if self.dropout is not None and not 0 <= self.dropout <= 1:
             raise ConfigError(f"dropout: a probability must be in [0, 1], not {self.dropout}")
 
@@ -93,13 +106,8 @@ class PromptConfig(TrainConfig):
 
     def validate(self) -> None:
         super().validate()
-        for name in ("prompt_length", "init_vocab_size"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name}: must be >= 1, not {getattr(self, name)}")
-        if self.init not in ("vocab", "uniform"):
-            raise ConfigError(f"init: must be 'vocab' or 'uniform', not {self.init!r}")
-        if not self.init_range > 0:
-            raise ConfigError(f"init_range: must be > 0, not {self.init_range}")
+        check_fields(self, choices={"init": ("vocab", "uniform")}, at_least_one=("prompt_length", "init_vocab_size"),
+                     positive=("init_range",))
 
 
 def coerce(key: str, type_name: str, value: Any) -> Any:

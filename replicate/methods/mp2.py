@@ -32,7 +32,7 @@ import torch
 
 from ..errors import ConfigError
 from ..model import ROUTER_COMBINES, PromptBank, PromptedMRC, RoutedPrompt, SpanHead
-from .base import Method, TrainConfig, register_method
+from .base import Method, TrainConfig, check_fields, register_method
 from .common import meta_span_head, seed_generator
 
 DEPTHS = ("shallow", "deep")
@@ -80,18 +80,11 @@ class MP2Config(TrainConfig):
 
     def validate(self) -> None:
         super().validate()
-        if self.depth not in DEPTHS:
-            raise ConfigError(f"depth: must be one of {', '.join(DEPTHS)}, not {self.depth!r}")
-        if self.combine not in ROUTER_COMBINES:
-            raise ConfigError(f"combine: must be one of {', '.join(ROUTER_COMBINES)}, not {self.combine!r}")
-        for name in ("prompt_length", "n_prompts", "stage1_epochs"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name}: must be >= 1, not {getattr(self, name)}")
+        check_fields(self, choices={"depth": DEPTHS, "combine": ROUTER_COMBINES},
+                     at_least_one=("prompt_length", "n_prompts", "stage1_epochs"),
+                     positive=("router_lr", "router_init_range", "temperature"))
         if self.stage1_epochs > self.epochs:
             raise ConfigError(f"stage1_epochs: {self.stage1_epochs} is more than epochs ({self.epochs})")
-        for name in ("router_lr", "router_init_range", "temperature"):
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"{name}: must be > 0, not {getattr(self, name)}")
         if not self.pretraining:
             raise ConfigError("pretraining: name the pre-training run this starts from")
         if self.combine == "paper" and not self.sample_router:
