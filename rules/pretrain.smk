@@ -11,6 +11,8 @@ rule pretrain:
         data_dir=DATA,
         out_dir=lambda wc, output: os.path.dirname(output.checkpoint),
     threads: config["threads_per_job"]
+    # first in line: every cell of its methods waits for it
+    priority: 50
     conda:
         "../environment.yml"
     log:
