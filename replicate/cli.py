@@ -191,6 +191,37 @@ def cmd_probe(args) -> int:
     return 0
 
 
+def cmd_stage_scores(args) -> int:
+    """Test score per training stage of a staged method's cells (MP2: stage I alone, and
+    both stages), mean and sample std over the seeds that finished, as CSV."""
+    import statistics
+
+    from .config import Cell, load_config, result_path
+    from .io import read_json
+
+    cfg = load_config(args.config)
+    grid = cfg["grid"]
+    print("method,task,shot,stage,metric,mean,std,n")
+    for method in args.methods:
+        for task in grid["tasks"]:
+            for shot in grid["shots"]:
+                per_stage: dict = {}
+                for seed in grid["seeds"]:
+                    path = result_path(cfg, Cell(method, grid["backbone"], task, shot, seed))
+                    if not os.path.exists(path):
+                        continue
+                    r = read_json(path)
+                    if r.get("status") != "ok":
+                        continue
+                    for stage in r.get("stages", [])[:-1]:
+                        per_stage.setdefault(stage["name"] + " (alone)", []).append(stage["test_metrics"][r["metric"]])
+                    per_stage.setdefault("all stages", []).append(r["score"])
+                for stage, scores in per_stage.items():
+                    std = f"{statistics.stdev(scores):.2f}" if len(scores) > 1 else ""
+                    print(f"{method},{task},{shot},{stage},{r['metric']},{statistics.fmean(scores):.2f},{std},{len(scores)}")
+    return 0
+
+
 def cmd_figure(args) -> int:
     from .figures import router_dendrogram, two_stage_curves
 
@@ -311,6 +342,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--config", required=True)
     c.add_argument("--tasks", nargs="*")
     c.set_defaults(func=cmd_probe)
+
+    c = sub.add_parser("stage-scores", help="test score per training stage of staged methods (MP2's stage I alone)")
+    c.add_argument("--config", required=True)
+    c.add_argument("--methods", nargs="+", default=["mp2-shallow", "mp2-deep"])
+    c.set_defaults(func=cmd_stage_scores)
 
     c = sub.add_parser("figure", help="draw a paper figure from logged tensors or result files")
     c.add_argument("figure", choices=["mp2-fig5", "mp2-fig3"],

@@ -133,6 +133,13 @@ def test_paper_config_runs_end_to_end_on_a_tiny_cpt(tmp_path, tiny_cpt_dir):
     for ext in ("png", "pdf", "json"):
         assert (results / "figures" / f"mp2_fig5.{ext}").stat().st_size > 0
     assert (results / "figures" / "mp2_fig3.png").stat().st_size > 0
+    # stage I alone, from the same cells
+    stages = subprocess.run([sys.executable, "-m", "replicate", "stage-scores", "--config", str(config)],
+                            capture_output=True, text=True, env=ENV, cwd=REPO)
+    lines = [line.split(",") for line in stages.stdout.splitlines()[1:]]
+    assert {(m, t) for m, t, _, stage, *_ in lines if stage == "I: router (alone)"} == {
+        (m, t) for m in ("mp2-shallow", "mp2-deep") for t in PAPER_TASKS}
+    assert all(n == "5" for *_, n in lines)
 
 
 def test_paper_config_dry_run_lists_every_cell_offline():
