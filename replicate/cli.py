@@ -67,14 +67,16 @@ def cmd_fetch_data(args) -> int:
 
 
 def cmd_prefetch(args) -> int:
-    """Download every task's data and the backbone's files into the local caches (HF_HOME),
+    """Download every task's data (the grid's and the pre-trainings' upstream tasks) and the
+    backbone's files into the local caches (HF_HOME),
     so that compute nodes without internet can run with HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1."""
     from .backbones import BACKBONES
     from .config import load_config
     from .tasks import resolve_task
 
     cfg = load_config(args.config)
-    for name in cfg["grid"]["tasks"]:
+    upstream = [t for pre in cfg.get("pretraining", {}).values() for t in pre.get("tasks", [])]
+    for name in dict.fromkeys(cfg["grid"]["tasks"] + upstream):
         pools = resolve_task(name, cfg.get("paper_data_files")).load_pools(cfg["data_dir"])
         print(f"task {name}: {len(pools.train)} train / {len(pools.test)} test examples cached")
     spec = BACKBONES.get(cfg["grid"]["backbone"])

@@ -207,6 +207,9 @@ def train_group(settings: dict, seeds: Sequence[int], split_paths: Sequence[str]
             raise ConfigError(f"split {m['task']}/{m['shot']}/{m['seed']} does not belong to seed {seed}")
     pools = task.load_pools(data_dir)
     parts = [resolve(m, pools) for m in manifests]
+    if method.pretraining(cfg) is not None and "pretraining" not in settings:
+        raise ConfigError(f"method {method.name} starts from pre-training {method.pretraining(cfg)!r}, but the "
+                          "settings name none (derive them with --config, or from the Snakefile)")
     pretrained, pretrained_provenance = load_pretrained(settings, pretrained_path)
 
     backbone, tokenizer = spec.load(dropout=cfg.dropout, local_dir=settings.get("backbone_dir"))

@@ -98,6 +98,30 @@ def test_train_before_its_split(capsys, config_file, tmp_path):
     assert not (tmp_path / "results" / "cells").exists()
 
 
+def test_mp2_without_its_pretraining(capsys, tmp_path):
+    """An MP2 cell before its pre-training ran, and MP2 settings that name no pre-training:
+    one line each, nothing trained."""
+    cfg = dict(copy.deepcopy(TINY_CONFIG), results_dir=str(tmp_path / "results"))
+    cfg["protocol"]["downstream_reserve"] = 0.5
+    cfg["grid"]["methods"] = ["mp2-shallow"]
+    cfg["pretraining"] = {"mp2-shallow": {"prompt": "shallow", "tasks": ["bbc-topic", "bbc-title-topic"], "steps": 2}}
+    config = tmp_path / "mp2.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    assert run_cli(capsys, "split", "--config", config, "--task", "bbc-topic", "--shot", 8, "--seeds", 8)[0] == 0
+    code, err = run_cli(capsys, "train", "--config", config, "--method", "mp2-shallow", "--task", "bbc-topic",
+                        "--shot", 8, "--seeds", 8)
+    assert code == 2 and "pre-training mp2-shallow: checkpoint" in err and "run the pretrain job first" in err
+    from replicate.config import Group, cell_settings
+
+    bare = cell_settings(check_config(cfg), Group("mp2-shallow", "tiny-bert", "bbc-topic", 8))
+    del bare["pretraining"]
+    split = tmp_path / "results" / "splits" / "bbc-topic" / "shot8" / "seed8.json"
+    code, err = run_cli(capsys, "train", "--settings", json.dumps(bare), "--seeds", 8, "--splits", split,
+                        "--data-dir", FIXTURES, "--out", tmp_path / "c.json")
+    assert code == 2 and "starts from pre-training 'mp2-shallow', but the settings name none" in err
+    assert not (tmp_path / "results" / "cells").exists() and not (tmp_path / "c.json").exists()
+
+
 @pytest.mark.parametrize("shot, message", [(-3, "--shot must be a positive number of examples, not -3"),
                                            (0, "--shot must be a positive number of examples, not 0")])
 def test_split_with_a_shot_that_is_not_positive(capsys, config_file, tmp_path, shot, message):
