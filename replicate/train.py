@@ -126,8 +126,8 @@ def predictions(logits: torch.Tensor, batch: Batch, extractive: bool) -> List:
 class Stage:
     """One stage of training: ``epochs`` passes with a fresh AdamW over ``groups`` (torch
     param-group dicts with their own "lr"); only those parameters train, the others are
-    frozen. ``enter`` runs when the stage starts (e.g. MP2 stage II freezes the router and
-    switches it to its inference form). ``name`` labels the stage in the result."""
+    frozen (a frozen MP2 router takes its inference form by itself). ``enter`` runs when the
+    stage starts (e.g. to set a temperature). ``name`` labels the stage in the result."""
 
     name: str
     epochs: int
