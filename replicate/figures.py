@@ -39,7 +39,7 @@ def _save(fig, out_prefix: str) -> List[str]:
     for ext in ("png", "pdf"):
         path = f"{out_prefix}.{ext}"
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=150)
+        fig.savefig(path, dpi=150, bbox_inches="tight")  # long task labels stay inside
         written.append(path)
     plt.close(fig)
     return written
