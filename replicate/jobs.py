@@ -91,7 +91,6 @@ def pretrain_job(settings: dict, out_dir: str, data_dir: str, device: str = "aut
     from .io import sha256_file
     from .pretrain import check_upstream_tasks, held_out_texts, make_pretrain_config, run_pretraining, upstream_data
     from .splits import Protocol
-    from .tasks import resolve_task
 
     name = settings["pretraining"]
     cfg = make_pretrain_config(name, settings["config"])
@@ -108,8 +107,7 @@ def pretrain_job(settings: dict, out_dir: str, data_dir: str, device: str = "aut
     held_out = held_out_texts(suites.pop(), data_dir, protocol, files)
     data, sizes = {}, {}
     for task in tasks:
-        data[task.name] = upstream_data(task, resolve_task(task.name, files).load_pools(data_dir), protocol, held_out,
-                                        cfg)
+        data[task.name] = upstream_data(task, task.load_pools(data_dir), protocol, held_out, cfg)
         sizes[task.name] = {"train": len(data[task.name][0]), "dev": len(data[task.name][1])}
         _log(f"{task.name}: {sizes[task.name]['train']} train / {sizes[task.name]['dev']} dev upstream examples")
     backbone, tokenizer = spec.load(local_dir=settings.get("backbone_dir"))
