@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from itertools import product
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, NamedTuple
+from typing import Any, Dict, Iterator, List, NamedTuple, Optional
 
 import yaml
 
@@ -128,27 +128,42 @@ def _check_pretraining(cfg: dict) -> None:
 
     for name, values in cfg.get("pretraining", {}).items():
         check_upstream_tasks(name, make_pretrain_config(name, values or {}), cfg.get("paper_data_files"))
+    from .methods import METHODS
+
     needed = pretrainings_of(cfg)
-    for method, name in needed.items():
-        if name not in cfg.get("pretraining", {}):
-            raise ConfigError(f"config methods/{method}/pretraining: no pre-training named {name!r} in the config's "
-                              f"pretraining section (known: {', '.join(cfg.get('pretraining', {})) or 'none'})")
+    for method, names in needed.items():
+        for name in names:
+            if name not in cfg.get("pretraining", {}):
+                raise ConfigError(f"config methods/{method}/pretraining: no pre-training named {name!r} in the "
+                                  f"config's pretraining section (known: "
+                                  f"{', '.join(cfg.get('pretraining', {})) or 'none'})")
+            m = METHODS.get(method)
+            m.check_pretraining(m.make_config(cfg["methods"].get(method)), name,
+                                make_pretrain_config(name, cfg["pretraining"][name] or {}))
     if needed and cfg["protocol"].get("downstream_reserve") is None:
         raise ConfigError("config protocol/downstream_reserve: the run pre-trains, so UNSEEN DATA tasks need a "
                           "downstream reserve kept out of pre-training (e.g. 0.2)")
 
 
-def pretrainings_of(cfg: dict) -> Dict[str, str]:
-    """Grid method -> the pre-training run it starts from (methods that start from one)."""
-    from .methods import METHODS
-
-    out = {}
+def pretrainings_of(cfg: dict) -> Dict[str, List[str]]:
+    """Grid method -> the pre-training runs its cells start from, in the order of the grid's
+    tasks (methods that start from one; PPT's per-format prompts may name several)."""
+    out: Dict[str, List[str]] = {}
     for name in cfg["grid"]["methods"]:
-        method = METHODS.get(name)
-        pre = method.pretraining(method.make_config(cfg["methods"].get(name)))
-        if pre is not None:
-            out[name] = pre
+        names = [cell_pretraining(cfg, name, g.task) for g in groups(cfg) if g.method == name]
+        names = list(dict.fromkeys(n for n in names if n is not None))
+        if names:
+            out[name] = names
     return out
+
+
+def cell_pretraining(cfg: dict, method_name: str, task: str) -> Optional[str]:
+    """The pre-training run the cells of (method, task) start from, or None."""
+    from .methods import METHODS
+    from .tasks import TASKS
+
+    method = METHODS.get(method_name)
+    return method.pretraining(method.make_config(cfg["methods"].get(method_name)), TASKS.get(task))
 
 
 def pretrain_settings(cfg: dict, name: str, backbone: str) -> Dict[str, Any]:
@@ -213,8 +228,15 @@ def _check_lengths(cfg: dict, spec, tasks) -> None:
 
 
 def groups(cfg: dict) -> List[Group]:
+    """The grid's (method, task, shot) groups, less the tasks a method cannot take
+    (``Method.declines``: PPT has no pre-trained prompt for single-sentence tasks here)."""
+    from .methods import METHODS
+    from .tasks import TASKS
+
     grid = cfg["grid"]
-    return [Group(m, grid["backbone"], t, s) for m, t, s in product(grid["methods"], grid["tasks"], grid["shots"])]
+    configs = {m: METHODS.get(m).make_config(cfg["methods"].get(m)) for m in grid["methods"]}
+    return [Group(m, grid["backbone"], t, s) for m, t, s in product(grid["methods"], grid["tasks"], grid["shots"])
+            if METHODS.get(m).declines(configs[m], TASKS.get(t)) is None]
 
 
 def cells(cfg: dict) -> Iterator[Cell]:
@@ -266,7 +288,7 @@ def cell_settings(cfg: dict, group: Group) -> Dict[str, Any]:
         # between 1 and 2 threads: the count is part of what a cell is.
         "threads": cfg["threads_per_job"],
     }
-    pre = method.pretraining(method_cfg)
+    pre = cell_pretraining(cfg, group.method, group.task)
     if pre is not None:
         out["pretraining"] = pretrain_settings(cfg, pre, group.backbone)
     return out

@@ -117,7 +117,7 @@ def pretrain_job(settings: dict, out_dir: str, data_dir: str, device: str = "aut
                               log=_log, device=torch.device(device_name), stop_after=stop_after)
     if outcome["steps_run"] < cfg.steps:
         return None
-    checkpoint = {**outcome["state"], "tasks": [t.name for t in tasks], "prompt": cfg.prompt,
+    checkpoint = {**outcome["state"], "tasks": [t.name for t in tasks], "prompt": cfg.prompt, "layout": cfg.layout,
                   "prompt_length": cfg.prompt_length, "n_prompts": cfg.n_prompts, "d_model": spec.d_model,
                   "settings_hash": s_hash, "best_step": outcome["best_step"], "best_dev": outcome["best_dev"]}
     path = os.path.join(out_dir, CHECKPOINT_FILE)
@@ -131,7 +131,8 @@ def pretrain_job(settings: dict, out_dir: str, data_dir: str, device: str = "aut
         "best_step": outcome["best_step"], "best_dev": round(outcome["best_dev"], 4),
         "dev_curve": outcome["dev_curve"], "loss_curve": outcome["loss_curve"],
         # the learned routers, tasks x layers x K logits: what the router dendrogram is drawn from
-        "routers": [[[round(float(v), 6) for v in layer] for layer in task] for task in outcome["state"]["router"]],
+        "routers": [[[round(float(v), 6) for v in layer] for layer in task]
+                    for task in outcome["state"].get("router", [])],
         "wall_time_s": round(time.perf_counter() - job_start, 2),
         "provenance": {"packages": package_versions(), "git": git_state(), "machine": machine(),
                        "threads": settings.get("threads", 1), "device": device_name, "cluster": cluster_job(),
@@ -205,9 +206,10 @@ def train_group(settings: dict, seeds: Sequence[int], split_paths: Sequence[str]
             raise ConfigError(f"split {m['task']}/{m['shot']}/{m['seed']} does not belong to seed {seed}")
     pools = task.load_pools(data_dir)
     parts = [resolve(m, pools) for m in manifests]
-    if method.pretraining(cfg) is not None and "pretraining" not in settings:
-        raise ConfigError(f"method {method.name} starts from pre-training {method.pretraining(cfg)!r}, but the "
-                          "settings name none (derive them with --config, or from the Snakefile)")
+    task = method.task_view(task, cfg)
+    if method.pretraining(cfg, task) is not None and "pretraining" not in settings:
+        raise ConfigError(f"method {method.name} starts from pre-training {method.pretraining(cfg, task)!r}, but "
+                          "the settings name none (derive them with --config, or from the Snakefile)")
     pretrained, pretrained_provenance = load_pretrained(settings, pretrained_path)
 
     backbone, tokenizer = spec.load(dropout=cfg.dropout, local_dir=settings.get("backbone_dir"))

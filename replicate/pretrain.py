@@ -35,7 +35,7 @@ import torch
 
 from .errors import ConfigError
 
-PROMPT_DEPTHS = ("shallow", "deep")
+PROMPT_KINDS = ("shallow", "deep", "single")
 
 
 @dataclass
@@ -43,7 +43,13 @@ class PretrainConfig:
     """One pre-training run (config ``pretraining: <name>: {...}``). Defaults: MP2 Appendix
     A.1 and MPMP ``Deep/run.py`` (deep MP2 with FSL).
 
-    prompt: "shallow" (modular prompts at the input) or "deep" (at every layer).
+    prompt: "shallow" (modular prompts at the input), "deep" (at every layer), or "single":
+        one soft prompt at the input shared by every task, no routers (SPoT's multi-task
+        source prompt, Vu et al. 2022; PPT's pre-trained prompt, Gu et al. 2022); its
+        initialisation is Lester et al.'s sampled vocabulary (``init_vocab_size`` most
+        frequent tokens of the upstream training texts).
+    layout: how the tasks are laid out (``formats.LAYOUTS``): "options" (MRC, MP2) or "mcc"
+        (PPT's multiple choice with option letters; Unified PPT).
     tasks: the upstream tasks, in router-row order (MP2: the 38 of Appendix D).
     prompt_length: soft tokens per modular prompt (MP2: 50).
     n_prompts: modular prompts per layer, K (MP2: 8).
@@ -73,6 +79,8 @@ class PretrainConfig:
     """
 
     prompt: str = "deep"
+    layout: str = "options"
+    init_vocab_size: int = 5000
     tasks: Tuple[str, ...] = ()
     prompt_length: int = 50
     n_prompts: int = 8
@@ -104,6 +112,7 @@ class PretrainConfig:
 
 def make_pretrain_config(name: str, values: Mapping[str, Any]) -> PretrainConfig:
     """The validated config of pre-training ``name``; ConfigError names the first bad field."""
+    from .formats import LAYOUTS
     from .methods.base import check_fields, coerce
     from .model import ROUTER_COMBINES
 
@@ -126,9 +135,11 @@ def make_pretrain_config(name: str, values: Mapping[str, Any]) -> PretrainConfig
     if not cfg.tasks:
         raise ConfigError(f"config pretraining/{name}/tasks: name the upstream tasks")
     try:
-        check_fields(cfg, choices={"prompt": PROMPT_DEPTHS, "combine": ROUTER_COMBINES, "precision": ("fp32", "bf16")},
+        check_fields(cfg, choices={"prompt": PROMPT_KINDS, "combine": ROUTER_COMBINES, "precision": ("fp32", "bf16"),
+                                   "layout": LAYOUTS},
                      at_least_one=("prompt_length", "n_prompts", "intrinsic_dim", "steps", "batch_size", "eval_every",
-                                   "save_every", "max_length", "eval_batch_size", "dev_cap", "train_cap"),
+                                   "save_every", "max_length", "eval_batch_size", "dev_cap", "train_cap",
+                                   "init_vocab_size"),
                      positive=("router_lr", "prompt_lr", "head_lr", "temperature"), non_negative=("weight_decay",))
         if not 0 < cfg.dev_fraction < 1:
             raise ConfigError(f"dev_fraction: must be in (0, 1), not {cfg.dev_fraction}")
@@ -248,10 +259,25 @@ def upstream_data(task, pools, protocol, held_out: HeldOut, cfg: PretrainConfig)
 
 
 def n_prompted_layers(cfg: PretrainConfig, spec) -> int:
-    return 1 if cfg.prompt == "shallow" else spec.n_layers
+    return spec.n_layers if cfg.prompt == "deep" else 1
 
 
-def build_model(backbone, spec, cfg: PretrainConfig):
+def build_model(backbone, spec, cfg: PretrainConfig, init_tokens: Optional[Sequence[int]] = None):
+    """The model a pre-training trains: modular (``build_modular_model``) or one prompt."""
+    if cfg.prompt != "single":
+        return build_modular_model(backbone, spec, cfg)
+    from .methods.common import HEAD_INIT_STD, init_prompt, seed_generator
+    from .methods.base import PromptConfig
+    from .model import InputPrompt, PromptedMRC, SharedSpanHead
+
+    init = init_prompt(backbone, PromptConfig(init="vocab"), cfg.seed, cfg.prompt_length, "pretrain-prompt",
+                       init_tokens)
+    head = torch.randn(spec.d_model, 2, generator=seed_generator(cfg.seed, "pretrain-head")) * HEAD_INIT_STD
+    backbone.requires_grad_(False)
+    return PromptedMRC(backbone, spec, SharedSpanHead(head), InputPrompt(init.unsqueeze(0)))
+
+
+def build_modular_model(backbone, spec, cfg: PretrainConfig):
     """Backbone + routers (one row per task) over K intrinsic modular prompts + one MRC head,
     initialised as MPMP (``Deep/modeling_bert.py:549-566``): routers and z from U(-1e-3, 1e-3),
     A from U(-1/sqrt(length * d), +1/sqrt(length * d)); the head as CPT's init (std 0.02)."""
@@ -275,14 +301,22 @@ def build_model(backbone, spec, cfg: PretrainConfig):
 
 def _state_tensors(model) -> Dict[str, torch.Tensor]:
     p = model.prompt
+    if not hasattr(p, "router"):
+        return {"prompt_tensor": p.weight.detach().clone(), "head": model.head.weight.detach().clone()}
     return {"router": p.router.detach().clone(), "z": p.bank.z.detach().clone(), "A": p.bank.A.detach().clone(),
             "head": model.head.weight.detach().clone()}
 
 
-def _load_tensors(model, state: Mapping[str, torch.Tensor]) -> None:
+def _trained(model) -> List[Tuple[torch.nn.Parameter, str]]:
     p = model.prompt
+    if not hasattr(p, "router"):
+        return [(p.weight, "prompt_tensor"), (model.head.weight, "head")]
+    return [(p.router, "router"), (p.bank.z, "z"), (p.bank.A, "A"), (model.head.weight, "head")]
+
+
+def _load_tensors(model, state: Mapping[str, torch.Tensor]) -> None:
     with torch.no_grad():
-        for param, key in ((p.router, "router"), (p.bank.z, "z"), (p.bank.A, "A"), (model.head.weight, "head")):
+        for param, key in _trained(model):
             param.copy_(state[key])
 
 
@@ -328,11 +362,20 @@ def run_pretraining(cfg: PretrainConfig, spec, backbone, tokenizer, tasks: Seque
     """Pre-train; return {"state": best tensors, "best_step", "best_dev", "dev_curve",
     "loss_curve", "steps_run"}. ``stop_after``: return after that many steps (a
     simulated kill: the resume checkpoint is what survives)."""
+    from .formats import in_format
+    from .methods.common import frequent_tokens
     from .mrc import MRCEncoder
     from .train import autocast_forward, collate, example_losses, predict_rows, score_predictions
 
     device = device or torch.device("cpu")
-    model = build_model(backbone, spec, cfg).to(device)
+    tasks = [in_format(t, cfg.layout) for t in tasks]
+    init_tokens = None
+    if cfg.prompt == "single":  # from the upstream training texts only
+        init_tokens = frequent_tokens(tokenizer, (t.template.fill(ex)[0] for t in tasks for ex in data[t.name][0]),
+                                      cfg.init_vocab_size)
+    model = build_model(backbone, spec, cfg, init_tokens).to(device)
+    # the prompt row of a task's examples: its router's, or the one shared prompt's
+    row_of = (lambda row: 0) if cfg.prompt == "single" else (lambda row: row)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     encoders = [MRCEncoder(tokenizer, t, cfg.max_length, cfg.prompt_length, spec.uses_cls, spec.token_type)
                 for t in tasks]
@@ -345,11 +388,14 @@ def run_pretraining(cfg: PretrainConfig, spec, backbone, tokenizer, tasks: Seque
         return cache[key]
 
     prompt = model.prompt
-    optimizer = torch.optim.AdamW(
-        [{"params": [prompt.router], "lr": cfg.router_lr},
-         {"params": [prompt.bank.z, prompt.bank.A], "lr": cfg.prompt_lr},
-         {"params": [model.head.weight], "lr": cfg.prompt_lr if cfg.head_lr is None else cfg.head_lr}],
-        weight_decay=cfg.weight_decay)
+    head_group = {"params": [model.head.weight], "lr": cfg.prompt_lr if cfg.head_lr is None else cfg.head_lr}
+    if cfg.prompt == "single":
+        groups = [{"params": [prompt.weight], "lr": cfg.prompt_lr}, head_group]
+    else:
+        groups = [{"params": [prompt.router], "lr": cfg.router_lr},
+                  {"params": [prompt.bank.z, prompt.bank.A], "lr": cfg.prompt_lr}, head_group]
+    optimizer = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
+    noise = getattr(prompt, "generators", [])
     sampler = random.Random(f"pretrain-tasks|{cfg.seed}")
     streams = [_Stream(len(data[t.name][0]), f"pretrain-batches|{cfg.seed}|{t.name}") for t in tasks]
     torch.manual_seed(cfg.seed)  # dropout
@@ -364,7 +410,7 @@ def run_pretraining(cfg: PretrainConfig, spec, backbone, tokenizer, tasks: Seque
             sampler.setstate(saved["sampler"])
             for s, st in zip(streams, saved["streams"]):
                 s.load(st)
-            for g, st in zip(prompt.generators, saved["noise"]):
+            for g, st in zip(noise, saved["noise"]):
                 g.set_state(st)
             torch.set_rng_state(saved["torch_rng"])
             progress = saved["progress"]
@@ -377,7 +423,7 @@ def run_pretraining(cfg: PretrainConfig, spec, backbone, tokenizer, tasks: Seque
         scores = {}
         for row, task in enumerate(tasks):
             encs = [encoded(row, "dev", ex) for ex in data[task.name][1]]
-            preds = predict_rows(forward, [(row, e) for e in encs], pad, device, cfg.eval_batch_size,
+            preds = predict_rows(forward, [(row_of(row), e) for e in encs], pad, device, cfg.eval_batch_size,
                                  task.kind == "extractive")
             scores[task.name] = round(score_predictions(task, encoders[row], encs, preds)[task.metric], 4)
         mean = statistics.fmean(scores.values())
@@ -395,7 +441,7 @@ def run_pretraining(cfg: PretrainConfig, spec, backbone, tokenizer, tasks: Seque
         train = data[task.name][0]
         items = [encoded(row, "train", train[j]) for j in streams[row].take(cfg.batch_size)]
         model.train(cfg.train_mode)
-        batch = collate(items, [row] * len(items), pad, device)
+        batch = collate(items, [row_of(row)] * len(items), pad, device)
         loss = example_losses(forward(batch), batch, task.kind == "extractive").mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -409,7 +455,7 @@ def run_pretraining(cfg: PretrainConfig, spec, backbone, tokenizer, tasks: Seque
         if resume_path and (step % cfg.save_every == 0 or step == cfg.steps):
             _save_atomic({"settings_hash": settings_hash, "params": _state_tensors(model),
                           "optimizer": optimizer.state_dict(), "sampler": sampler.getstate(),
-                          "streams": [s.state() for s in streams], "noise": [g.get_state() for g in prompt.generators],
+                          "streams": [s.state() for s in streams], "noise": [g.get_state() for g in noise],
                           "torch_rng": torch.get_rng_state(), "progress": progress}, resume_path)
         if stop_after is not None and step >= stop_after:
             break
@@ -422,7 +468,11 @@ def run_pretraining(cfg: PretrainConfig, spec, backbone, tokenizer, tasks: Seque
 
 def checkpoint_tensors(raw: Mapping[str, Any]) -> Dict[str, Any]:
     """What downstream methods read from a checkpoint: the modular prompts as one tensor
-    (layers, K, length, d) = z A, the head, and the pre-training routers."""
+    (layers, K, length, d) = z A, the head, and the pre-training routers; or, for a single
+    prompt, that prompt (length, d) and the head."""
+    if raw.get("prompt") == "single":
+        return {"prompt": raw["prompt_tensor"].float()[0], "head": raw["head"], "tasks": raw["tasks"],
+                "layout": raw.get("layout", "options")}
     z, A = raw["z"], raw["A"]
     depth, k, _ = z.shape
     prompts = torch.bmm(z.float(), A.float()).view(depth, k, raw["prompt_length"], raw["d_model"])

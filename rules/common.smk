@@ -12,6 +12,7 @@ from replicate.config import (
     Group,
     cell_settings,
     check_config,
+    cell_pretraining,
     groups,
     pretrain_dir,
     pretrain_settings,
@@ -70,7 +71,7 @@ def task_data_files(wildcards):
 # MP2's figures: Fig 5 clusters the routers of the shallow pre-training mp2-shallow starts
 # from; Fig 3 draws the two-stage curves of the grid's MP2 methods of Table 3 (not the
 # Table 5 ablation's, so that `table3` needs no other pre-training).
-FIG5_PRETRAINING = pretrainings_of(config).get("mp2-shallow")
+FIG5_PRETRAINING = (pretrainings_of(config).get("mp2-shallow") or [None])[0]
 MP2_TWO_STAGE = [m for m in config["grid"]["methods"]
                  if hasattr(METHODS.get(m), "stage_counts") and m in table_methods("mp2", "3")]
 
@@ -95,7 +96,7 @@ def pretrain_data_files(wildcards):
 
 def pretrained_checkpoint(wildcards):
     """The checkpoint a method's cells start from ([] for methods without pre-training)."""
-    name = pretrainings_of(config).get(wildcards.method)
+    name = cell_pretraining(config, wildcards.method, wildcards.task)
     return [f"{pretrain_dir(config, name, wildcards.backbone)}/checkpoint.pt"] if name else []
 
 

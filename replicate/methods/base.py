@@ -174,10 +174,25 @@ class Method:
     def prompt_length(self, cfg: TrainConfig) -> int:
         return getattr(cfg, "prompt_length", 0)
 
-    def pretraining(self, cfg: TrainConfig) -> Optional[str]:
+    def pretraining(self, cfg: TrainConfig, task=None) -> Optional[str]:
         """The name of the pre-training run (config ``pretraining:``) whose checkpoint this
-        method starts from; None if it starts from the backbone alone."""
+        method's cells of ``task`` (a TaskSpec) start from; None if they start from the
+        backbone alone. Methods whose run depends on the task (PPT's per-format prompts)
+        return None without one and raise ConfigError for a task they cannot take."""
         return None
+
+    def declines(self, cfg: TrainConfig, task) -> Optional[str]:
+        """Why this method has no cells for ``task`` (a TaskSpec), or None: it takes it."""
+        return None
+
+    def check_pretraining(self, cfg: TrainConfig, name: str, pretrain_cfg) -> None:
+        """ConfigError if pre-training ``name`` (its PretrainConfig) cannot be this method's
+        starting point (another prompt kind, length or layout)."""
+
+    def task_view(self, task, cfg: TrainConfig):
+        """The task as this method lays it out (``formats.in_format``); by default as
+        registered."""
+        return task
 
     def build(self, backbone, spec, tokenizer, cfg: TrainConfig, seeds: List[int],
               init_tokens: Optional[List[int]] = None, pretrained: Optional[Mapping[str, Any]] = None):

@@ -107,8 +107,15 @@ class MP2(Method):
     def prompt_length(self, cfg: MP2Config) -> int:
         return cfg.prompt_length
 
-    def pretraining(self, cfg: MP2Config) -> Optional[str]:
+    def pretraining(self, cfg: MP2Config, task=None) -> Optional[str]:
         return cfg.pretraining
+
+    def check_pretraining(self, cfg: MP2Config, name: str, pretrain_cfg) -> None:
+        got = (pretrain_cfg.prompt, pretrain_cfg.prompt_length, pretrain_cfg.n_prompts)
+        if got != (cfg.depth, cfg.prompt_length, cfg.n_prompts):
+            raise ConfigError(f"config methods/{self.name}: pre-training {name!r} has prompt {got[0]!r}, length "
+                              f"{got[1]}, K {got[2]}; the method needs {cfg.depth!r}, {cfg.prompt_length}, "
+                              f"{cfg.n_prompts}")
 
     def build(self, backbone, spec, tokenizer, cfg: MP2Config, seeds: List[int], init_tokens=None,
               pretrained=None) -> PromptedMRC:

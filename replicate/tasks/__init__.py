@@ -11,13 +11,14 @@ from ..registry import Registry
 from .base import Example, Pools, TaskSpec, Template  # noqa: F401  (re-exported)
 from dataclasses import replace as _replace
 
+from .documents import DOCUMENT_TASKS
 from .embedded import EMBEDDED_TASKS
 from .paper import PAPER_TASKS
 from .paper_upstream import FAMILY_OF_PAPER_UPSTREAM, PAPER_UPSTREAM_TASKS
 from .upstream import UPSTREAM_TASKS
 
 TASKS: Registry[TaskSpec] = Registry("task")
-for _spec in EMBEDDED_TASKS + UPSTREAM_TASKS + PAPER_TASKS + PAPER_UPSTREAM_TASKS:
+for _spec in EMBEDDED_TASKS + UPSTREAM_TASKS + PAPER_TASKS + PAPER_UPSTREAM_TASKS + DOCUMENT_TASKS:
     if not _spec.family and _spec.name in FAMILY_OF_PAPER_UPSTREAM:
         _spec = _replace(_spec, family=FAMILY_OF_PAPER_UPSTREAM[_spec.name])
     TASKS.register(_spec.name, _spec)

@@ -1,0 +1,109 @@
+"""Task formats: how a method lays a task out, on top of the MRC layout of ``replicate.mrc``.
+
+PPT (Gu et al. 2022) groups classification tasks into three formats, each with its own
+pattern-verbalizer pair and its own pre-trained prompt (§3.2): sentence-pair
+classification (SPC), multiple-choice classification (MCC) and single-sentence
+classification (SSC); Unified PPT (§3.3) casts every task as MCC, where the answer is an
+option letter (A-P, so at most 16 options). This harness keeps the MRC span head of MP2's
+formulation for every method, so a format changes what the options are, never the head:
+
+- ``layout="options"``: the task's own options (label words, or the candidate texts of a
+  multiple-choice example) follow the query, and the head picks one (MP2's MRC format; PT,
+  P-tuning v2, MP2 and SPoT use it);
+- ``layout="mcc"``: the query lists the candidates as "A. <text> B. <text> ...", ends with
+  "Answer is", and the options that follow it are the letters themselves: every task shares
+  the same 16 label words (PPT's MCC verbalizer, eq 4).
+
+``template="hybrid"`` replaces the task's own template by PPT's hard prompt for its format
+(PPT Appendix Table 1, English): SSC "s . It was <X>.", SPC "Question: s1 ? <X>. s2",
+MCC "We ask s_q ? A. s1 ... F. s6 . The answer is <X>.". In the MRC layout the options
+come after the text, so <X> becomes the options' place at the end (SPC: "Question: s1 ? s2").
+Extractive tasks have no PPT format (PPT cannot cast span extraction as MCC, MP2 §2): every
+layout and template leaves them as they are.
+"""
+
+from __future__ import annotations
+
+import string
+from dataclasses import dataclass, fields
+from typing import Dict, Optional, Tuple
+
+from .errors import ConfigError
+from .tasks.base import Example, TaskSpec, Template
+
+LAYOUTS = ("options", "mcc")
+TEMPLATES = ("task", "hybrid")
+PPT_FORMATS = ("spc", "mcc", "ssc")
+LETTERS = "ABCDEFGHIJKLMNOP"  # PPT's MCC label words: up to 16 options (§3.3, footnote 2)
+
+# PPT Appendix Table 1 (English), in the MRC layout (the options follow the text)
+HYBRID_TEMPLATES = {"ssc": "{a} . It was ", "spc": "Question: {a} ? {b} ", "mcc": "We ask {a} ? "}
+
+
+def ppt_format(task: TaskSpec) -> Optional[str]:
+    """PPT's format of a task: "mcc" (multiple choice), "spc" (a classification task over two
+    texts: its template has a second text), "ssc" (one text); None for extractive tasks."""
+    if task.kind == "extractive":
+        return None
+    if task.kind == "multiple-choice":
+        return "mcc"
+    return "spc" if "{b}" in {f"{{{name}}}" for _, name, _, _ in string.Formatter().parse(task.template.text)
+                              if name} else "ssc"
+
+
+@dataclass(frozen=True)
+class LetteredTemplate(Template):
+    """A template followed by the candidates as "A. <text> B. <text> ..." and ``suffix``;
+    ``labels``: the candidates of a classification task (a multiple-choice example brings
+    its own)."""
+
+    labels: Tuple[str, ...] = ()
+    suffix: str = " Answer is "
+
+    def fill(self, example: Example) -> Tuple[str, Dict[str, Tuple[int, int]]]:
+        text, spans = super().fill(example)
+        candidates = example.options if example.options is not None else self.labels
+        listing = " ".join(f"{LETTERS[i]}. {c}" for i, c in enumerate(candidates))
+        return f"{text.rstrip()} {listing}{self.suffix}", spans
+
+
+@dataclass(frozen=True)
+class LetteredTask(TaskSpec):
+    """A task in the MCC layout: its options are the letters of its candidates."""
+
+    def options_of(self, example: Example) -> Tuple[str, ...]:
+        n = len(example.options) if example.options is not None else len(self.labels)
+        return tuple(LETTERS[:n])
+
+
+def in_format(task: TaskSpec, layout: str = "options", template: str = "task") -> TaskSpec:
+    """``task`` as a method with this layout and template sees it (the task itself when both
+    are the defaults or the task is extractive). ConfigError for a task with more candidates
+    than the MCC letters."""
+    if layout not in LAYOUTS or template not in TEMPLATES:
+        raise ConfigError(f"format: layout must be one of {LAYOUTS} and template one of {TEMPLATES}")
+    fmt = ppt_format(task)
+    if fmt is None or (layout, template) == ("options", "task"):
+        return task
+    text = HYBRID_TEMPLATES[fmt] if template == "hybrid" else task.template.text
+    if layout == "options":
+        base = Template(text, task.template.truncate, task.template.option_separator)
+        return _copy(task, TaskSpec, template=base)
+    if task.num_labels > len(LETTERS):
+        raise ConfigError(f"task {task.name}: {task.num_labels} labels; the MCC layout has {len(LETTERS)} option "
+                          "letters (PPT §3.3)")
+    suffix = " The answer is " if template == "hybrid" else " Answer is "
+    lettered = LetteredTemplate(text, _head_truncate(task), ",", labels=task.labels, suffix=suffix)
+    return _copy(task, LetteredTask, template=lettered)
+
+
+def _head_truncate(task: TaskSpec) -> str:
+    """The candidates are template words now, never cut; the query keeps its beginning
+    unless the task keeps its end."""
+    return "tail" if task.template.truncate == "tail" else "head"
+
+
+def _copy(task: TaskSpec, cls, **changes) -> TaskSpec:
+    values = {f.name: getattr(task, f.name) for f in fields(TaskSpec)}
+    values.update(changes)
+    return cls(**values)
