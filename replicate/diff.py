@@ -52,13 +52,28 @@ def verdict(reg: Optional[float], pub: Optional[float], pub_std: Optional[float]
     return "within 2 std" if delta <= 2 * pub_std else "outside 2 std"
 
 
+# How the harness reads a method's answer where the paper reads it otherwise: every method
+# here answers through MP2's MRC span head (replicate/formats.py).
+LETTERS_NOTE = "answer read by an MRC span head over the option letters"
+FORMAT_NOTES = {
+    # MP2 Table 3: MP2 re-implements Unified PPT on CPT-large without saying how it reads the letter
+    ("mp2", "ppt-unified"): LETTERS_NOTE + " (MP2 A.1 does not say how its PPT reads it)",
+    ("ppt", "ppt-unified"): LETTERS_NOTE + " (paper: T5/CPM-2 generate the letter)",
+    ("ppt", "pt-mc"): LETTERS_NOTE + " (paper: T5/CPM-2 generate the letter)",
+}
+VERBALIZER_NOTE = "answer read by an MRC span head over the label words (paper: text-to-text with a verbalizer)"
+
+
 def setup_note(row: Dict[str, str], paper_backbones: set, paper_shots: set) -> str:
     """'paper setup' or what differs from it (data, backbone, shot, seeds, epochs where the
-    paper states them)."""
+    paper states them, and how the answer is read where the paper reads it otherwise)."""
     from .params import PAPER_SETUPS
 
     setup = PAPER_SETUPS[row["paper"]]
     diffs = []
+    note = FORMAT_NOTES.get((row["paper"], row["method"]))
+    if note or not setup.mrc_head:
+        diffs.append(note or VERBALIZER_NOTE)
     if row.get("setup") != "paper":
         diffs.append(f"{row.get('setup') or 'unknown'} data")
     if row["backbone"] not in paper_backbones:

@@ -89,7 +89,8 @@ def pretrain_job(settings: dict, out_dir: str, data_dir: str, device: str = "aut
     from .backbones import BACKBONES, weights_fingerprint
     from .devices import resolve_device
     from .io import sha256_file
-    from .pretrain import check_upstream_tasks, held_out_texts, make_pretrain_config, run_pretraining, upstream_data
+    from .pretrain import (check_upstream_tasks, held_out_texts, make_pretrain_config, run_pretraining,
+                           upstream_data, upstream_pools)
     from .splits import Protocol
 
     name = settings["pretraining"]
@@ -107,7 +108,7 @@ def pretrain_job(settings: dict, out_dir: str, data_dir: str, device: str = "aut
     held_out = held_out_texts(suites.pop(), data_dir, protocol, files)
     data, sizes = {}, {}
     for task in tasks:
-        data[task.name] = upstream_data(task, task.load_pools(data_dir), protocol, held_out, cfg)
+        data[task.name] = upstream_data(task, upstream_pools(task, data_dir, held_out), protocol, held_out, cfg)
         sizes[task.name] = {"train": len(data[task.name][0]), "dev": len(data[task.name][1])}
         _log(f"{task.name}: {sizes[task.name]['train']} train / {sizes[task.name]['dev']} dev upstream examples")
     backbone, tokenizer = spec.load(local_dir=settings.get("backbone_dir"))

@@ -229,6 +229,16 @@ def held_out_texts(suite: str, data_dir: str, protocol, paper_data_files=None) -
     return HeldOut(out, substrings=suite == "embedded")
 
 
+def upstream_pools(task, data_dir: str, held_out: HeldOut):
+    """A task's pools for pre-training: sources built from documents (PPT's tasks) leave
+    out the documents that show a held-out text before they draw."""
+    from .tasks.documents import BbcDocumentSource, HubDocumentSource
+
+    if isinstance(task.source, (BbcDocumentSource, HubDocumentSource)):
+        return task.source.load(data_dir, held_out)
+    return task.load_pools(data_dir)
+
+
 def upstream_data(task, pools, protocol, held_out: HeldOut, cfg: PretrainConfig) -> Tuple[list, list]:
     """(train, dev) pre-training examples of one task: its training pool (an UNSEEN DATA
     task's without its downstream reserve) without held-out texts, in a seeded dev slice and

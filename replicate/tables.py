@@ -161,6 +161,8 @@ def row_sources(cfg: dict) -> Dict[str, str]:
 def regenerated_methods(cfg: dict, paper: str, table: str) -> List[str]:
     """The paper table's methods that this run trains: its rows that the run regenerates
     (in a block of their paradigm, see ``_block_takes``)."""
+    if not any(r["shot"] for r in published.rows(paper, table)):
+        return []  # not a table of few-shot results (MP2 Table 1: parameter and data sizes)
     sources = row_sources(cfg)
     blocks = _shape(paper, table)["blocks"]
     return [m for m in table_methods(paper, table) if m in sources and any(

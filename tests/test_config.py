@@ -81,6 +81,7 @@ def test_shipped_configs_validate():
     for name in ("config.yaml", "paper.yaml", "hard-cases.yaml"):
         cfg = load_config(str(REPO / "config" / name))
         assert cfg["grid"]["methods"][:3] == ["model-tuning", "pt", "ptv2"]
-        if name != "hard-cases.yaml":  # MP2 and its Table 5 ablation, each from its pre-training
-            assert cfg["grid"]["methods"][3:] == ["mp2-shallow", "mp2-deep", "mp2-shallow-w-fsl", "mp2-deep-wo-fsl"]
-            assert set(pretrainings_of(cfg).values()) == set(cfg["pretraining"])
+        if name != "hard-cases.yaml":  # MP2, its Table 5 ablation, PPT and SPoT, each from its pre-training(s)
+            assert {"mp2-shallow", "mp2-deep", "mp2-shallow-w-fsl", "mp2-deep-wo-fsl", "ppt-unified",
+                    "spot"} <= set(cfg["grid"]["methods"])
+            assert {n for names in pretrainings_of(cfg).values() for n in names} == set(cfg["pretraining"])

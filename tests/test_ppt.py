@@ -1,0 +1,234 @@
+"""PPT and SPoT: the document tasks follow PPT's rules and never show a test article, the
+task formats lay tasks out as PPT does, a single-prompt pre-training resumes to the same
+checkpoint, and every cell starts from the checkpoint its provenance names."""
+
+import copy
+import json
+from collections import Counter
+
+import pytest
+import torch
+
+from conftest import FIXTURES, TINY_CONFIG
+from replicate.config import check_config, groups, load_config, pretrain_settings, pretrainings_of
+from replicate.errors import ConfigError
+from replicate.formats import LETTERS, in_format, ppt_format
+from replicate.jobs import CHECKPOINT_FILE, RESUME_FILE, SUMMARY_FILE, load_pretrained, pretrain_job, train_group
+from replicate.methods import METHODS
+from replicate.pretrain import held_out_texts, make_pretrain_config, upstream_data, upstream_pools
+from replicate.splits import Protocol
+from replicate.tasks import TASKS, Example
+from replicate.tasks.documents import (MCC_OPTION_WORDS, ppt_mcc, ppt_spc, ppt_unified, unified_option_words)
+from replicate.tasks.embedded import _bbc_pools
+from replicate.tasks.upstream import _pieces
+
+REPO = FIXTURES.parent.parent
+
+
+def _documents(n=8, length=7):
+    """Documents of distinct 8-word sentences (eligible: 6-25 words), ids as BBC's."""
+    return [(f"business/{d:03d}", [f"d{d}s{i} is sentence {i} of document {d} here" for i in range(length)])
+            for d in range(n)]
+
+
+def test_spc_rule_labels_next_same_document_and_other_document():
+    docs = _documents()
+    where = {s: (did, i) for did, sentences in docs for i, s in enumerate(sentences)}
+    examples = ppt_spc("t-spc", docs, per_document=5)
+    assert len(examples) == 40 and {ex.id for ex in examples} >= {"business/000", "business/000#4"}
+    for ex in examples:
+        (da, ia), (db, ib) = where[ex.text], where[ex.text_b]
+        if ex.label == 2:
+            assert (db, ib) == (da, ia + 1)
+        elif ex.label == 1:
+            assert db == da and abs(ib - ia) > 1
+        else:
+            assert db != da
+    assert set(Counter(ex.label for ex in examples)) == {0, 1, 2}
+    assert TASKS.get("bbc-ppt-spc").labels == ("no", "maybe", "yes")  # PPT eq 3, in label order
+
+
+def test_mcc_and_unified_rules_draw_the_next_sentence_among_their_candidates():
+    docs = _documents(n=20)
+    where = {s: (did, i) for did, sentences in docs for i, s in enumerate(sentences)}
+    for ex in ppt_mcc("t-mcc", docs):
+        assert len(ex.options) == 6 and all(len(o.split()) <= MCC_OPTION_WORDS for o in ex.options)
+        did, i = where[ex.text]
+        truth = " ".join(docs[int(did[-3:])][1][i + 1].split()[:MCC_OPTION_WORDS])
+        assert ex.options[ex.label] == truth
+        same = [o for o in ex.options if o.startswith(f"d{int(did[-3:])}s")]
+        assert len(same) == 2  # the truth and one same-document, non-adjacent sentence
+    sizes = Counter()
+    for ex in ppt_unified("t-unified", docs, per_document=10):
+        n = len(ex.options)
+        sizes[n] += 1
+        assert 2 <= n <= 16 and all(len(o.split()) <= unified_option_words(n) for o in ex.options)
+        assert len(set(ex.options)) == n
+    assert min(sizes) == 2 and max(sizes) >= 12
+
+
+def test_document_tasks_show_nothing_of_a_test_article_or_a_downstream_test_pool():
+    """The PPT tasks' train pools hold no sentence or title of a BBC test article (every BBC
+    task's test pool is made of those), and what pre-training takes from them holds no text
+    of any downstream test pool or UNSEEN DATA few-shot pool (bbc-topic's reserve articles
+    are BBC train articles: ``upstream_data`` drops them)."""
+    train_articles, test_articles = _bbc_pools()
+    test_sentences = {t for _, _, title, body in test_articles for t in [title, *_pieces(body)]}
+    protocol = Protocol(downstream_reserve=0.2)
+    held = held_out_texts("embedded", str(FIXTURES), protocol)
+    train_ids = {aid for aid, *_ in train_articles}
+    cfg = make_pretrain_config("ppt", {"tasks": ["bbc-ppt-spc"], "prompt": "single", "train_cap": 1500})
+    for name in ("bbc-ppt-spc", "bbc-ppt-mcc", "bbc-ppt-unified"):
+        task = TASKS.get(name)
+        pools = task.load_pools(str(FIXTURES))
+        assert len(pools.train) > 3000 and pools.test
+        strings = lambda ex: [t for t in (ex.text, ex.text_b, *(ex.options or ())) if t is not None]  # noqa: E731
+        for ex in pools.train:
+            assert ex.id.split("#")[0] in train_ids
+            assert not set(strings(ex)) & test_sentences, (name, ex.id)
+        # the check is not vacuous: some examples of the whole pool show a held-out text
+        assert any(any(t in held for t in strings(ex)) for ex in pools.train[:1500])
+        # pre-training draws from the documents without held-out texts, so few draws are lost
+        # after (a cut candidate can still occur inside a held-out text) and none shows one
+        kept = upstream_pools(task, str(FIXTURES), held)
+        lost = [ex for ex in kept.train[:1500] if any(t in held for t in strings(ex))]
+        assert len(lost) < 0.1 * 1500, (name, len(lost))
+        train, dev = upstream_data(task, kept, protocol, held, cfg)
+        assert len(train) > 1250 and not [ex for ex in train + dev if any(t in held for t in strings(ex))]
+        if name == "bbc-ppt-unified":  # every number of candidates survives the check
+            assert {len(ex.options) for ex in train} == set(range(2, 17))
+
+
+def test_mcc_layout_lists_the_candidates_and_answers_with_letters():
+    from replicate.backbones import BACKBONES
+    from replicate.mrc import MRCEncoder
+
+    tiny_tokenizer = BACKBONES.get("tiny-bert").load_tokenizer()
+    task = TASKS.get("sentence-polarity")
+    lettered = in_format(task, "mcc")
+    ex = Example(id="r7", text="a gripping film", label=1)
+    text, _ = lettered.template.fill(ex)
+    assert text.endswith(f"A. {task.labels[0]} B. {task.labels[1]} Answer is ")
+    assert lettered.options_of(ex) == ("A", "B") and lettered.name == task.name
+    enc = MRCEncoder(tiny_tokenizer, lettered, 64, 3, True).encode(ex)
+    assert enc.label == 1 and len(enc.option_starts) == 2
+    choice = in_format(TASKS.get("bbc-next-sentence-choice"), "mcc", "hybrid")
+    mc = Example(id="x", text="q", options=("one", "two", "three"), label=2)
+    assert choice.template.fill(mc)[0] == "We ask q ? A. one B. two C. three The answer is "
+    assert choice.options_of(mc) == tuple(LETTERS[:3])
+    assert in_format(task, "options", "hybrid").template.fill(ex)[0] == "a gripping film . It was "
+    pair = in_format(TASKS.get("bbc-same-article"), "options", "hybrid")
+    assert pair.template.fill(Example(id="p", text="s1", text_b="s2", label=0))[0] == "Question: s1 ? s2 "
+    quote = TASKS.get("bbc-quote-speaker")
+    assert in_format(quote, "mcc", "hybrid") is quote and ppt_format(quote) is None
+    assert [ppt_format(TASKS.get(n)) for n in ("sentence-polarity", "bbc-same-article", "bbc-title-choice")] == [
+        "ssc", "spc", "mcc"]
+
+
+def test_mcc_layout_refuses_more_labels_than_letters():
+    many = TASKS.get("tnews")
+    assert many.num_labels == 15
+    in_format(many, "mcc")
+    from dataclasses import replace
+
+    with pytest.raises(ConfigError, match="16 option letters"):
+        in_format(replace(many, labels=tuple(f"l{i}" for i in range(17))), "mcc")
+
+
+def single_config(tmp_path, steps=6, layout="mcc", tasks=("bbc-ppt-unified",), method="ppt-unified"):
+    cfg = copy.deepcopy(TINY_CONFIG)
+    cfg["results_dir"] = str(tmp_path / "results")
+    cfg["protocol"]["downstream_reserve"] = 0.2
+    cfg["grid"]["methods"] = [method]
+    cfg["pretraining"] = {method: {
+        "prompt": "single", "layout": layout, "tasks": list(tasks), "prompt_length": 3, "steps": steps,
+        "batch_size": 2, "prompt_lr": 0.03, "eval_every": 3, "save_every": 2, "dev_cap": 4, "train_cap": 12,
+        "max_length": 96, "init_vocab_size": 50}}
+    cfg["methods"] = {method: {"epochs": 2, "max_length": 64, "prompt_length": 3, "batch_size": 4,
+                               "pretraining": method, "layout": layout}}
+    return check_config(cfg)
+
+
+def test_a_killed_single_prompt_pretraining_resumes_to_the_same_checkpoint(tmp_path):
+    cfg = single_config(tmp_path)
+    settings = pretrain_settings(cfg, "ppt-unified", "tiny-bert")
+    whole = pretrain_job(settings, str(tmp_path / "whole"), str(FIXTURES), device="cpu")
+    assert pretrain_job(settings, str(tmp_path / "killed"), str(FIXTURES), device="cpu", stop_after=3) is None
+    assert torch.load(tmp_path / "killed" / RESUME_FILE, weights_only=False)["progress"]["step"] == 2
+    resumed = pretrain_job(settings, str(tmp_path / "killed"), str(FIXTURES), device="cpu")
+    a = torch.load(tmp_path / "whole" / CHECKPOINT_FILE, weights_only=False)
+    b = torch.load(tmp_path / "killed" / CHECKPOINT_FILE, weights_only=False)
+    for key in ("prompt_tensor", "head"):
+        assert torch.equal(a[key], b[key]), key
+    assert a["prompt"] == "single" and a["layout"] == "mcc" and tuple(a["prompt_tensor"].shape)[1] == 3
+    assert resumed["dev_curve"] == whole["dev_curve"]
+    summary = json.loads((tmp_path / "whole" / SUMMARY_FILE).read_text())
+    assert summary["routers"] == [] and summary["tasks"][0]["name"] == "bbc-ppt-unified"
+
+
+def test_cells_start_from_the_pretrained_prompt_their_provenance_names(tmp_path):
+    cfg = single_config(tmp_path, layout="options", tasks=("bbc-title-topic", "tweet-source"), method="spot")
+    settings = pretrain_settings(cfg, "spot", "tiny-bert")
+    summary = pretrain_job(settings, str(tmp_path / "pre"), str(FIXTURES), device="cpu")
+    checkpoint = str(tmp_path / "pre" / CHECKPOINT_FILE)
+    tensors, _ = load_pretrained({"pretraining": settings}, checkpoint)
+    method = METHODS.get("spot")
+    mcfg = method.make_config(cfg["methods"]["spot"])
+    from replicate.backbones import BACKBONES
+
+    spec = BACKBONES.get("tiny-bert")
+    backbone, tokenizer = spec.load()
+    model = method.build(backbone, spec, tokenizer, mcfg, [8, 13], pretrained=tensors)
+    for s in range(2):  # every seed starts from the source prompt and head
+        assert torch.equal(model.prompt.weight[s], tensors["prompt"].float())
+        assert torch.equal(model.head.weight[s], tensors["head"].float())
+    with pytest.raises(ConfigError, match="needs"):
+        method.build(backbone, spec, tokenizer, method.make_config({**cfg["methods"]["spot"], "prompt_length": 4}),
+                     [8], pretrained=tensors)
+    # through the train job: the result names the checkpoint's hash
+    from replicate.config import cell_settings, split_path
+    from replicate.jobs import make_splits
+
+    group = groups(cfg)[0]
+    cell = cell_settings(cfg, group)
+    seeds = cfg["grid"]["seeds"][:1]
+    splits = [split_path(cfg, group.task, group.shot, s) for s in seeds]
+    from replicate.config import split_settings
+
+    make_splits(split_settings(cfg, group.task, group.shot), seeds, str(FIXTURES), splits)
+    [result] = train_group(cell, seeds, splits, [str(tmp_path / "cell.json")], str(FIXTURES), device="cpu",
+                           pretrained_path=checkpoint)
+    assert result["status"] == "ok"
+    assert result["provenance"]["pretrained_checkpoint"]["sha256"] == summary["checkpoint"]["sha256"]
+
+
+def test_method_and_pretraining_must_agree_in_one_line(tmp_path):
+    cfg = copy.deepcopy(single_config(tmp_path))
+    cfg["pretraining"]["ppt-unified"]["layout"] = "options"
+    with pytest.raises(ConfigError, match="layout 'options'.*needs 'single', 'mcc'"):
+        check_config(cfg)
+    cfg = copy.deepcopy(single_config(tmp_path))
+    cfg["pretraining"]["ppt-unified"]["prompt"] = "shallow"
+    with pytest.raises(ConfigError, match="has prompt 'shallow'"):
+        check_config(cfg)
+    assert make_pretrain_config("x", {"tasks": ["bbc-ppt-spc"], "prompt": "single"}).layout == "options"
+    with pytest.raises(ConfigError, match="layout"):
+        make_pretrain_config("x", {"tasks": ["bbc-ppt-spc"], "layout": "letters"})
+
+
+def test_per_format_ppt_takes_the_prompt_of_each_task_format_and_no_ssc_task():
+    cfg = load_config(str(REPO / "config" / "paper.yaml"))
+    assert pretrainings_of(cfg)["ppt"] == ["ppt-spc", "ppt-mcc"]
+    taken = {g.task for g in groups(cfg) if g.method == "ppt"}
+    assert taken == {"bq", "cmnli", "ocnli", "lcqmc", "ccpm", "c3"}  # SPC and MCC tasks; no SSC, no MRC
+    method = METHODS.get("ppt")
+    mcfg = method.make_config(cfg["methods"]["ppt"])
+    assert method.pretraining(mcfg, TASKS.get("ccpm")) == "ppt-mcc"
+    assert method.pretraining(mcfg, TASKS.get("lcqmc")) == "ppt-spc"
+    assert method.task_view(TASKS.get("ccpm"), mcfg).options_of(Example(id="0", text="q", options=("a", "b"),
+                                                                        label=0)) == ("A", "B")
+    with pytest.raises(ConfigError, match="sentiment annotator"):
+        method.pretraining(mcfg, TASKS.get("chnsent"))
+    assert {g.task for g in groups(cfg) if g.method == "ppt-unified"} == set(cfg["grid"]["tasks"])
+    embedded = load_config(str(REPO / "config" / "config.yaml"))
+    assert set(pretrainings_of(embedded)) >= {"ppt-unified", "spot"}
