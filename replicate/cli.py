@@ -193,6 +193,17 @@ def cmd_probe(args) -> int:
     return 0
 
 
+def cmd_retrieval_report(args) -> int:
+    import json
+
+    from .config import check_config
+    from .retrieval import write_report
+
+    for path in write_report(check_config(json.loads(args.config_json)), args.out_prefix):
+        print(path)
+    return 0
+
+
 def cmd_stage_scores(args) -> int:
     """Test score per training stage of a staged method's cells (MP2: stage I alone, and
     both stages), mean and sample std over the seeds that finished, as CSV."""
@@ -349,6 +360,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--config", required=True)
     c.add_argument("--methods", nargs="+", default=["mp2-shallow", "mp2-deep"])
     c.set_defaults(func=cmd_stage_scores)
+
+    c = sub.add_parser("retrieval-report", help="SPoT retrieval: the source each seed took, next to SPoT and PT")
+    c.add_argument("--config-json", required=True)
+    c.add_argument("--out-prefix", required=True)
+    c.set_defaults(func=cmd_retrieval_report)
 
     c = sub.add_parser("figure", help="draw a paper figure from logged tensors or result files")
     c.add_argument("figure", choices=["mp2-fig5", "mp2-fig3"],

@@ -35,7 +35,8 @@ import torch
 
 from .errors import ConfigError
 
-PROMPT_KINDS = ("shallow", "deep", "single")
+PROMPT_KINDS = ("shallow", "deep", "single", "per-task")
+SINGLE_KINDS = ("single", "per-task")  # soft prompts at the input, no routers
 
 
 @dataclass
@@ -47,7 +48,8 @@ class PretrainConfig:
         one soft prompt at the input shared by every task, no routers (SPoT's multi-task
         source prompt, Vu et al. 2022; PPT's pre-trained prompt, Gu et al. 2022); its
         initialisation is Lester et al.'s sampled vocabulary (``init_vocab_size`` most
-        frequent tokens of the upstream training texts).
+        frequent tokens of the upstream training texts); or "per-task": one such prompt per
+        upstream task (SPoT's source prompts for retrieval), with one head for all.
     layout: how the tasks are laid out (``formats.LAYOUTS``): "options" (MRC, MP2) or "mcc"
         (PPT's multiple choice with option letters; Unified PPT).
     tasks: the upstream tasks, in router-row order (MP2: the 38 of Appendix D).
@@ -274,17 +276,18 @@ def n_prompted_layers(cfg: PretrainConfig, spec) -> int:
 
 def build_model(backbone, spec, cfg: PretrainConfig, init_tokens: Optional[Sequence[int]] = None):
     """The model a pre-training trains: modular (``build_modular_model``) or one prompt."""
-    if cfg.prompt != "single":
+    if cfg.prompt not in SINGLE_KINDS:
         return build_modular_model(backbone, spec, cfg)
     from .methods.common import HEAD_INIT_STD, init_prompt, seed_generator
     from .methods.base import PromptConfig
     from .model import InputPrompt, PromptedMRC, SharedSpanHead
 
-    init = init_prompt(backbone, PromptConfig(init="vocab"), cfg.seed, cfg.prompt_length, "pretrain-prompt",
-                       init_tokens)
+    purposes = ["pretrain-prompt"] if cfg.prompt == "single" else [f"pretrain-prompt:{t}" for t in cfg.tasks]
+    init = torch.stack([init_prompt(backbone, PromptConfig(init="vocab"), cfg.seed, cfg.prompt_length, purpose,
+                                    init_tokens) for purpose in purposes])
     head = torch.randn(spec.d_model, 2, generator=seed_generator(cfg.seed, "pretrain-head")) * HEAD_INIT_STD
     backbone.requires_grad_(False)
-    return PromptedMRC(backbone, spec, SharedSpanHead(head), InputPrompt(init.unsqueeze(0)))
+    return PromptedMRC(backbone, spec, SharedSpanHead(head), InputPrompt(init))
 
 
 def build_modular_model(backbone, spec, cfg: PretrainConfig):
@@ -380,7 +383,7 @@ def run_pretraining(cfg: PretrainConfig, spec, backbone, tokenizer, tasks: Seque
     device = device or torch.device("cpu")
     tasks = [in_format(t, cfg.layout) for t in tasks]
     init_tokens = None
-    if cfg.prompt == "single":  # from the upstream training texts only
+    if cfg.prompt in SINGLE_KINDS:  # from the upstream training texts only
         init_tokens = frequent_tokens(tokenizer, (t.template.fill(ex)[0] for t in tasks for ex in data[t.name][0]),
                                       cfg.init_vocab_size)
     model = build_model(backbone, spec, cfg, init_tokens).to(device)
@@ -399,7 +402,7 @@ def run_pretraining(cfg: PretrainConfig, spec, backbone, tokenizer, tasks: Seque
 
     prompt = model.prompt
     head_group = {"params": [model.head.weight], "lr": cfg.prompt_lr if cfg.head_lr is None else cfg.head_lr}
-    if cfg.prompt == "single":
+    if cfg.prompt in SINGLE_KINDS:
         groups = [{"params": [prompt.weight], "lr": cfg.prompt_lr}, head_group]
     else:
         groups = [{"params": [prompt.router], "lr": cfg.router_lr},
@@ -482,6 +485,9 @@ def checkpoint_tensors(raw: Mapping[str, Any]) -> Dict[str, Any]:
     prompt, that prompt (length, d) and the head."""
     if raw.get("prompt") == "single":
         return {"prompt": raw["prompt_tensor"].float()[0], "head": raw["head"], "tasks": raw["tasks"],
+                "layout": raw.get("layout", "options")}
+    if raw.get("prompt") == "per-task":
+        return {"source_prompts": raw["prompt_tensor"].float(), "head": raw["head"], "tasks": raw["tasks"],
                 "layout": raw.get("layout", "options")}
     z, A = raw["z"], raw["A"]
     depth, k, _ = z.shape

@@ -127,12 +127,18 @@ class Stage:
     """One stage of training: ``epochs`` passes with a fresh AdamW over ``groups`` (torch
     param-group dicts with their own "lr"); only those parameters train, the others are
     frozen (a frozen MP2 router takes its inference form by itself). ``enter`` runs when the
-    stage starts (e.g. to set a temperature). ``name`` labels the stage in the result."""
+    stage starts (e.g. to set a temperature). ``name`` labels the stage in the result.
+    ``selects``: False for a stage whose checkpoints may not be the tested one (SPoT's
+    retrieval probe): it is not evaluated on dev. ``leave(seeds)`` runs when the stage ends,
+    with the seed indices still training, and returns what to record per seed index in the
+    stage's entry of the result (e.g. which source prompt it took)."""
 
     name: str
     epochs: int
     groups: List[Dict]
     enter: Optional[Callable[[], None]] = None
+    selects: bool = True
+    leave: Optional[Callable[[List[int]], Dict[int, Dict]]] = None
 
 
 def seed_axis_parameters(params) -> List[torch.nn.Parameter]:
@@ -330,7 +336,7 @@ class GroupTrainer:
                 for s in active:
                     outcomes[s].loss_curve.append(round(float(epoch_loss[s]) / steps, 5))
                 last_of_stage = epoch == first_epoch + stage.epochs - 1
-                if active and (epoch % cfg.eval_every == 0 or last_of_stage):
+                if stage.selects and active and (epoch % cfg.eval_every == 0 or last_of_stage):
                     dev_preds = self._evaluate("dev", active)
                     for s in active:
                         dev = self._score(self.data[s].dev, dev_preds[s])[self.task.metric]
@@ -344,12 +350,13 @@ class GroupTrainer:
                         f"{float(epoch_loss[s]) / steps:.3f}" for s in active) + " | dev " + " ".join(
                         f"{outcomes[s].dev_curve[-1][1]:.3f}" for s in active))
             last = stage_no == len(stages) - 1
+            left = stage.leave(list(active)) if stage.leave is not None and active else {}
             for s in range(n):
-                record = {"name": stage.name, "epochs": [first_epoch, epoch]}
+                record = {"name": stage.name, "epochs": [first_epoch, epoch], **left.get(s, {})}
                 if s in active and stage_best[s][2] is not None:
                     record.update(best_epoch=stage_best[s][1], best_dev=round(stage_best[s][0], 5))
                 outcomes[s].stages.append(record)
-            if not last and len(stages) > 1 and active:
+            if not last and len(stages) > 1 and active and stage.selects:
                 # the test score of this stage's best checkpoint: what stopping here would give
                 self._test_snapshots(active, {s: stage_best[s][2] for s in active},
                                      lambda s, m: outcomes[s].stages[-1].__setitem__("test_metrics", m))

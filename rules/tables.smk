@@ -48,3 +48,24 @@ rule tables:
     localrule: True
     input:
         [table_files(paper, table) for paper, table in PAPER_TABLES if regenerated_methods(config, paper, table)],
+
+
+rule spot_retrieval:
+    """SPoT's retrieval (SPoT §4): the source prompt each seed of spot-retrieval took, its
+    similarity ranking and its score, next to spot and pt (whichever the grid has)."""
+    localrule: True
+    input:
+        [path for group in groups(config) if group.method in ("spot-retrieval", "spot", "pt")
+         for path in result_files(group)],
+    output:
+        multiext(f"{RESULTS}/tables/spot_retrieval", ".md", ".csv"),
+    params:
+        config_json=json.dumps(config),
+        prefix=f"{RESULTS}/tables/spot_retrieval",
+    log:
+        f"{RESULTS}/logs/tables/spot_retrieval.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/tables/spot_retrieval.tsv"
+    shell:
+        "python -m replicate retrieval-report --config-json {params.config_json:q}"
+        " --out-prefix {params.prefix:q} > {log:q} 2>&1"

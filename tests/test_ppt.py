@@ -18,7 +18,7 @@ from replicate.methods import METHODS
 from replicate.pretrain import held_out_texts, make_pretrain_config, upstream_data, upstream_pools
 from replicate.splits import Protocol
 from replicate.tasks import TASKS, Example
-from replicate.tasks.documents import (MCC_OPTION_WORDS, ppt_mcc, ppt_spc, ppt_unified, unified_option_words)
+from replicate.tasks.documents import MCC_OPTION_WORDS, UNIFIED_COMPOSITION, ppt_mcc, ppt_spc, ppt_unified
 from replicate.tasks.embedded import _bbc_pools
 from replicate.tasks.upstream import _pieces
 
@@ -31,40 +31,51 @@ def _documents(n=8, length=7):
             for d in range(n)]
 
 
-def test_spc_rule_labels_next_same_document_and_other_document():
+def test_spc_rule_labels_adjacent_same_document_and_other_document():
     docs = _documents()
     where = {s: (did, i) for did, sentences in docs for i, s in enumerate(sentences)}
     examples = ppt_spc("t-spc", docs, per_document=5)
     assert len(examples) == 40 and {ex.id for ex in examples} >= {"business/000", "business/000#4"}
+    directions = Counter()
     for ex in examples:
         (da, ia), (db, ib) = where[ex.text], where[ex.text_b]
-        if ex.label == 2:
-            assert (db, ib) == (da, ia + 1)
+        if ex.label == 2:  # the next or the previous sentence (the authors' code: p = i + 1 or i - 1)
+            assert db == da and abs(ib - ia) == 1
+            directions[ib - ia] += 1
         elif ex.label == 1:
             assert db == da and abs(ib - ia) > 1
         else:
             assert db != da
-    assert set(Counter(ex.label for ex in examples)) == {0, 1, 2}
+    assert set(Counter(ex.label for ex in examples)) == {0, 1, 2} and set(directions) == {-1, 1}
     assert TASKS.get("bbc-ppt-spc").labels == ("no", "maybe", "yes")  # PPT eq 3, in label order
 
 
-def test_mcc_and_unified_rules_draw_the_next_sentence_among_their_candidates():
-    docs = _documents(n=20)
+def _check_choice(ex, docs, where, same, words):
+    did, i = where[ex.text]
+    d = int(did.split("/")[1][:3])
+    truth = ex.options[ex.label]
+    assert truth in {" ".join(docs[d][1][j].split()[:words]) for j in (i - 1, i + 1) if 0 <= j < len(docs[d][1])}
+    mine = [o for o in ex.options if o.startswith(f"d{d}s")]
+    assert len(mine) == 1 + same  # the adjacent one and the same-document ones
+    assert all(len(o.split()) <= words for o in ex.options) and len(set(ex.options)) == len(ex.options)
+
+
+def test_mcc_and_unified_rules_follow_the_authors_composition():
+    docs = _documents(n=20, length=9)
     where = {s: (did, i) for did, sentences in docs for i, s in enumerate(sentences)}
-    for ex in ppt_mcc("t-mcc", docs):
-        assert len(ex.options) == 6 and all(len(o.split()) <= MCC_OPTION_WORDS for o in ex.options)
-        did, i = where[ex.text]
-        truth = " ".join(docs[int(did[-3:])][1][i + 1].split()[:MCC_OPTION_WORDS])
-        assert ex.options[ex.label] == truth
-        same = [o for o in ex.options if o.startswith(f"d{int(did[-3:])}s")]
-        assert len(same) == 2  # the truth and one same-document, non-adjacent sentence
+    mcc = ppt_mcc("t-mcc", docs)
+    assert len(mcc) == 20
+    for ex in mcc:
+        assert len(ex.options) == 6
+        _check_choice(ex, docs, where, 1, MCC_OPTION_WORDS)
     sizes = Counter()
     for ex in ppt_unified("t-unified", docs, per_document=10):
         n = len(ex.options)
         sizes[n] += 1
-        assert 2 <= n <= 16 and all(len(o.split()) <= unified_option_words(n) for o in ex.options)
-        assert len(set(ex.options)) == n
-    assert min(sizes) == 2 and max(sizes) >= 12
+        same, others, words = UNIFIED_COMPOSITION[n]
+        assert n == 1 + same + sum(others)
+        _check_choice(ex, docs, where, same, words)
+    assert set(sizes) == set(range(2, 17))
 
 
 def test_document_tasks_show_nothing_of_a_test_article_or_a_downstream_test_pool():
@@ -135,17 +146,19 @@ def test_mcc_layout_refuses_more_labels_than_letters():
         in_format(replace(many, labels=tuple(f"l{i}" for i in range(17))), "mcc")
 
 
-def single_config(tmp_path, steps=6, layout="mcc", tasks=("bbc-ppt-unified",), method="ppt-unified"):
+def single_config(tmp_path, steps=6, layout="mcc", tasks=("bbc-ppt-unified",), method="ppt-unified",
+                  prompt="single", name=None):
+    name = name or method
     cfg = copy.deepcopy(TINY_CONFIG)
     cfg["results_dir"] = str(tmp_path / "results")
     cfg["protocol"]["downstream_reserve"] = 0.2
     cfg["grid"]["methods"] = [method]
-    cfg["pretraining"] = {method: {
-        "prompt": "single", "layout": layout, "tasks": list(tasks), "prompt_length": 3, "steps": steps,
+    cfg["pretraining"] = {name: {
+        "prompt": prompt, "layout": layout, "tasks": list(tasks), "prompt_length": 3, "steps": steps,
         "batch_size": 2, "prompt_lr": 0.03, "eval_every": 3, "save_every": 2, "dev_cap": 4, "train_cap": 12,
         "max_length": 96, "init_vocab_size": 50}}
     cfg["methods"] = {method: {"epochs": 2, "max_length": 64, "prompt_length": 3, "batch_size": 4,
-                               "pretraining": method, "layout": layout}}
+                               "pretraining": name, "layout": layout}}
     return check_config(cfg)
 
 
@@ -232,3 +245,76 @@ def test_per_format_ppt_takes_the_prompt_of_each_task_format_and_no_ssc_task():
     assert {g.task for g in groups(cfg) if g.method == "ppt-unified"} == set(cfg["grid"]["tasks"])
     embedded = load_config(str(REPO / "config" / "config.yaml"))
     assert set(pretrainings_of(embedded)) >= {"ppt-unified", "spot"}
+
+
+def test_similarities_are_spots_two_measures():
+    from replicate.methods.spot import similarities
+
+    target = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    sources = torch.stack([target, -target, torch.tensor([[1.0, 0.0], [1.0, 0.0]])])
+    avg = similarities(target, sources, "average-tokens")
+    assert torch.allclose(avg, torch.tensor([1.0, -1.0, 2 ** -0.5]), atol=1e-6)
+    # per token pair: (1 + 0 + 0 + 1) / 4 for itself; the third source's tokens match one of two
+    per = similarities(target, sources, "per-token")
+    assert torch.allclose(per, torch.tensor([0.5, -0.5, 0.5]), atol=1e-6)
+
+
+def test_retrieval_takes_each_seeds_nearest_source_and_records_the_ranking(tmp_path):
+    from replicate.methods.spot import similarities
+
+    cfg = single_config(tmp_path, layout="options", tasks=("bbc-title-topic", "tweet-source", "bbc-ppt-spc"),
+                        method="spot-retrieval", prompt="per-task", name="spot-sources")
+    cfg["methods"]["spot-retrieval"].update(probe_epochs=2, epochs=2)
+    cfg = check_config(cfg)
+    settings = pretrain_settings(cfg, "spot-sources", "tiny-bert")
+    summary = pretrain_job(settings, str(tmp_path / "pre"), str(FIXTURES), device="cpu")
+    checkpoint = str(tmp_path / "pre" / CHECKPOINT_FILE)
+    tensors, _ = load_pretrained({"pretraining": settings}, checkpoint)
+    assert tuple(tensors["source_prompts"].shape[:2]) == (3, 3)
+    # the three source prompts differ (each trained on its own task from its own init)
+    assert not torch.equal(tensors["source_prompts"][0], tensors["source_prompts"][1])
+    method = METHODS.get("spot-retrieval")
+    mcfg = method.make_config(cfg["methods"]["spot-retrieval"])
+    from replicate.backbones import BACKBONES
+
+    spec = BACKBONES.get("tiny-bert")
+    backbone, tokenizer = spec.load()
+    model = method.build(backbone, spec, tokenizer, mcfg, [8, 13], init_tokens=list(range(1000, 1100)),
+                         pretrained=tensors)
+    probe = method.stages(model, mcfg)[0]
+    assert probe.name == "probe" and not probe.selects
+    before = model.prompt.weight.detach().clone()
+    picked = probe.leave([0, 1])
+    for s in range(2):
+        sims = similarities(before[s], tensors["source_prompts"], "average-tokens")
+        best = int(sims.argmax())
+        assert picked[s]["retrieved"] == tensors["tasks"][best]
+        assert [v for _, v in picked[s]["similarity"]] == sorted([v for _, v in picked[s]["similarity"]],
+                                                                 reverse=True)
+        assert torch.equal(model.prompt.weight[s], tensors["source_prompts"][best])
+        assert torch.equal(model.head.weight[s], tensors["head"].float())
+    # through the train job: the probe is never the tested checkpoint, and the result says what it took
+    from replicate.config import cell_settings, split_path, split_settings
+    from replicate.jobs import make_splits
+
+    group = groups(cfg)[0]
+    seeds = cfg["grid"]["seeds"]
+    splits = [split_path(cfg, group.task, group.shot, s) for s in seeds]
+    make_splits(split_settings(cfg, group.task, group.shot), seeds, str(FIXTURES), splits)
+    from replicate.config import Cell, result_path
+
+    outs = [result_path(cfg, Cell(group.method, group.backbone, group.task, group.shot, s)) for s in seeds]
+    results = train_group(cell_settings(cfg, group), seeds, splits, outs, str(FIXTURES), device="cpu",
+                          pretrained_path=checkpoint)
+    for r in results:
+        probe_record, transfer = r["stages"]
+        assert probe_record["retrieved"] in tensors["tasks"] and len(probe_record["similarity"]) == 3
+        assert "best_dev" not in probe_record and transfer["best_epoch"] > 2
+        assert [e for e, _ in r["dev"]["curve"]] == [3, 4]
+        assert r["provenance"]["pretrained_checkpoint"]["sha256"] == summary["checkpoint"]["sha256"]
+    # the report reads the same cells
+    from replicate.retrieval import report_rows
+
+    [row] = [x for x in report_rows(cfg) if x["method"] == "spot-retrieval" and x["task"] == group.task]
+    assert row["n"] == "2" and sum(int(p.split(" x")[1]) for p in row["retrieved"].split("; ")) == 2
+    assert row["top3"].count(";") == 2

