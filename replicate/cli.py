@@ -209,8 +209,7 @@ def cmd_stage_scores(args) -> int:
     both stages), mean and sample std over the seeds that finished, as CSV."""
     import statistics
 
-    from .config import Cell, load_config, result_path
-    from .io import read_json
+    from .config import finished_results, load_config
 
     cfg = load_config(args.config)
     grid = cfg["grid"]
@@ -219,13 +218,7 @@ def cmd_stage_scores(args) -> int:
         for task in grid["tasks"]:
             for shot in grid["shots"]:
                 per_stage: dict = {}
-                for seed in grid["seeds"]:
-                    path = result_path(cfg, Cell(method, grid["backbone"], task, shot, seed))
-                    if not os.path.exists(path):
-                        continue
-                    r = read_json(path)
-                    if r.get("status") != "ok":
-                        continue
+                for r in finished_results(cfg, method, task, shot):
                     for stage in r.get("stages", [])[:-1]:
                         per_stage.setdefault(stage["name"] + " (alone)", []).append(stage["test_metrics"][r["metric"]])
                     per_stage.setdefault("all stages", []).append(r["score"])

@@ -254,6 +254,22 @@ def result_path(cfg: dict, cell: Cell) -> str:
             f"{cell.method}/seed{cell.seed}.json")
 
 
+def finished_results(cfg: dict, method: str, task: str, shot: int) -> List[dict]:
+    """The result files of (method, task, shot) over the grid's seeds that finished ("ok")."""
+    import os
+
+    from .io import read_json
+
+    out = []
+    for seed in cfg["grid"]["seeds"]:
+        path = result_path(cfg, Cell(method, cfg["grid"]["backbone"], task, shot, seed))
+        if os.path.exists(path):
+            r = read_json(path)
+            if r.get("status") == "ok":
+                out.append(r)
+    return out
+
+
 def split_settings(cfg: dict, task: str, shot: int) -> Dict[str, Any]:
     """What a split manifest depends on: with drop_longer_than, the backbone's tokenizer too."""
     out = {"task": task, "shot": shot, "protocol": cfg["protocol"],

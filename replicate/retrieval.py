@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import statistics
 from collections import Counter
 from typing import Dict, List
 
-from .config import Cell, result_path
-from .io import read_json, write_text_atomic
+from .config import finished_results
+from .io import write_text_atomic
 
 COMPARED = ("spot-retrieval", "spot", "pt")
 COLUMNS = ["task", "shot", "method", "mean", "std", "n", "retrieved", "top3"]
@@ -33,13 +32,7 @@ def report_rows(cfg: dict) -> List[Dict[str, str]]:
         for shot in grid["shots"]:
             for method in [m for m in COMPARED if m in grid["methods"]]:
                 scores, picks, sims = [], Counter(), {}
-                for seed in grid["seeds"]:
-                    path = result_path(cfg, Cell(method, grid["backbone"], task, shot, seed))
-                    if not os.path.exists(path):
-                        continue
-                    r = read_json(path)
-                    if r.get("status") != "ok":
-                        continue
+                for r in finished_results(cfg, method, task, shot):
                     scores.append(r["score"])
                     probe = next((st for st in r.get("stages", []) if "retrieved" in st), None)
                     if probe:

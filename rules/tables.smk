@@ -61,7 +61,9 @@ rule spot_retrieval:
         multiext(f"{RESULTS}/tables/spot_retrieval", ".md", ".csv"),
     params:
         config_json=json.dumps(config),
-        prefix=f"{RESULTS}/tables/spot_retrieval",
+        prefix=lambda wildcards, output: output[0].removesuffix(".md"),
+    conda:
+        "../environment.yml"
     log:
         f"{RESULTS}/logs/tables/spot_retrieval.log",
     benchmark:

@@ -218,7 +218,8 @@ def test_cells_start_from_the_pretrained_prompt_their_provenance_names(tmp_path)
 def test_method_and_pretraining_must_agree_in_one_line(tmp_path):
     cfg = copy.deepcopy(single_config(tmp_path))
     cfg["pretraining"]["ppt-unified"]["layout"] = "options"
-    with pytest.raises(ConfigError, match="layout 'options'.*needs 'single', 'mcc'"):
+    with pytest.raises(ConfigError, match="has prompt 'single', layout 'options', prompt_length 3; the method needs "
+                                          "prompt 'single', layout 'mcc', prompt_length 3"):
         check_config(cfg)
     cfg = copy.deepcopy(single_config(tmp_path))
     cfg["pretraining"]["ppt-unified"]["prompt"] = "shallow"

@@ -110,6 +110,16 @@ class PromptConfig(TrainConfig):
                      positive=("init_range",))
 
 
+def require_pretraining(method: str, name: str, pretrain_cfg, **want: Any) -> None:
+    """ConfigError unless pre-training ``name``'s config has the ``want``ed field values
+    (a method's starting point must match its prompt kind, length, layout, K)."""
+    got = {k: getattr(pretrain_cfg, k) for k in want}
+    if got != want:
+        show = lambda d: ", ".join(f"{k} {v!r}" for k, v in d.items())  # noqa: E731
+        raise ConfigError(f"config methods/{method}: pre-training {name!r} has {show(got)}; the method needs "
+                          f"{show(want)}")
+
+
 def coerce(key: str, type_name: str, value: Any) -> Any:
     """``value`` as the field's declared type, accepting every YAML spelling of a number
     (PyYAML reads ``3e-2`` as a string) but never a fraction where an integer is meant."""

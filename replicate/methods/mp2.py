@@ -32,7 +32,7 @@ import torch
 
 from ..errors import ConfigError
 from ..model import ROUTER_COMBINES, PromptBank, PromptedMRC, RoutedPrompt, SpanHead
-from .base import Method, TrainConfig, check_fields, register_method
+from .base import Method, TrainConfig, check_fields, register_method, require_pretraining
 from .common import meta_span_head, seed_generator
 
 DEPTHS = ("shallow", "deep")
@@ -111,11 +111,8 @@ class MP2(Method):
         return cfg.pretraining
 
     def check_pretraining(self, cfg: MP2Config, name: str, pretrain_cfg) -> None:
-        got = (pretrain_cfg.prompt, pretrain_cfg.prompt_length, pretrain_cfg.n_prompts)
-        if got != (cfg.depth, cfg.prompt_length, cfg.n_prompts):
-            raise ConfigError(f"config methods/{self.name}: pre-training {name!r} has prompt {got[0]!r}, length "
-                              f"{got[1]}, K {got[2]}; the method needs {cfg.depth!r}, {cfg.prompt_length}, "
-                              f"{cfg.n_prompts}")
+        require_pretraining(self.name, name, pretrain_cfg, prompt=cfg.depth, prompt_length=cfg.prompt_length,
+                            n_prompts=cfg.n_prompts)
 
     def build(self, backbone, spec, tokenizer, cfg: MP2Config, seeds: List[int], init_tokens=None,
               pretrained=None) -> PromptedMRC:

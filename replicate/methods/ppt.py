@@ -35,7 +35,7 @@ import torch
 from ..errors import ConfigError
 from ..formats import LAYOUTS, TEMPLATES, in_format, ppt_format
 from ..model import InputPrompt, PromptedMRC, SpanHead
-from .base import check_fields, register_method
+from .base import check_fields, register_method, require_pretraining
 from .prompt_tuning import PromptTuning, PromptTuningConfig
 
 
@@ -115,11 +115,8 @@ class FormattedPrompt(PromptTuning):
 
     def check_pretraining(self, cfg: PretrainedPromptConfig, name: str, pretrain_cfg) -> None:
         layout = "mcc" if self.per_format and name == cfg.pretraining_mcc else cfg.layout
-        got = (pretrain_cfg.prompt, pretrain_cfg.layout, pretrain_cfg.prompt_length)
-        if got != ("single", layout, cfg.prompt_length):
-            raise ConfigError(f"config methods/{self.name}: pre-training {name!r} has prompt {got[0]!r}, layout "
-                              f"{got[1]!r}, length {got[2]}; the method needs 'single', {layout!r}, "
-                              f"{cfg.prompt_length}")
+        require_pretraining(self.name, name, pretrain_cfg, prompt="single", layout=layout,
+                            prompt_length=cfg.prompt_length)
 
     def build(self, backbone, spec, tokenizer, cfg: PretrainedPromptConfig, seeds: List[int], init_tokens=None,
               pretrained=None) -> PromptedMRC:

@@ -28,7 +28,7 @@ from typing import Dict, List
 import torch
 
 from ..errors import ConfigError
-from .base import check_fields, register_method
+from .base import check_fields, register_method, require_pretraining
 from .ppt import FormattedPrompt, PretrainedPromptConfig
 
 SIMILARITIES = ("average-tokens", "per-token")
@@ -67,11 +67,8 @@ class SpotRetrieval(FormattedPrompt):
     config_cls = SpotRetrievalConfig
 
     def check_pretraining(self, cfg: SpotRetrievalConfig, name: str, pretrain_cfg) -> None:
-        got = (pretrain_cfg.prompt, pretrain_cfg.layout, pretrain_cfg.prompt_length)
-        if got != ("per-task", cfg.layout, cfg.prompt_length):
-            raise ConfigError(f"config methods/{self.name}: pre-training {name!r} has prompt {got[0]!r}, layout "
-                              f"{got[1]!r}, length {got[2]}; the method needs 'per-task', {cfg.layout!r}, "
-                              f"{cfg.prompt_length}")
+        require_pretraining(self.name, name, pretrain_cfg, prompt="per-task", layout=cfg.layout,
+                            prompt_length=cfg.prompt_length)
 
     def build(self, backbone, spec, tokenizer, cfg: SpotRetrievalConfig, seeds: List[int], init_tokens=None,
               pretrained=None):
