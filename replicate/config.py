@@ -216,8 +216,9 @@ def _check_lengths(cfg: dict, spec, tasks) -> None:
         method = METHODS.get(name)
         mcfg = method.make_config(cfg["methods"].get(name))
         for task in tasks:
-            if task.kind != "classification":
+            if task.kind != "classification" or method.declines(mcfg, task):
                 continue
+            task = method.task_view(task, mcfg)  # e.g. the MCC layout lists the label words in the text
             encoder = MRCEncoder(tokenizer, task, 10 ** 6, method.prompt_length(mcfg), spec.uses_cls, spec.token_type)
             empty = Example(id="", text="", text_b="" if "{b}" in task.template.text else None, label=0)
             need = len(encoder.encode(empty).input_ids) + 1  # and at least one token of text

@@ -319,3 +319,22 @@ def test_retrieval_takes_each_seeds_nearest_source_and_records_the_ranking(tmp_p
     [row] = [x for x in report_rows(cfg) if x["method"] == "spot-retrieval" and x["task"] == group.task]
     assert row["n"] == "2" and sum(int(p.split(" x")[1]) for p in row["retrieved"].split("; ")) == 2
     assert row["top3"].count(";") == 2
+
+
+def test_max_length_is_checked_in_the_methods_own_layout(tmp_path):
+    """The MCC layout lists the label words inside the text: a max_length that fits PT's
+    layout of a 5-label task can be too short for PT (MC)'s, and that is one line before
+    any job."""
+    cfg = copy.deepcopy(TINY_CONFIG)
+    cfg["results_dir"] = str(tmp_path / "results")
+    cfg["grid"]["methods"] = ["pt", "pt-mc"]
+    cfg["grid"]["tasks"] = ["bbc-topic"]
+    for need in range(20, 80):
+        cfg["methods"] = {m: {"max_length": need, "prompt_length": 4} for m in ("pt", "pt-mc")}
+        try:
+            check_config(copy.deepcopy(cfg))
+            break
+        except ConfigError as e:
+            assert "config methods/" in str(e)
+            failing = str(e)
+    assert failing.startswith("config methods/pt-mc/max_length")
