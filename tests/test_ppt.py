@@ -246,6 +246,9 @@ def test_per_format_ppt_takes_the_prompt_of_each_task_format_and_no_ssc_task():
     assert {g.task for g in groups(cfg) if g.method == "ppt-unified"} == set(cfg["grid"]["tasks"])
     embedded = load_config(str(REPO / "config" / "config.yaml"))
     assert set(pretrainings_of(embedded)) >= {"ppt-unified", "spot"}
+    assert not [g for g in groups(embedded) if g.method in ("ppt", "ppt-hybrid")]  # single-sentence tasks only
+    formats = load_config(str(REPO / "config" / "ppt-formats.yaml"))  # the embedded pair tasks
+    assert pretrainings_of(formats)["ppt"] == ["ppt-spc"] and len(groups(formats)) == 8
 
 
 def test_similarities_are_spots_two_measures():
