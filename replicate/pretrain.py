@@ -16,6 +16,11 @@ MPMP: 10% of train with seed 42, ``Deep/dataloader.py:102-109``) is that task's 
 The best checkpoint is the one with the best mean dev score over the tasks (MPMP
 ``Deep/trainer.py:88-104``); UNSEEN TASK tasks are refused.
 
+The same node pre-trains single prompts (``prompt: single``: one input prompt for all its
+tasks, SPoT's multi-task source prompt and PPT's pre-trained prompt; ``per-task``: one per
+task, SPoT's retrieval sources) with one MRC head, in the tasks' MRC layout or PPT's MCC
+layout (``layout``); each step is still one task's batch.
+
 Resumable: every ``save_every`` steps the whole state (parameters, optimiser, every random
 stream, curves, best so far) is written atomically to ``<out dir>/resume.pt``; a rerun of the
 same settings continues from it and ends with the same checkpoint as an uninterrupted run.
@@ -312,19 +317,16 @@ def build_modular_model(backbone, spec, cfg: PretrainConfig):
     return PromptedMRC(backbone, spec, SharedSpanHead(head), prompt)
 
 
-def _state_tensors(model) -> Dict[str, torch.Tensor]:
-    p = model.prompt
-    if not hasattr(p, "router"):
-        return {"prompt_tensor": p.weight.detach().clone(), "head": model.head.weight.detach().clone()}
-    return {"router": p.router.detach().clone(), "z": p.bank.z.detach().clone(), "A": p.bank.A.detach().clone(),
-            "head": model.head.weight.detach().clone()}
-
-
 def _trained(model) -> List[Tuple[torch.nn.Parameter, str]]:
+    """The trained tensors and their checkpoint keys."""
     p = model.prompt
     if not hasattr(p, "router"):
         return [(p.weight, "prompt_tensor"), (model.head.weight, "head")]
     return [(p.router, "router"), (p.bank.z, "z"), (p.bank.A, "A"), (model.head.weight, "head")]
+
+
+def _state_tensors(model) -> Dict[str, torch.Tensor]:
+    return {key: param.detach().clone() for param, key in _trained(model)}
 
 
 def _load_tensors(model, state: Mapping[str, torch.Tensor]) -> None:
