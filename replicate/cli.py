@@ -118,9 +118,37 @@ def cmd_pretrain(args) -> int:
         settings = pretrain_settings(cfg, args.name, backbone)
         out_dir = args.out_dir or pretrain_dir(cfg, args.name, backbone)
         data_dir = args.data_dir or cfg["data_dir"]
-    summary = pretrain_job(settings, out_dir, data_dir, device=args.device)
+    summary = pretrain_job(settings, out_dir, data_dir, device=args.device, data_path=args.data)
     print(f"{out_dir}: best mean dev {summary['best_dev']} at step {summary['best_step']}, "
           f"checkpoint sha256 {summary['checkpoint']['sha256'][:12]}")
+    return 0
+
+
+def cmd_pretrain_data(args) -> int:
+    """The data node of a pre-training: its upstream examples and their manifest."""
+    from .config import load_config, pretrain_data_dir, pretrain_data_settings
+    from .jobs import pretrain_data_job
+
+    if args.settings:
+        if not args.data_dir or not args.out_dir:
+            raise ReplicateError("with --settings, give --data-dir and --out-dir")
+        try:
+            settings = json.loads(args.settings)
+        except json.JSONDecodeError as e:
+            raise ReplicateError(f"--settings is not valid JSON ({e})") from None
+        out_dir, data_dir = args.out_dir, args.data_dir
+    else:
+        if not args.config or not args.name:
+            raise ReplicateError("give --config FILE --name PRETRAINING (or --settings JSON from the Snakefile)")
+        cfg = load_config(args.config)
+        if args.name not in cfg.get("pretraining", {}):
+            raise ReplicateError(f"no pre-training named {args.name!r} in {args.config}")
+        settings = pretrain_data_settings(cfg, args.name)
+        out_dir = args.out_dir or pretrain_data_dir(cfg, args.name)
+        data_dir = args.data_dir or cfg["data_dir"]
+    manifest = pretrain_data_job(settings, out_dir, data_dir)
+    print(f"{out_dir}: " + ", ".join(f"{t['name']} {t['train']}/{t['dev']}" for t in manifest["tasks"])
+          + f"; sha256 {manifest['sha256'][:12]}")
     return 0
 
 
@@ -333,8 +361,17 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--backbone")
     c.add_argument("--data-dir")
     c.add_argument("--out-dir", help="default: <results_dir>/pretrain/<name>/<backbone>")
+    c.add_argument("--data", help="the pre-training's data node (pretrain-data's folder); default: build it here")
     c.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, or auto (cuda when available)")
     c.set_defaults(func=cmd_pretrain)
+
+    c = sub.add_parser("pretrain-data", help="a pre-training's upstream examples and manifest (one DAG node)")
+    c.add_argument("--settings", help="JSON data settings (what the Snakefile passes)")
+    c.add_argument("--config", help="a run config YAML, to derive the settings by hand")
+    c.add_argument("--name", help="the pre-training's name in the config's pretraining section")
+    c.add_argument("--data-dir")
+    c.add_argument("--out-dir", help="default: <results_dir>/pretrain-data/<name>")
+    c.set_defaults(func=cmd_pretrain_data)
 
     c = sub.add_parser("aggregate", help="regenerate one paper table (and its diff) from the result files")
     c.add_argument("--config")

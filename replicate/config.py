@@ -187,6 +187,17 @@ def pretrain_dir(cfg: dict, name: str, backbone: str) -> str:
     return f"{cfg['results_dir']}/pretrain/{name}/{backbone}"
 
 
+def pretrain_data_dir(cfg: dict, name: str) -> str:
+    """The data node of pre-training ``name`` (shared by its runs on every backbone)."""
+    return f"{cfg['results_dir']}/pretrain-data/{name}"
+
+
+def pretrain_data_settings(cfg: dict, name: str) -> Dict[str, Any]:
+    from .pretrain import data_settings_of
+
+    return data_settings_of(pretrain_settings(cfg, name, cfg["grid"]["backbone"]))
+
+
 def _check_shots(cfg: dict, tasks) -> None:
     """Every shot of the grid fits every embedded task whose data can be read now."""
     from .splits import Protocol, check_pool_size

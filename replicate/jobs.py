@@ -79,38 +79,38 @@ SUMMARY_FILE = "pretrain.json"
 RESUME_FILE = "resume.pt"
 
 
+def pretrain_data_job(settings: dict, out_dir: str, data_dir: str) -> dict:
+    """The data node of a pre-training (``settings``: its ``data_settings_of``): build its
+    upstream examples and write them with their manifest under ``out_dir``."""
+    from .pretrain import build_data, write_data
+
+    data, tasks = build_data(settings, data_dir, log=_log)
+    return write_data(out_dir, settings, data, tasks)
+
+
 def pretrain_job(settings: dict, out_dir: str, data_dir: str, device: str = "auto",
-                 stop_after: Optional[int] = None) -> Optional[dict]:
+                 stop_after: Optional[int] = None, data_path: Optional[str] = None) -> Optional[dict]:
     """Run one pre-training; write ``checkpoint.pt`` (the best tensors) and ``pretrain.json``
-    (curves, the routers, data sizes, provenance) under ``out_dir``. With ``stop_after``
-    (tests: a simulated kill) it stops after that many steps and writes neither."""
+    (curves, the routers, data sizes, provenance) under ``out_dir``. ``data_path``: its data
+    node's folder (``pretrain_data_job``); without one the data is built here, the same way.
+    With ``stop_after`` (tests: a simulated kill) it stops after that many steps and writes
+    neither."""
     import torch
 
     from .backbones import BACKBONES, weights_fingerprint
     from .devices import resolve_device
     from .io import sha256_file
-    from .pretrain import (check_upstream_tasks, held_out_texts, make_pretrain_config, run_pretraining,
-                           upstream_data, upstream_pools)
-    from .splits import Protocol
+    from .pretrain import build_data, check_upstream_tasks, make_pretrain_config, read_data, run_pretraining
 
     name = settings["pretraining"]
     cfg = make_pretrain_config(name, settings["config"])
-    files = settings.get("data_files") or {}
-    tasks = check_upstream_tasks(name, cfg, files)
+    tasks = check_upstream_tasks(name, cfg, settings.get("data_files") or {})
     torch.set_num_threads(settings.get("threads", 1))
     device_name, gpu_lock = resolve_device(device)
     job_start = time.perf_counter()
     spec = BACKBONES.get(settings["backbone"])
-    protocol = Protocol(downstream_reserve=settings["protocol"]["downstream_reserve"])
-    suites = {t.suite for t in tasks}
-    if len(suites) != 1:
-        raise ConfigError(f"pre-training {name}: its tasks come from several suites ({', '.join(sorted(suites))})")
-    held_out = held_out_texts(suites.pop(), data_dir, protocol, files)
-    data, sizes = {}, {}
-    for task in tasks:
-        data[task.name] = upstream_data(task, upstream_pools(task, data_dir, held_out), protocol, held_out, cfg)
-        sizes[task.name] = {"train": len(data[task.name][0]), "dev": len(data[task.name][1])}
-        _log(f"{task.name}: {sizes[task.name]['train']} train / {sizes[task.name]['dev']} dev upstream examples")
+    data = read_data(data_path, settings) if data_path else build_data(settings, data_dir, log=_log)[0]
+    sizes = {t.name: {"train": len(data[t.name][0]), "dev": len(data[t.name][1])} for t in tasks}
     backbone, tokenizer = spec.load(local_dir=settings.get("backbone_dir"))
     os.makedirs(out_dir, exist_ok=True)
     s_hash = config_hash(settings)
@@ -127,6 +127,8 @@ def pretrain_job(settings: dict, out_dir: str, data_dir: str, device: str = "aut
     summary = {
         "pretraining": name, "backbone": spec.name, "config_hash": s_hash, "settings": settings,
         "checkpoint": {"path": os.path.relpath(path), "sha256": sha256_file(path)},
+        "data": None if not data_path else {"path": os.path.relpath(data_path),
+                                            "sha256": read_json(os.path.join(data_path, "manifest.json"))["sha256"]},
         "tasks": [{"name": t.name, "family": t.family, "track": t.track, "kind": t.kind, **sizes[t.name]}
                   for t in tasks],
         "best_step": outcome["best_step"], "best_dev": round(outcome["best_dev"], 4),

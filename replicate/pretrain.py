@@ -271,6 +271,96 @@ def upstream_data(task, pools, protocol, held_out: HeldOut, cfg: PretrainConfig)
     return train, dev
 
 
+# The fields of a pre-training config its data depends on (the rest shape the training).
+DATA_FIELDS = ("tasks", "dev_fraction", "dev_cap", "train_cap", "seed")
+DATA_FILE = "examples.json.gz"
+DATA_MANIFEST = "manifest.json"
+
+
+def data_settings_of(settings: Mapping[str, Any]) -> Dict[str, Any]:
+    """What a pre-training's data depends on, from its settings: not the backbone, not the
+    learning rates. Its hash names the data node every backbone's pre-training reads."""
+    return {"pretraining": settings["pretraining"],
+            "config": {k: settings["config"][k] for k in DATA_FIELDS},
+            "protocol": settings["protocol"], "data_files": settings["data_files"]}
+
+
+def build_data(settings: Mapping[str, Any], data_dir: str, log=print) -> Tuple[Dict[str, Tuple[list, list]], List]:
+    """({task: (train, dev)}, the task specs) of a pre-training's settings: its upstream
+    tasks without the downstream reserves and held-out texts (``upstream_data``)."""
+    from .splits import Protocol
+
+    name = settings["pretraining"]
+    cfg = make_pretrain_config(name, settings["config"])
+    files = settings.get("data_files") or {}
+    tasks = check_upstream_tasks(name, cfg, files)
+    protocol = Protocol(downstream_reserve=settings["protocol"]["downstream_reserve"])
+    suites = {t.suite for t in tasks}
+    if len(suites) != 1:
+        raise ConfigError(f"pre-training {name}: its tasks come from several suites ({', '.join(sorted(suites))})")
+    held_out = held_out_texts(suites.pop(), data_dir, protocol, files)
+    data = {}
+    for task in tasks:
+        data[task.name] = upstream_data(task, upstream_pools(task, data_dir, held_out), protocol, held_out, cfg)
+        log(f"{task.name}: {len(data[task.name][0])} train / {len(data[task.name][1])} dev upstream examples")
+    return data, tasks
+
+
+def write_data(out_dir: str, settings: Mapping[str, Any], data: Mapping[str, Tuple[list, list]], tasks) -> dict:
+    """The data node: ``examples.json.gz`` (every task's train and dev examples) and
+    ``manifest.json`` (its settings and their hash, per-task sizes, the file's sha256)."""
+    import dataclasses
+    import gzip
+    import json
+
+    from .config import config_hash
+    from .io import git_state, package_versions, sha256_file, write_json_atomic
+
+    os.makedirs(out_dir, exist_ok=True)
+    path = os.path.join(out_dir, DATA_FILE)
+    body = {name: {part: [dataclasses.asdict(ex) for ex in examples] for part, examples in zip(("train", "dev"), pair)}
+            for name, pair in data.items()}
+    with gzip.GzipFile(path + ".part", "wb", mtime=0) as f:  # mtime 0: the same data, the same bytes
+        f.write(json.dumps(body, ensure_ascii=False, sort_keys=True).encode("utf-8"))
+    os.replace(path + ".part", path)
+    manifest = {"settings": dict(settings), "settings_hash": config_hash(dict(settings)),
+                "file": DATA_FILE, "sha256": sha256_file(path),
+                "tasks": [{"name": t.name, "family": t.family, "track": t.track, "kind": t.kind,
+                           "train": len(data[t.name][0]), "dev": len(data[t.name][1])} for t in tasks],
+                "provenance": {"packages": package_versions(), "git": git_state()}}
+    write_json_atomic(os.path.join(out_dir, DATA_MANIFEST), manifest)
+    return manifest
+
+
+def read_data(data_path: str, settings: Mapping[str, Any]) -> Dict[str, Tuple[list, list]]:
+    """The examples of the data node at ``data_path`` (its folder); ConfigError if it was
+    built for other settings or its file is not the one its manifest hashed."""
+    import gzip
+    import json
+
+    from .config import config_hash
+    from .io import read_json, sha256_file
+    from .tasks.base import Example
+
+    manifest = read_json(os.path.join(data_path, DATA_MANIFEST))
+    if manifest["settings_hash"] != config_hash(data_settings_of(settings)):
+        raise ConfigError(f"pre-training data {data_path} was built for other settings than "
+                          f"{settings['pretraining']!r}'s; rerun the pretrain-data job")
+    path = os.path.join(data_path, manifest["file"])
+    if sha256_file(path) != manifest["sha256"]:
+        raise ConfigError(f"pre-training data {path} does not match its manifest's sha256; rerun the "
+                          "pretrain-data job")
+    with gzip.open(path, "rb") as f:
+        body = json.loads(f.read().decode("utf-8"))
+
+    def example(d):
+        return Example(**{**d, "options": None if d["options"] is None else tuple(d["options"]),
+                          "answers": tuple(d["answers"])})
+
+    return {t["name"]: tuple([example(d) for d in body[t["name"]][part]] for part in ("train", "dev"))
+            for t in manifest["tasks"]}
+
+
 # ---------------------------------------------------------------------------------------
 # model
 

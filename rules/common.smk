@@ -14,6 +14,7 @@ from replicate.config import (
     check_config,
     cell_pretraining,
     groups,
+    pretrain_data_settings,
     pretrain_dir,
     pretrain_settings,
     pretrainings_of,

@@ -1,8 +1,35 @@
-rule pretrain:
-    """One multi-task pre-training of modular prompts (MP2): the checkpoint every downstream
-    cell of its methods starts from. A killed run resumes from resume.pt in its folder."""
+rule pretrain_data:
+    """A pre-training's data: its upstream tasks' examples without the downstream reserves and
+    held-out texts, with a manifest (sizes, settings hash, the file's sha256); one node for
+    every backbone's run of that pre-training. On the submit host, like the splits."""
+    localrule: True
     input:
         pretrain_data_files,
+    output:
+        examples=f"{RESULTS}/pretrain-data/{{pretraining}}/examples.json.gz",
+        manifest=f"{RESULTS}/pretrain-data/{{pretraining}}/manifest.json",
+    params:
+        settings=lambda wc: json.dumps(pretrain_data_settings(config, wc.pretraining)),
+        data_dir=DATA,
+        out_dir=lambda wc, output: os.path.dirname(output.manifest),
+    priority: 50
+    conda:
+        "../environment.yml"
+    log:
+        f"{RESULTS}/logs/pretrain_data/{{pretraining}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/pretrain_data/{{pretraining}}.tsv"
+    shell:
+        "python -m replicate pretrain-data --settings {params.settings:q} --data-dir {params.data_dir:q}"
+        " --out-dir {params.out_dir:q} > {log:q} 2>&1"
+
+
+rule pretrain:
+    """One pre-training (MP2's modular prompts, or SPoT's / PPT's single prompts): the
+    checkpoint every downstream cell of its methods starts from. A killed run resumes from
+    resume.pt in its folder."""
+    input:
+        manifest=f"{RESULTS}/pretrain-data/{{pretraining}}/manifest.json",
     output:
         checkpoint=f"{RESULTS}/pretrain/{{pretraining}}/{{backbone}}/checkpoint.pt",
         summary=f"{RESULTS}/pretrain/{{pretraining}}/{{backbone}}/pretrain.json",
@@ -10,6 +37,7 @@ rule pretrain:
         settings=lambda wc: json.dumps(pretrain_settings(config, wc.pretraining, wc.backbone)),
         data_dir=DATA,
         out_dir=lambda wc, output: os.path.dirname(output.checkpoint),
+        data=lambda wc, input: os.path.dirname(input.manifest),
     threads: config["threads_per_job"]
     # first in line: every cell of its methods waits for it
     priority: 50
@@ -21,4 +49,4 @@ rule pretrain:
         f"{RESULTS}/benchmarks/pretrain/{{pretraining}}_{{backbone}}.tsv"
     shell:
         "python -m replicate pretrain --settings {params.settings:q} --data-dir {params.data_dir:q}"
-        " --out-dir {params.out_dir:q} > {log:q} 2>&1"
+        " --data {params.data:q} --out-dir {params.out_dir:q} > {log:q} 2>&1"

@@ -341,3 +341,32 @@ def test_max_length_is_checked_in_the_methods_own_layout(tmp_path):
             assert "config methods/" in str(e)
             failing = str(e)
     assert failing.startswith("config methods/pt-mc/max_length")
+
+
+def test_the_data_node_gives_the_same_checkpoint_and_refuses_other_data(tmp_path):
+    """A pre-training that reads its data node ends with the same tensors as one that builds
+    the same data itself; a data node of other settings, or an edited file, is refused."""
+    import gzip
+
+    from replicate.jobs import pretrain_data_job
+    from replicate.pretrain import data_settings_of
+
+    cfg = single_config(tmp_path, layout="options", tasks=("bbc-title-topic", "tweet-source"), method="spot", steps=4)
+    settings = pretrain_settings(cfg, "spot", "tiny-bert")
+    manifest = pretrain_data_job(data_settings_of(settings), str(tmp_path / "data"), str(FIXTURES))
+    assert [t["name"] for t in manifest["tasks"]] == ["bbc-title-topic", "tweet-source"]
+    assert all(0 < t["train"] <= 12 for t in manifest["tasks"])  # the train cap, less held-out texts
+    built = pretrain_job(settings, str(tmp_path / "built"), str(FIXTURES), device="cpu")
+    read = pretrain_job(settings, str(tmp_path / "read"), str(FIXTURES), device="cpu", data_path=str(tmp_path / "data"))
+    a = torch.load(tmp_path / "built" / CHECKPOINT_FILE, weights_only=False)
+    b = torch.load(tmp_path / "read" / CHECKPOINT_FILE, weights_only=False)
+    assert torch.equal(a["prompt_tensor"], b["prompt_tensor"]) and built["dev_curve"] == read["dev_curve"]
+    assert read["data"]["sha256"] == manifest["sha256"]
+    other = pretrain_settings(single_config(tmp_path, layout="options", tasks=("bbc-title-topic",), method="spot"),
+                              "spot", "tiny-bert")
+    with pytest.raises(ConfigError, match="other settings"):
+        pretrain_job(other, str(tmp_path / "x"), str(FIXTURES), device="cpu", data_path=str(tmp_path / "data"))
+    with gzip.open(tmp_path / "data" / "examples.json.gz", "wb") as f:
+        f.write(b"{}")
+    with pytest.raises(ConfigError, match="sha256"):
+        pretrain_job(settings, str(tmp_path / "y"), str(FIXTURES), device="cpu", data_path=str(tmp_path / "data"))

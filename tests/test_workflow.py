@@ -152,27 +152,28 @@ def test_paper_config_dry_run_lists_every_cell_offline():
     assert done.returncode == 0, done.stderr[-2000:]
     out = done.stdout
     # Table 3: 7 methods x 14 tasks; MP2's, SPoT's and Unified PPT's pre-trainings; MP2's Figs 3 and 5
-    assert job_counts(out) == {"split": 14, "pretrain": 4, "train": 98, "paper_table": 1, "mp2_fig5_figure": 1,
-                               "mp2_fig3_figure": 1, "table3": 1}
+    assert job_counts(out) == {"split": 14, "pretrain_data": 4, "pretrain": 4, "train": 98, "paper_table": 1,
+                               "mp2_fig5_figure": 1, "mp2_fig3_figure": 1, "table3": 1}
     for task in PAPER_TASKS:
         for method in ("model-tuning", "pt", "ptv2", "ppt-unified", "spot", "mp2-shallow", "mp2-deep"):
             for seed in (8, 13, 21, 42, 100):
                 assert f"results/paper/cells/cpt-large/{task}/shot32/{method}/seed{seed}.json" in out
     for name in ("mp2-shallow", "mp2-deep", "spot", "ppt-unified"):
         assert f"results/paper/pretrain/{name}/cpt-large/checkpoint.pt" in out
+        assert f"results/paper/pretrain-data/{name}/manifest.json" in out
     # Tables 3-5 together: the Table 5 ablation adds its two pre-trainings and their cells
     done = snakemake("-n", "--cores", "8", "mp2_table3", "mp2_table4", "mp2_table5", "--configfile",
                      "config/paper.yaml")
-    assert job_counts(done.stdout) == {"split": 14, "pretrain": 6, "train": 126, "paper_table": 3, "mp2_table3": 1,
-                                       "mp2_table4": 1, "mp2_table5": 1}
+    assert job_counts(done.stdout) == {"split": 14, "pretrain_data": 6, "pretrain": 6, "train": 126,
+                                       "paper_table": 3, "mp2_table3": 1, "mp2_table4": 1, "mp2_table5": 1}
     for name in ("mp2-shallow-fsl", "mp2-deep-nofsl"):
         assert f"results/paper/pretrain/{name}/cpt-large/checkpoint.pt" in done.stdout
     # PPT Tables 4-5 on PPT's Chinese tasks (and MP2's others): per-format PPT from the SPC and
     # MCC pre-trainings on its SPC and MCC tasks only; Hybrid PT and PT (MC) on every task but
     # the extractive ones
     done = snakemake("-n", "--cores", "8", "ppt_table4", "ppt_table5", "--configfile", "config/paper.yaml")
-    assert job_counts(done.stdout) == {"split": 14, "pretrain": 3, "train": 74, "paper_table": 2, "ppt_table4": 1,
-                                       "ppt_table5": 1}
+    assert job_counts(done.stdout) == {"split": 14, "pretrain_data": 3, "pretrain": 3, "train": 74,
+                                       "paper_table": 2, "ppt_table4": 1, "ppt_table5": 1}
     for name in ("ppt-unified", "ppt-spc", "ppt-mcc"):
         assert f"results/paper/pretrain/{name}/cpt-large/checkpoint.pt" in done.stdout
     pair_and_choice = {"bq", "cmnli", "ocnli", "lcqmc", "ccpm", "c3"}
@@ -182,7 +183,7 @@ def test_paper_config_dry_run_lists_every_cell_offline():
     assert cells_in(done.stdout, "ppt-unified") == set(PAPER_TASKS)
     # every table with a row of these methods, from the same training jobs
     done = snakemake("-n", "--cores", "8", "tables", "--configfile", "config/paper.yaml")
-    assert job_counts(done.stdout) == {"split": 14, "pretrain": 8, "train": 158,
+    assert job_counts(done.stdout) == {"split": 14, "pretrain_data": 8, "pretrain": 8, "train": 158,
                                        "paper_table": len(TABLES_WITH_BUILT_METHODS) + 1, "tables": 1}
 
 
