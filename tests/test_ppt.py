@@ -370,3 +370,25 @@ def test_the_data_node_gives_the_same_checkpoint_and_refuses_other_data(tmp_path
         f.write(b"{}")
     with pytest.raises(ConfigError, match="sha256"):
         pretrain_job(settings, str(tmp_path / "y"), str(FIXTURES), device="cpu", data_path=str(tmp_path / "data"))
+
+
+def test_the_paper_corpus_path_reads_local_jsonl_and_leaves_out_held_out_documents(tmp_path):
+    """wudao-ppt-spc from a local jsonl in WuDao's schema: Chinese sentences split at 。！？,
+    examples joined back without spaces, a document showing a held-out sentence absent."""
+    from replicate.pretrain import HeldOut
+    from replicate.tasks import resolve_task
+
+    rows = []
+    for d in range(30):
+        sentences = [f"第{d}篇文章的第{i}句话讲的是一件事情。" for i in range(6)]
+        rows.append({"id": d, "uniqueKey": f"k{d}", "title": f"标题{d}", "dataType": "新闻",
+                     "content": "".join(sentences)})
+    path = tmp_path / "wudao.jsonl"
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    task = resolve_task("wudao-ppt-spc", {"wudao-ppt-spc": {"train": str(path)}})
+    held = HeldOut({"第3篇文章的第2句话讲的是一件事情。"}, substrings=False)
+    pools = task.source.load(str(tmp_path), held)
+    texts = [t for ex in pools.train + pools.test for t in (ex.text, ex.text_b)]
+    assert texts and all(" " not in t and t.endswith("。") for t in texts)
+    assert not [t for t in texts if t.startswith("第3篇")]
+    assert [t for t in texts if t.startswith("第4篇")]  # the other documents are there

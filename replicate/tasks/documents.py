@@ -218,9 +218,11 @@ def zh_sentences(text: str) -> List[str]:
 @dataclass(frozen=True)
 class HubDocumentSource:
     """A PPT task built by ``RULES[rule]`` from the first ``max_documents`` documents of a
-    Hub corpus (``path``, ``name``, split ``split``, text in ``text_field``); a document is in
-    the test pool when a hash of its index falls under ``test_fraction``. Chinese documents
-    split at 。！？ (sentences of 6-25 characters count their characters as words)."""
+    Hub corpus (``path``, ``name``, split ``split``, text in ``text_field``), or of the jsonl
+    file(s) ``paper_data_files`` names for it (``{train: path}``); a document is in the test
+    pool when a hash of its index falls under ``test_fraction``. Chinese documents split at
+    。！？ (sentences of 6-25 characters: a character counts as a word). Documents that show a
+    held-out text are left out before any draw, compared as written."""
 
     path: str
     name: Optional[str]
@@ -252,7 +254,7 @@ class HubDocumentSource:
 
     def _split(self, text: str) -> List[str]:
         if self.language == "zh":
-            return [" ".join(s) for s in zh_sentences(text)]  # a character counts as a word
+            return zh_sentences(text)
         from . import corpora
 
         return corpora.sentences(text, min_words=1, max_words=10**9)
@@ -271,9 +273,13 @@ class HubDocumentSource:
                 break
             doc = (f"doc{i}", self._split(row[self.text_field]))
             (test if stable_fraction(f"{self.task}:{i}") < self.test_fraction else train).append(doc)
+        train = _without(train, held_out)  # on the sentences as written
+        if self.language == "zh":  # a character counts as a word: space them for the rules, join them after
+            spaced = lambda docs: [(did, [" ".join(s) for s in sentences]) for did, sentences in docs]  # noqa: E731
+            train, test = spaced(train), spaced(test)
         build = RULES[self.rule]
-        out = [_dedupe(build(self.task, docs)) for docs in (_without(train, held_out), test)]
-        if self.language == "zh":  # characters were spaced to count them; join them again
+        out = [_dedupe(build(self.task, docs)) for docs in (train, test)]
+        if self.language == "zh":
             out = [[_unspace(ex) for ex in pool] for pool in out]
         return Pools(train=out[0], test=out[1])
 
@@ -312,15 +318,16 @@ DOCUMENT_TASKS: List[TaskSpec] = [
     for rule in RULES
 ] + [
     _spec(f"{corpus}-ppt-{rule}", rule, "paper",
-          HubDocumentSource(path=path, name=None, split="train", text_field="text", language=lang, rule=rule,
+          HubDocumentSource(path=path, name=None, split="train", text_field=text_field, language=lang, rule=rule,
                             task=f"{corpus}-ppt-{rule}", provenance=f"{note}; PPT's {rule.upper()} rule"),
           licence, {"truncate": "head", "option_separator": "|" if lang == "en" else "，"})
-    for corpus, path, lang, licence, note in (
-        ("openwebtext", "Skylion007/openwebtext", "en", "OpenWebText (CC0; the web pages' own rights apply)",
-         "PPT §4.1's English corpus, Hub dataset Skylion007/openwebtext"),
-        ("wudao", "BAAI/WuDaoCorpora2.0-base", "zh", "WuDaoCorpora (BAAI, research use, gated on the Hub)",
-         "PPT and MP2 A.1's Chinese corpus (10GB WuDaoCorpora); Hub id not verified offline: set "
-         "paper_data_files (jsonl with a 'text' field) for a local copy"),
+    for corpus, path, text_field, lang, licence, note in (
+        ("openwebtext", "Skylion007/openwebtext", "text", "en", "OpenWebText (CC0; the web pages' own rights apply)",
+         "PPT §4.1's English corpus (the PPT README's huggingface openwebtext), Hub dataset "
+         "Skylion007/openwebtext"),
+        ("wudao", "BAAI/WuDaoCorpora2.0-base", "content", "zh", "WuDaoCorpora (BAAI, research use, gated)",
+         "PPT and MP2 A.1's Chinese corpus (10GB WuDaoCorpora); Hub id and its 'content' field not verified "
+         "offline: set paper_data_files to a local copy (jsonl, text in 'content')"),
     )
     for rule in RULES
 ]
