@@ -94,30 +94,37 @@ def cmd_split(args) -> int:
     return 0
 
 
-def cmd_pretrain(args) -> int:
-    """One pre-training run (a DAG node): by hand, --config and --name give its settings."""
-    from .config import load_config, pretrain_dir, pretrain_settings
-    from .jobs import pretrain_job
+def _pretraining_job_args(args, settings_of, out_dir_of):
+    """(settings, out dir, data dir) of a pre-training job: from --settings JSON (what the
+    Snakefile passes), or derived from --config and --name by ``settings_of(cfg, name)``."""
+    from .config import load_config
 
     if args.settings:
         if not args.data_dir or not args.out_dir:
             raise ReplicateError("with --settings, give --data-dir and --out-dir")
         try:
-            settings = json.loads(args.settings)
+            return json.loads(args.settings), args.out_dir, args.data_dir
         except json.JSONDecodeError as e:
             raise ReplicateError(f"--settings is not valid JSON ({e})") from None
-        out_dir, data_dir = args.out_dir, args.data_dir
-    else:
-        if not args.config or not args.name:
-            raise ReplicateError("give --config FILE --name PRETRAINING (or --settings JSON from the Snakefile)")
-        cfg = load_config(args.config)
-        if args.name not in cfg.get("pretraining", {}):
-            raise ReplicateError(f"no pre-training named {args.name!r} in {args.config} "
-                                 f"(known: {', '.join(cfg.get('pretraining', {})) or 'none'})")
-        backbone = args.backbone or cfg["grid"]["backbone"]
-        settings = pretrain_settings(cfg, args.name, backbone)
-        out_dir = args.out_dir or pretrain_dir(cfg, args.name, backbone)
-        data_dir = args.data_dir or cfg["data_dir"]
+    if not args.config or not args.name:
+        raise ReplicateError("give --config FILE --name PRETRAINING (or --settings JSON from the Snakefile)")
+    cfg = load_config(args.config)
+    if args.name not in cfg.get("pretraining", {}):
+        raise ReplicateError(f"no pre-training named {args.name!r} in {args.config} "
+                             f"(known: {', '.join(cfg.get('pretraining', {})) or 'none'})")
+    return (settings_of(cfg, args.name), args.out_dir or out_dir_of(cfg, args.name),
+            args.data_dir or cfg["data_dir"])
+
+
+def cmd_pretrain(args) -> int:
+    """One pre-training run (a DAG node): by hand, --config and --name give its settings."""
+    from .config import pretrain_dir, pretrain_settings
+    from .jobs import pretrain_job
+
+    backbone = lambda cfg: args.backbone or cfg["grid"]["backbone"]  # noqa: E731
+    settings, out_dir, data_dir = _pretraining_job_args(
+        args, lambda cfg, name: pretrain_settings(cfg, name, backbone(cfg)),
+        lambda cfg, name: pretrain_dir(cfg, name, backbone(cfg)))
     summary = pretrain_job(settings, out_dir, data_dir, device=args.device, data_path=args.data)
     print(f"{out_dir}: best mean dev {summary['best_dev']} at step {summary['best_step']}, "
           f"checkpoint sha256 {summary['checkpoint']['sha256'][:12]}")
@@ -126,26 +133,10 @@ def cmd_pretrain(args) -> int:
 
 def cmd_pretrain_data(args) -> int:
     """The data node of a pre-training: its upstream examples and their manifest."""
-    from .config import load_config, pretrain_data_dir, pretrain_data_settings
+    from .config import pretrain_data_dir, pretrain_data_settings
     from .jobs import pretrain_data_job
 
-    if args.settings:
-        if not args.data_dir or not args.out_dir:
-            raise ReplicateError("with --settings, give --data-dir and --out-dir")
-        try:
-            settings = json.loads(args.settings)
-        except json.JSONDecodeError as e:
-            raise ReplicateError(f"--settings is not valid JSON ({e})") from None
-        out_dir, data_dir = args.out_dir, args.data_dir
-    else:
-        if not args.config or not args.name:
-            raise ReplicateError("give --config FILE --name PRETRAINING (or --settings JSON from the Snakefile)")
-        cfg = load_config(args.config)
-        if args.name not in cfg.get("pretraining", {}):
-            raise ReplicateError(f"no pre-training named {args.name!r} in {args.config}")
-        settings = pretrain_data_settings(cfg, args.name)
-        out_dir = args.out_dir or pretrain_data_dir(cfg, args.name)
-        data_dir = args.data_dir or cfg["data_dir"]
+    settings, out_dir, data_dir = _pretraining_job_args(args, pretrain_data_settings, pretrain_data_dir)
     manifest = pretrain_data_job(settings, out_dir, data_dir)
     print(f"{out_dir}: " + ", ".join(f"{t['name']} {t['train']}/{t['dev']}" for t in manifest["tasks"])
           + f"; sha256 {manifest['sha256'][:12]}")
