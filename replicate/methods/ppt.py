@@ -30,8 +30,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Dict, List, Optional
 
-import torch
-
 from ..errors import ConfigError
 from ..formats import LAYOUTS, TEMPLATES, in_format, ppt_format
 from ..model import InputPrompt, PromptedMRC, SpanHead
