@@ -148,13 +148,16 @@ def _check_pretraining(cfg: dict) -> None:
 def pretrainings_of(cfg: dict) -> Dict[str, List[str]]:
     """Grid method -> the pre-training runs its cells start from, in the order of the grid's
     tasks (methods that start from one; PPT's per-format prompts may name several)."""
+    from .methods import METHODS
+    from .tasks import TASKS
+
+    configs = _method_configs(cfg)
     out: Dict[str, List[str]] = {}
-    for name in cfg["grid"]["methods"]:
-        names = [cell_pretraining(cfg, name, g.task) for g in groups(cfg) if g.method == name]
-        names = list(dict.fromkeys(n for n in names if n is not None))
-        if names:
-            out[name] = names
-    return out
+    for g in groups(cfg):
+        name = METHODS.get(g.method).pretraining(configs[g.method], TASKS.get(g.task))
+        if name is not None and name not in out.setdefault(g.method, []):
+            out[g.method].append(name)
+    return {m: names for m, names in out.items() if names}
 
 
 def cell_pretraining(cfg: dict, method_name: str, task: str) -> Optional[str]:
@@ -246,9 +249,16 @@ def groups(cfg: dict) -> List[Group]:
     from .tasks import TASKS
 
     grid = cfg["grid"]
-    configs = {m: METHODS.get(m).make_config(cfg["methods"].get(m)) for m in grid["methods"]}
+    configs = _method_configs(cfg)
     return [Group(m, grid["backbone"], t, s) for m, t, s in product(grid["methods"], grid["tasks"], grid["shots"])
             if METHODS.get(m).declines(configs[m], TASKS.get(t)) is None]
+
+
+def _method_configs(cfg: dict) -> Dict[str, Any]:
+    """Grid method -> its validated config."""
+    from .methods import METHODS
+
+    return {m: METHODS.get(m).make_config(cfg["methods"].get(m)) for m in cfg["grid"]["methods"]}
 
 
 def cells(cfg: dict) -> Iterator[Cell]:

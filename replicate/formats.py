@@ -24,7 +24,6 @@ layout and template leaves them as they are.
 
 from __future__ import annotations
 
-import string
 from dataclasses import dataclass, fields
 from typing import Dict, Optional, Tuple
 
@@ -33,7 +32,6 @@ from .tasks.base import Example, TaskSpec, Template
 
 LAYOUTS = ("options", "mcc")
 TEMPLATES = ("task", "hybrid")
-PPT_FORMATS = ("spc", "mcc", "ssc")
 LETTERS = "ABCDEFGHIJKLMNOP"  # PPT's MCC label words: up to 16 options (§3.3, footnote 2)
 
 # PPT Appendix Table 1 (English), in the MRC layout (the options follow the text)
@@ -47,8 +45,7 @@ def ppt_format(task: TaskSpec) -> Optional[str]:
         return None
     if task.kind == "multiple-choice":
         return "mcc"
-    return "spc" if "{b}" in {f"{{{name}}}" for _, name, _, _ in string.Formatter().parse(task.template.text)
-                              if name} else "ssc"
+    return "spc" if "{b}" in task.template.text else "ssc"
 
 
 @dataclass(frozen=True)

@@ -109,7 +109,10 @@ def pretrain_job(settings: dict, out_dir: str, data_dir: str, device: str = "aut
     device_name, gpu_lock = resolve_device(device)
     job_start = time.perf_counter()
     spec = BACKBONES.get(settings["backbone"])
-    data = read_data(data_path, settings) if data_path else build_data(settings, data_dir, log=_log)[0]
+    if data_path:
+        data, manifest = read_data(data_path, settings)
+    else:
+        data, manifest = build_data(settings, data_dir, log=_log)[0], None
     sizes = {t.name: {"train": len(data[t.name][0]), "dev": len(data[t.name][1])} for t in tasks}
     backbone, tokenizer = spec.load(local_dir=settings.get("backbone_dir"))
     os.makedirs(out_dir, exist_ok=True)
@@ -127,8 +130,7 @@ def pretrain_job(settings: dict, out_dir: str, data_dir: str, device: str = "aut
     summary = {
         "pretraining": name, "backbone": spec.name, "config_hash": s_hash, "settings": settings,
         "checkpoint": {"path": os.path.relpath(path), "sha256": sha256_file(path)},
-        "data": None if not data_path else {"path": os.path.relpath(data_path),
-                                            "sha256": read_json(os.path.join(data_path, "manifest.json"))["sha256"]},
+        "data": None if manifest is None else {"path": os.path.relpath(data_path), "sha256": manifest["sha256"]},
         "tasks": [{"name": t.name, "family": t.family, "track": t.track, "kind": t.kind, **sizes[t.name]}
                   for t in tasks],
         "best_step": outcome["best_step"], "best_dev": round(outcome["best_dev"], 4),

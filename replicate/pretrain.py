@@ -332,9 +332,10 @@ def write_data(out_dir: str, settings: Mapping[str, Any], data: Mapping[str, Tup
     return manifest
 
 
-def read_data(data_path: str, settings: Mapping[str, Any]) -> Dict[str, Tuple[list, list]]:
-    """The examples of the data node at ``data_path`` (its folder); ConfigError if it was
-    built for other settings or its file is not the one its manifest hashed."""
+def read_data(data_path: str, settings: Mapping[str, Any]) -> Tuple[Dict[str, Tuple[list, list]], dict]:
+    """(the examples, the manifest) of the data node at ``data_path`` (its folder);
+    ConfigError if it was built for other settings or its file is not the one its manifest
+    hashed."""
     import gzip
     import json
 
@@ -358,7 +359,7 @@ def read_data(data_path: str, settings: Mapping[str, Any]) -> Dict[str, Tuple[li
                           "answers": tuple(d["answers"])})
 
     return {t["name"]: tuple([example(d) for d in body[t["name"]][part]] for part in ("train", "dev"))
-            for t in manifest["tasks"]}
+            for t in manifest["tasks"]}, manifest
 
 
 # ---------------------------------------------------------------------------------------

@@ -12,15 +12,10 @@ from typing import Dict, List
 
 from .config import finished_results
 from .io import write_text_atomic
+from .tables import CellSummary
 
 COMPARED = ("spot-retrieval", "spot", "pt")
 COLUMNS = ["task", "shot", "method", "mean", "std", "n", "retrieved", "top3"]
-
-
-def _summary(scores: List[float]) -> tuple:
-    mean = statistics.fmean(scores) if scores else None
-    std = statistics.stdev(scores) if len(scores) > 1 else None
-    return mean, std
 
 
 def report_rows(cfg: dict) -> List[Dict[str, str]]:
@@ -39,10 +34,11 @@ def report_rows(cfg: dict) -> List[Dict[str, str]]:
                         picks[probe["retrieved"]] += 1
                         for name, value in probe["similarity"]:
                             sims.setdefault(name, []).append(value)
-                mean, std = _summary(scores)
+                cell = CellSummary(scores=scores)
                 top = sorted(((statistics.fmean(v), k) for k, v in sims.items()), reverse=True)[:3]
                 rows.append({"task": task, "shot": str(shot), "method": method,
-                             "mean": "" if mean is None else f"{mean:.2f}", "std": "" if std is None else f"{std:.2f}",
+                             "mean": "" if cell.mean is None else f"{cell.mean:.2f}",
+                             "std": "" if cell.std is None else f"{cell.std:.2f}",
                              "n": str(len(scores)),
                              "retrieved": "; ".join(f"{k} x{c}" for k, c in picks.most_common()),
                              "top3": "; ".join(f"{k} {v:.3f}" for v, k in top)})

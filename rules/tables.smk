@@ -55,8 +55,7 @@ rule spot_retrieval:
     similarity ranking and its score, next to spot and pt (whichever the grid has)."""
     localrule: True
     input:
-        [path for group in groups(config) if group.method in ("spot-retrieval", "spot", "pt")
-         for path in result_files(group)],
+        [path for group in groups(config) if group.method in RETRIEVAL_COMPARED for path in result_files(group)],
     output:
         multiext(f"{RESULTS}/tables/spot_retrieval", ".md", ".csv"),
     params:

@@ -30,6 +30,11 @@ def span_head(d_model: int, seeds: List[int]) -> SpanHead:
                                  for s in seeds]))
 
 
+def pretrained_span_head(weight: torch.Tensor, n_seeds: int) -> SpanHead:
+    """Every seed's copy of a pre-trained head's (d, 2) weight."""
+    return SpanHead(weight.float().unsqueeze(0).repeat(n_seeds, 1, 1))
+
+
 def meta_span_head(d_model: int, n_seeds: int) -> SpanHead:
     return SpanHead(torch.empty(n_seeds, d_model, 2, device="meta"))
 

@@ -31,9 +31,9 @@ from typing import Dict, List, Optional
 import torch
 
 from ..errors import ConfigError
-from ..model import ROUTER_COMBINES, PromptBank, PromptedMRC, RoutedPrompt, SpanHead
+from ..model import ROUTER_COMBINES, PromptBank, PromptedMRC, RoutedPrompt
 from .base import Method, TrainConfig, check_fields, register_method, require_pretraining
-from .common import meta_span_head, seed_generator
+from .common import meta_span_head, pretrained_span_head, seed_generator
 
 DEPTHS = ("shallow", "deep")
 
@@ -131,7 +131,7 @@ class MP2(Method):
         prompt = RoutedPrompt(routers, PromptBank(bank.float().unsqueeze(0).repeat(len(seeds), 1, 1, 1, 1)),
                               cfg.combine, cfg.temperature, cfg.sample_router,
                               [seed_generator(s, "router-noise") for s in seeds])
-        head = SpanHead(pretrained["head"].float().unsqueeze(0).repeat(len(seeds), 1, 1))
+        head = pretrained_span_head(pretrained["head"], len(seeds))
         return PromptedMRC(backbone, spec, head, prompt)
 
     def stages(self, model, cfg: MP2Config):

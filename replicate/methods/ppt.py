@@ -32,7 +32,7 @@ from typing import Dict, List, Optional
 
 from ..errors import ConfigError
 from ..formats import LAYOUTS, TEMPLATES, in_format, ppt_format
-from ..model import InputPrompt, PromptedMRC, SpanHead
+from ..model import InputPrompt, PromptedMRC
 from .base import check_fields, register_method, require_pretraining
 from .prompt_tuning import PromptTuning, PromptTuningConfig
 
@@ -48,8 +48,8 @@ class PretrainedPromptConfig(PromptTuningConfig):
     pretraining: the pre-training run (config ``pretraining:``, ``prompt: single``) whose
         prompt and head every task starts from; null: none (vocabulary init as PT).
     pretraining_spc, pretraining_mcc, pretraining_ssc: per-format PPT (``pretraining``
-        null): the run each format's tasks start from; a task of a format without one is
-        refused.
+        null): the run each format's tasks start from; the method has no cells for a task of
+        a format without one (``declines``).
     transfer_head: start the MRC head from the pre-training's (True) or from a fresh draw.
     lr: PPT Appendix C.2 searches [5e-3, 1e-2, 2e-2, 5e-2]; MP2 A.1's PPT and SPoT
         pre-trainings use 3e-2 and 3e-3 (their downstream rates are not given).
@@ -127,12 +127,11 @@ class FormattedPrompt(PromptTuning):
         if tuple(prompt.shape) != (cfg.prompt_length, spec.d_model):
             raise ConfigError(f"{self.name}: the pre-trained prompt is {tuple(prompt.shape)} (length, d); the "
                               f"method's config needs ({cfg.prompt_length}, {spec.d_model})")
-        from .common import span_head
+        from .common import pretrained_span_head, span_head
 
         backbone.requires_grad_(False)
         n = len(seeds)
-        head = (SpanHead(pretrained["head"].float().unsqueeze(0).repeat(n, 1, 1)) if cfg.transfer_head
-                else span_head(spec.d_model, seeds))
+        head = pretrained_span_head(pretrained["head"], n) if cfg.transfer_head else span_head(spec.d_model, seeds)
         return PromptedMRC(backbone, spec, head, InputPrompt(prompt.float().unsqueeze(0).repeat(n, 1, 1)))
 
 

@@ -92,12 +92,12 @@ class SpotRetrieval(FormattedPrompt):
             with torch.no_grad():
                 for s in seeds:
                     sims = similarities(model.prompt.weight[s].float(), sources, cfg.similarity)
-                    ranking = sorted(zip(tasks, sims.tolist()), key=lambda x: -x[1])
-                    best = tasks.index(ranking[0][0])
+                    best = int(sims.argmax())  # the first of equals, as the ranking's stable sort
                     model.prompt.weight[s].copy_(sources[best])
                     if cfg.transfer_head:
                         model.head.weight[s].copy_(head)
-                    out[s] = {"retrieved": ranking[0][0], "similarity": [[t, round(v, 5)] for t, v in ranking]}
+                    ranking = sorted(zip(tasks, sims.tolist()), key=lambda x: -x[1])
+                    out[s] = {"retrieved": tasks[best], "similarity": [[t, round(v, 5)] for t, v in ranking]}
             return out
 
         return [Stage("probe", cfg.probe_epochs, self.param_groups(model, cfg), selects=False, leave=retrieve),

@@ -296,9 +296,9 @@ SPC_TEMPLATE = "{a} ? {b} "  # PPT eq 3, "s1 <X>. s2": the options take <X>'s pl
 MCC_TEMPLATE = "{a} ? "      # PPT eq 4, "s_q? A.s1 ... F.s6. Answer is <X>." (formats.in_format lists them)
 KINDS = {"spc": ("classification", SPC_LABELS, "pair"), "mcc": ("multiple-choice", (), "multiple-choice"),
          "unified": ("multiple-choice", (), "multiple-choice")}
-DESCRIBE = {"spc": "sentence pair -> next (yes) / same document (maybe) / other document (no)",
-            "mcc": "sentence -> which of 6 candidates comes next (1 same document, 4 other documents)",
-            "unified": "sentence -> which of 2-16 candidates of 16-2 words comes next"}
+DESCRIBE = {"spc": "sentence pair -> adjacent (yes) / same document (maybe) / other document (no)",
+            "mcc": "sentence -> which of 6 candidates is adjacent (1 same document, 4 other documents)",
+            "unified": "sentence -> which of 2-16 candidates of 8-3 words is adjacent"}
 
 
 def _spec(name: str, rule: str, suite: str, source, licence: str, template_extra: dict) -> TaskSpec:
