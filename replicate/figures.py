@@ -6,9 +6,9 @@
   joined by average linkage on the Hamming distance between patterns, and the tree is cut
   into at most ``n_groups`` groups (the paper: 8, A-H), each named by the families of its
   tasks. Input: the routers logged in ``pretrain.json``.
-- Fig 3, gradient half (``two_stage_curves``): dev score per epoch across the two stages of
-  MP2's downstream tuning, mean over seeds, with the stage boundary; input: the cells'
-  ``dev.curve`` and ``stages``.
+- Fig 3 (``two_stage_curves``): dev score per epoch (gradient descent) or per forward call
+  (black-box tuning) across the two stages of MP2's downstream tuning, mean over seeds, with
+  the stage boundary; input: the cells' ``dev.curve`` and ``stages``.
 """
 
 from __future__ import annotations
@@ -94,8 +94,9 @@ def router_dendrogram(summary_path: str, out_prefix: str, n_groups: int = 8) -> 
 
 
 def two_stage_curves(result_paths: Sequence[str], out_prefix: str) -> List[str]:
-    """Draw Fig 3 (gradient half): dev score per evaluated epoch, mean ± std over the seeds of
-    each (method, task) among ``result_paths``, with a line at each stage boundary."""
+    """Draw Fig 3: dev score per evaluated epoch (gradient descent) or forward call (black-box
+    tuning), mean ± std over the seeds of each (method, task) among ``result_paths``, with a
+    line at each stage boundary."""
     by_cell: Dict[tuple, List[dict]] = {}
     for path in result_paths:
         r = read_json(path)
@@ -120,17 +121,19 @@ def two_stage_curves(result_paths: Sequence[str], out_prefix: str) -> List[str]:
             vals = [v for r in results for ep, v in r["dev"]["curve"] if ep == e]
             means.append(statistics.fmean(vals))
             stds.append(statistics.stdev(vals) if len(vals) > 1 else 0.0)
-            rows.append([method, task, e, round(means[-1], 3), round(stds[-1], 3), len(vals)])
+            rows.append([method, task, results[0]["dev"].get("unit", "epoch"), e, round(means[-1], 3),
+                         round(stds[-1], 3), len(vals)])
         ax.plot(epochs, means, color="C0")
         ax.fill_between(epochs, [m - s for m, s in zip(means, stds)], [m + s for m, s in zip(means, stds)],
                         color="C0", alpha=0.2)
         for stage in results[0]["stages"][1:]:
-            ax.axvline(stage["epochs"][0] - 0.5, color="green", linestyle="--")
+            first = stage["calls"][0] if "calls" in stage else stage["epochs"][0]  # black-box: forward calls
+            ax.axvline(first - 0.5, color="green", linestyle="--")
         ax.set_title(f"{method} / {task} (n={len(results)})", fontsize=8)
-        ax.set_xlabel("epoch", fontsize=8)
+        ax.set_xlabel(results[0]["dev"].get("unit", "epoch"), fontsize=8)
         ax.set_ylabel(f"dev {results[0]['metric']}", fontsize=8)
     fig.tight_layout()
     written = _save(fig, out_prefix)
-    csv = "method,task,epoch,dev_mean,dev_std,n\n" + "".join(",".join(map(str, r)) + "\n" for r in rows)
+    csv = "method,task,unit,step,dev_mean,dev_std,n\n" + "".join(",".join(map(str, r)) + "\n" for r in rows)
     write_text_atomic(f"{out_prefix}.csv", csv)
     return written + [f"{out_prefix}.csv"]

@@ -259,7 +259,9 @@ def train_group(settings: dict, seeds: Sequence[int], split_paths: Sequence[str]
         result = {
             **static, "seed": outcome.seed, "status": o["status"], "error": o["error"],
             "metrics": o["test_metrics"], "score": o["test_metrics"].get(task.metric),
-            "dev": {"best_epoch": o["best_epoch"], "best_score": o["best_dev"], "curve": o["dev_curve"]},
+            # the dev curve's x: epochs, or forward calls for black-box methods (best_epoch likewise)
+            "dev": {"best_epoch": o["best_epoch"], "best_score": o["best_dev"], "curve": o["dev_curve"],
+                    "unit": method.progress_unit},
             "train_loss_curve": o["loss_curve"],
             "stages": o["stages"],
             "wall_time_s": round(wall_s, 2),

@@ -39,6 +39,7 @@ TRACK_TITLES = {"unseen-data": "UNSEEN DATA", "unseen-task": "UNSEEN TASK"}
 OWN_TASKS_BLOCK = "THIS RUN'S TASKS (not columns of the paper's table)"
 MAJORITY = "majority-class"
 NOT_ABOVE_MAJORITY = "†"
+NOT_SCORES = {"minutes"}  # column measures that are not a task's score (MP2 Table 4)
 
 
 @dataclass
@@ -144,38 +145,54 @@ def table_methods(paper: str, table: str) -> List[str]:
     return list(dict.fromkeys(row[0] for block in blocks for row in block["rows"]))
 
 
-def row_sources(cfg: dict) -> Dict[str, str]:
-    """Paper row method -> the grid method whose cells fill it: each grid method fills its
-    own row and the rows it declares the same (``Method.rows``: MP2 Table 5's "w/o FSL"
-    under Shallow MP2 is ``mp2-shallow`` itself)."""
+def regenerated_sources(cfg: dict, paper: str, table: str) -> List[str]:
+    """The grid methods whose cells fill the paper table's regenerated rows."""
+    sources = row_sources(cfg)
+    return list(dict.fromkeys(sources[k][0] for k in regenerated_methods(cfg, paper, table)))
+
+
+def paradigm_of_block(title: str) -> str:
+    """A "Black-Box Tuning" block (MP2 Tables 3-4) takes black-box methods' rows; any other block
+    gradient ones (MP2 Table 3 has rows named mp2-shallow in both)."""
+    return "black-box" if "Black-Box" in title else "gradient"
+
+
+def row_key(row: str, paradigm: str) -> str:
+    """A table row's identity: its printed method name, and the paradigm of its block."""
+    return row if paradigm == "gradient" else f"{row}@{paradigm}"
+
+
+def row_name(key: str) -> str:
+    return key.split("@")[0]
+
+
+def row_sources(cfg: dict) -> Dict[str, Tuple[str, str]]:
+    """Row key -> (the grid method whose cells fill it, the view it reads them with). Each
+    grid method fills its own row, the rows it declares the same (``Method.rows``: MP2 Table 5's
+    "w/o FSL" under Shallow MP2 is ``mp2-shallow`` itself) and the rows that read its cells
+    another way (``Method.row_views``: "Router-only" is stage I of black-box MP2), each in the
+    blocks of its paradigm."""
     from .methods import METHODS
 
-    out = {}
+    out: Dict[str, Tuple[str, str]] = {}
     for name in cfg["grid"]["methods"]:
-        out[name] = name
-        for row in METHODS.get(name).rows:
-            out.setdefault(row, name)
+        method = METHODS.get(name)
+        out[row_key(name, method.paradigm)] = (name, "score")
+        for row in method.rows:
+            out.setdefault(row_key(row, method.paradigm), (name, "score"))
+        for row, view in method.row_views.items():
+            out.setdefault(row_key(row, method.paradigm), (name, view))
     return out
 
 
 def regenerated_methods(cfg: dict, paper: str, table: str) -> List[str]:
-    """The paper table's methods that this run trains: its rows that the run regenerates
-    (in a block of their paradigm, see ``_block_takes``)."""
+    """The row keys (``row_key``) of the paper table's rows that this run fills."""
     if not any(r["shot"] for r in published.rows(paper, table)):
         return []  # not a table of few-shot results (MP2 Table 1: parameter and data sizes)
     sources = row_sources(cfg)
-    blocks = _shape(paper, table)["blocks"]
-    return [m for m in table_methods(paper, table) if m in sources and any(
-        _block_takes(title, sources[m]) for title, b in blocks.items() if any(r[0] == m for r in b["rows"]))]
-
-
-def _block_takes(title: str, method: str) -> bool:
-    """Whether a block of a paper table takes a method's rows: a "Black-Box Tuning" block
-    only black-box methods, any other block only gradient ones (MP2 Table 3 has rows named
-    mp2-shallow in both)."""
-    from .methods import METHODS
-
-    return (METHODS.get(method).paradigm == "black-box") == ("Black-Box" in title)
+    keys = [row_key(r[0], paradigm_of_block(title)) for title, b in _shape(paper, table)["blocks"].items()
+            for r in b["rows"]]
+    return [k for k in dict.fromkeys(keys) if k in sources]
 
 
 def _shape(paper: str, table: str) -> dict:
@@ -187,28 +204,50 @@ def _shape(paper: str, table: str) -> dict:
     return tables[table]
 
 
-def _summaries(cfg: dict, methods: List[str]) -> Dict[tuple, CellSummary]:
-    """Per (row method, shot, task): the summary of the cells of the grid method behind it."""
+def _summaries(cfg: dict, methods: List[str], metrics: Dict[str, Dict[str, str]]) -> Dict[tuple, CellSummary]:
+    """Per (row key, shot, task): the summary of the cells of the grid method behind it, read
+    with the row's view; ``metrics[key][task]``: the column's metric where it is not the task's
+    own (MP2 Table 4: minutes)."""
     sources = row_sources(cfg)
-    rows_of: Dict[str, List[str]] = {}
-    for row in methods:
-        rows_of.setdefault(sources[row], []).append(row)
+    rows_of: Dict[str, List[Tuple[str, str]]] = {}
+    for key in methods:
+        source, view = sources[key]
+        rows_of.setdefault(source, []).append((key, view))
     out: Dict[tuple, CellSummary] = {}
     for cell in cells(cfg):
-        for row in rows_of.get(cell.method, []):
-            _add_cell(out.setdefault((row, cell.shot, cell.task), CellSummary()), cfg, cell)
+        for key, view in rows_of.get(cell.method, []):
+            _add_cell(out.setdefault((key, cell.shot, cell.task), CellSummary()), cfg, cell, view,
+                      metrics.get(key, {}).get(cell.task))
     return out
 
 
-def _add_cell(summary: CellSummary, cfg: dict, cell) -> None:
-    """Count one cell into its row's summary: its score, or a failure."""
+def cell_value(result: dict, view: str, metric: Optional[str]) -> Optional[float]:
+    """What a row reads from a finished cell: its test score ("score") or stage I's alone
+    ("stage1"); with the metric "minutes", the wall time of those stages, per seed (a
+    seed-batched group's time divided by its seeds, which share every forward pass)."""
+    stages = result.get("stages") or []
+    if metric == "minutes":
+        upto = stages[:1] if view == "stage1" else stages
+        if not upto or any("wall_s" not in st for st in upto):
+            return None
+        return sum(st["wall_s"] / st.get("group_seeds", 1) for st in upto) / 60
+    if view == "stage1":
+        if len(stages) < 2:
+            return None  # one stage: no "stage I alone" was tested
+        return stages[0].get("test_metrics", {}).get(result["metric"])
+    return result.get("score")
+
+
+def _add_cell(summary: CellSummary, cfg: dict, cell, view: str = "score", metric: Optional[str] = None) -> None:
+    """Count one cell into its row's summary: its value (``cell_value``), or a failure."""
     summary.n_expected += 1
     path = Path(result_path(cfg, cell))
     if not path.exists():
         return
     result = read_json(path)
-    if result.get("status") == "ok" and result.get("score") is not None:
-        summary.scores.append(float(result["score"]))
+    value = cell_value(result, view, metric) if result.get("status") == "ok" else None
+    if value is not None:
+        summary.scores.append(float(value))
         summary.config_hashes.add(result["provenance"]["config_hash"])
         summary.runtimes.add((result["provenance"].get("threads"), result["provenance"].get("device")))
     else:
@@ -253,11 +292,12 @@ def build_table(cfg: dict, paper: str, table: str) -> Table:
     paper_columns = {c for b in shape["blocks"].values() for c in b["columns"]}
     stand_ins = [t for t in grid["tasks"] if t not in paper_columns]
     placed: set = set()
+    column_metrics: Dict[str, Dict[str, str]] = {}
 
     blocks: List[Block] = []
     for title, spec_block in shape["blocks"].items():
-        block_methods = [m for m in dict.fromkeys(r[0] for r in spec_block["rows"])
-                         if m in methods and _block_takes(title, row_sources(cfg)[m])]
+        block_methods = [k for k in dict.fromkeys(row_key(r[0], paradigm_of_block(title)) for r in spec_block["rows"])
+                         if k in methods]
         if not block_methods:
             continue
         averages = spec_block.get("averages") or {}
@@ -272,36 +312,53 @@ def build_table(cfg: dict, paper: str, table: str) -> Table:
         covered = next((cols for cols in averages.values() if cols and set(cols) <= set(own)), None)
         averaged = covered if covered else (extra if averages and not own else None)
         rows = [(m, s) for m in block_methods for s in shots]
-        blocks.append(Block(title, tasks, [TASKS.get(t).metric for t in tasks], rows, averaged, extra))
+        # a block of another measure than the tasks' scores (MP2 Table 4: minutes) measures
+        # the run's own columns in it too
+        measures = set(spec_block.get("metrics", {}).values())
+        measure = measures.pop() if len(measures) == 1 and measures <= NOT_SCORES else None
+        block_metrics = [measure or TASKS.get(t).metric for t in tasks]
+        if measure:
+            for key in block_methods:
+                column_metrics.setdefault(key, {}).update({t: measure for t in tasks})
+        blocks.append(Block(title, tasks, block_metrics, rows, averaged, extra))
     leftover = [t for t in stand_ins if t not in placed]
     if leftover and methods:
         blocks.append(Block(OWN_TASKS_BLOCK, leftover, [TASKS.get(t).metric for t in leftover],
                             [(m, s) for m in methods for s in shots], leftover, leftover))
 
-    summaries = _summaries(cfg, methods)
-    majority_tasks = list(dict.fromkeys(t for b in blocks for t in b.tasks))
+    summaries = _summaries(cfg, methods, column_metrics)
+    scored = [b for b in blocks if not set(b.metrics) & NOT_SCORES]  # the reference is a score
+    majority_tasks = list(dict.fromkeys(t for b in scored for t in b.tasks))
     summaries.update({(MAJORITY, 0, t): _majority(cfg, t) for t in majority_tasks})
-    for block in blocks:
+    for block in scored:
         block.rows.append((MAJORITY, 0))
 
     multi_shot = len(shots) > 1 or any(len(r) > 2 for b in shape["blocks"].values() for r in b["rows"])
     labels: Dict[Row, Tuple[str, str]] = {(MAJORITY, 0): ("Majority class (reference)", "0")}
     epochs: Dict[str, int] = {}
     for name in methods:
-        source = row_sources(cfg)[name]
+        source, view = row_sources(cfg)[name]
         method = METHODS.get(source)
         method_cfg = method.make_config(cfg["methods"].get(source))
-        epochs[name] = method_cfg.epochs
+        if hasattr(method_cfg, "epochs"):  # black-box methods count forward calls instead
+            epochs[name] = method_cfg.epochs
         counts = method.trainable_parameters(spec, method_cfg)
         main = counts.get("backbone", 0) + counts.get("prompt", 0)
-        if hasattr(method, "stage_counts"):  # tuned in stages: the range the paper prints (MP2: 50K~400K)
+        if view != "score" or method.paradigm == "black-box":  # what the row itself tunes (Router-only: 8)
+            main = method.view_parameters(view, spec, method_cfg)
+            main_text = format_count(main)
+        elif hasattr(method, "stage_counts"):  # tuned in stages: the range the paper prints (MP2: 50K~400K)
             stage = method.stage_counts(spec, method_cfg)
             main_text = f"{format_count(stage['stage2_one_prompt_per_layer'])}∼{format_count(stage['stage2_all_prompts'])}"
         else:
             main_text = format_count(main)
-        params = f"{main_text} (+{format_count(counts['head'])} head)" if main else format_count(counts["head"])
+        params = format_count(counts["head"])
+        if main:
+            params = f"{main_text} (+{format_count(counts['head'])} head)" if counts["head"] else main_text
         for shot in shots:
             label = method.paper_label or name
+            if view == "stage1":
+                label = f"{label}: stage I alone"
             labels[(name, shot)] = (f"{label} (k={shot})" if multi_shot else label, params)
 
     git = git_state()
@@ -327,12 +384,13 @@ def build_table(cfg: dict, paper: str, table: str) -> Table:
                           "are shown as the run's own columns, never under a paper column")
     else:
         header.append("this run regenerates no row of this table (its published numbers are in the diff)")
+    trained_names = {row_name(k) for k in row_sources(cfg)}
     skipped = [f"{m} under {title}" for title, b in shape["blocks"].items() for m in dict.fromkeys(r[0] for r in b["rows"])
-               if m in methods and not _block_takes(title, row_sources(cfg)[m])]
+               if m in trained_names and row_key(m, paradigm_of_block(title)) not in methods]
     if skipped:
         header.append("rows of another paradigm than this run's method of that name, not regenerated: "
                       + "; ".join(skipped))
-    not_trained = [m for m in table_methods(paper, table) if m not in methods]
+    not_trained = [m for m in table_methods(paper, table) if m not in {row_name(k) for k in methods}]
     not_built = [m for m in not_trained if m not in METHODS]
     not_in_grid = [m for m in not_trained if m in METHODS]
     reasons = [f"{', '.join(ms)} ({why})" for ms, why in ((not_built, "not built yet"),
@@ -360,13 +418,13 @@ def to_csv(table: Table) -> str:
             note = "stand-in: this run's task, not a column of the paper's table"
             for task, metric in zip(block.tasks, block.metrics):
                 c = table.cell(row, task)
-                w.writerow([table.paper, table.table, block.title, method, table.backbone, task, shot_text, metric,
+                w.writerow([table.paper, table.table, block.title, row_name(method), table.backbone, task, shot_text, metric,
                             _fmt(c.mean), _fmt(c.std), params, "", note if task in block.stand_ins else "",
                             len(c.scores), c.n_expected, c.status, table.setup, table.run,
                             ";".join(sorted(c.config_hashes)), epochs])
             avg = table.block_avg(block, row)
             if block.averaged and (method != MAJORITY or avg is not None):
-                w.writerow([table.paper, table.table, block.title, method, table.backbone, "avg", shot_text, "avg",
+                w.writerow([table.paper, table.table, block.title, row_name(method), table.backbone, "avg", shot_text, "avg",
                             _fmt(avg), "", params, "", "mean of " + ", ".join(block.averaged), "", "",
                             "ok" if avg is not None else "incomplete", table.setup, table.run, "", epochs])
     return buf.getvalue()

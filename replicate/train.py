@@ -418,7 +418,7 @@ def run_group(method, cfg, spec, task, backbone, tokenizer, pristine: Optional[d
                 backbone.load_state_dict(pristine)
             model = method.build(backbone, spec, tokenizer, cfg, [d.seed for d in group],
                                  init_tokens, pretrained).to(device or "cpu")
-            outcomes = GroupTrainer(model, method, cfg, task, encoder, group, pad, log).fit()
+            outcomes = (method.trainer or GroupTrainer)(model, method, cfg, task, encoder, group, pad, log).fit()
         except Exception as exc:  # recorded per seed; the job goes on with the next group
             log(traceback.format_exc())
             outcomes = [SeedOutcome(seed=d.seed, status="failed", error=f"{type(exc).__name__}: {exc}")

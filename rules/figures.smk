@@ -21,7 +21,7 @@ rule mp2_fig5_figure:
 
 
 rule mp2_fig3_figure:
-    """Fig 3 (gradient half): dev score across MP2's two tuning stages, per method and task."""
+    """Fig 3: dev score across MP2's two tuning stages (gradient descent and black-box), per method and task."""
     localrule: True
     input:
         lambda wc: [path for group in groups(config) if group.method in MP2_TWO_STAGE for path in result_files(group)],

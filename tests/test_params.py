@@ -8,6 +8,8 @@ import pytest
 
 from replicate import published
 from replicate.params import NotBuilt, count
+from replicate.backbones import BACKBONES
+from replicate.methods import METHODS
 
 SUFFIX = {"K": 1e3, "M": 1e6, "B": 1e9}
 
@@ -58,9 +60,23 @@ def test_overrides_and_head():
 
 
 NOT_BUILT = [
-    ("mp2", "3", "bbt", "cpt-large"), ("mp2", "3", "bbtv2", "cpt-large"),
     ("mpt", "1", "mpt", "t5-base"),
 ]
+
+
+@pytest.mark.parametrize("row, method, view", [
+    ("bbt", "bbt", "score"), ("bbtv2", "bbtv2", "score"), ("mp2-shallow", "mp2-shallow-black-box", "score"),
+    ("mp2-deep", "mp2-deep-black-box", "score"), ("mp2-shallow-router-only", "mp2-shallow-black-box", "stage1"),
+    ("mp2-deep-router-only", "mp2-deep-black-box", "stage1")])
+def test_black_box_counts_round_to_table_3(row, method, view):
+    """MP2 Table 3's Black-Box block prints 300, 7.2K, 308, 7.4K, 8 and 192."""
+    printed = {r["params"] for r in published.rows("mp2", "3") if r["method"] == row and "Black-Box" in r["block"]}
+    assert len(printed) == 1
+    text = printed.pop()
+    figure = float(text[:-1]) * SUFFIX[text[-1]] if text[-1] in SUFFIX else float(text)
+    m = METHODS.get(method)
+    got = m.view_parameters(view, BACKBONES.get("cpt-large"), m.make_config())
+    assert abs(got - figure) <= 0.05 * figure and (got == figure or text[-1] in SUFFIX)
 
 
 @pytest.mark.parametrize("paper, table, method, backbone", NOT_BUILT)

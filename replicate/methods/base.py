@@ -162,6 +162,11 @@ class Method:
     paper_label: str = ""      # the row label in the papers' tables
     paradigm: str = "gradient"  # "gradient" or "black-box": the paper blocks its rows can fill
     rows: tuple = ()            # other paper rows that are this method's cells (same config)
+    # Paper rows that read this method's cells another way: row -> view. "stage1": stage I
+    # alone, the test score (or wall time) of stage I's best checkpoint (MP2's Router-only).
+    row_views: Mapping[str, str] = {}
+    progress_unit: str = "epoch"  # what the dev curve's x counts
+    trainer: Any = None         # the class that tunes a group (None: train.GroupTrainer)
 
     # Field values that differ from config_cls's defaults: one config class serves several
     # registered variants (MP2 shallow / deep, with / without FSL).
@@ -224,6 +229,11 @@ class Method:
         """The method's own trainable modules for ``n_seeds`` seeds, built on the meta device
         from the backbone's dimensions alone (no weights): what ``params`` counts."""
         raise NotImplementedError
+
+    def view_parameters(self, view: str, spec, cfg: TrainConfig) -> int:
+        """Tunable parameters the paper prints for a row that views this method's cells."""
+        counts = self.trainable_parameters(spec, cfg)
+        return counts.get("backbone", 0) + counts.get("prompt", 0)
 
     def trainable_parameters(self, spec, cfg: TrainConfig) -> Dict[str, int]:
         """Trainable parameters of one seed: {"prompt"|"backbone": n, "head": n}."""

@@ -1,0 +1,160 @@
+"""Black-box tuning: BBT, BBTv2 and MP2's black-box two-stage tuning on a tiny backbone."""
+
+import math
+
+import pytest
+import torch
+
+from replicate.backbones import BACKBONES
+from replicate.blackbox import BlackBoxTuner, library_seed
+from replicate.errors import ConfigError
+from replicate.methods import METHODS
+from replicate.methods.blackbox import clipped_std
+from replicate.params import count
+from replicate.tasks import TASKS
+
+from test_mp2 import tiny_checkpoint
+from test_seed_batching import seed_data
+
+SEEDS = [8, 13]
+SMALL = {"max_length": 40, "prompt_length": 3, "intrinsic_dim": 8, "popsize": 4}
+MP2_SMALL = {**SMALL, "n_prompts": 4, "router_budget": 6, "init_points": 3, "router_eval_every": 2}
+
+
+def tune(name, seeds, spy=None, keep_hooks=False, **overrides):
+    """Tune ``seeds`` together with a black-box method; ``spy(tuner)`` may wrap the tuner;
+    ``keep_hooks``: leave the prompt hooks on the backbone (to evaluate more afterwards)."""
+    spec = BACKBONES.get("tiny-bert")
+    method = METHODS.get(name)
+    base = MP2_SMALL if name.startswith("mp2") else SMALL
+    cfg = method.make_config({"budget": 16, "eval_every": 4, **base, **overrides})
+    backbone, tok = spec.load()
+    task = TASKS.get("bbc-topic")
+    data, enc = seed_data(task, tok, cfg, method, seeds, spec.uses_cls)
+    pretrained = tiny_checkpoint(spec, backbone, cfg.depth) if cfg.pretraining else None
+    model = method.build(backbone, spec, tok, cfg, seeds, None, pretrained)
+    tuner = BlackBoxTuner(model, method, cfg, task, enc, data, tok.pad_token_id, log=lambda m: None)
+    if spy is not None:
+        spy(tuner)
+    outcomes = tuner.fit()
+    for hook in model._hooks if not keep_hooks else ():
+        hook.remove()
+    return tuner, outcomes
+
+
+def count_rows(tuner):
+    """Record the number of rows of every training evaluation."""
+    sizes = []
+    original = tuner.evaluator.losses
+
+    def losses(prompts, row_seed):
+        sizes.append(len(row_seed))
+        return original(prompts, row_seed)
+
+    tuner.evaluator.losses = losses
+    tuner.row_sizes = sizes
+
+
+@pytest.mark.parametrize("name", ["bbt", "bbtv2", "mp2-shallow-black-box", "mp2-deep-black-box"])
+def test_budget_counts_forward_calls_and_a_population_is_one_batch(name):
+    tuner, outcomes = tune(name, SEEDS, spy=count_rows)
+    depth = 1 if name in ("bbt", "mp2-shallow-black-box") else BACKBONES.get("tiny-bert").n_layers
+    router = 6 if name.startswith("mp2") else 0
+    cma_calls = (16 - router) // (4 * depth) * 4 * depth
+    for o in outcomes:
+        assert o.status == "ok", o.error
+        assert sum(st["forward_calls"] for st in o.stages) == router + cma_calls
+        assert "acc" in o.test_metrics and o.best_dev >= 0
+    # every seed's candidates in one evaluation: 2 seeds x popsize rows, 2 x 1 for a BO step
+    assert tuner.row_sizes == [2] * router + [2 * 4] * (cma_calls // 4)
+    assert tuner.evaluator.calls == 2 * (router + cma_calls)
+
+
+def test_batched_population_equals_one_member_at_a_time():
+    tuner, _ = tune("bbt", [8, 13], keep_hooks=True, budget=8)
+    space = tuner.spaces
+    x = torch.randn(3, 1, 8, generator=torch.Generator().manual_seed(0))
+    prompts = torch.cat([space[0].prompts(x), space[1].prompts(x)])
+    together = tuner.evaluator.losses(prompts, [0, 0, 0, 1, 1, 1])
+    alone = [tuner.evaluator.losses(prompts[i:i + 1], [s])[0] for i, s in enumerate([0, 0, 0, 1, 1, 1])]
+    assert together == pytest.approx(alone, rel=1e-4)
+    assert len(set(round(v, 6) for v in together)) == 6  # the rows really differ
+
+
+@pytest.mark.parametrize("name", ["bbt", "mp2-deep-black-box"])
+def test_a_seed_tunes_the_same_alone_or_in_a_group(name):
+    _, both = tune(name, SEEDS)
+    for i, seed in enumerate(SEEDS):
+        _, alone = tune(name, [seed])
+        assert [c for c, _ in alone[0].dev_curve] == [c for c, _ in both[i].dev_curve]
+        assert [d for _, d in alone[0].dev_curve] == pytest.approx([d for _, d in both[i].dev_curve], abs=1e-9)
+        assert alone[0].test_metrics == pytest.approx(both[i].test_metrics, abs=1e-9)
+
+
+def test_optimisers_are_seeded_from_the_cell_seed():
+    (_, a), (_, b), (_, c) = tune("mp2-shallow-black-box", [8]), tune("mp2-shallow-black-box", [8]), \
+        tune("mp2-shallow-black-box", [13])
+    assert a[0].loss_curve == b[0].loss_curve and a[0].dev_curve == b[0].dev_curve
+    assert a[0].loss_curve != c[0].loss_curve
+    assert library_seed(8, "cma-es/0") != library_seed(13, "cma-es/0") and library_seed(8, "x") > 0
+
+
+def test_mp2_stage_two_starts_from_the_router_chosen_on_dev():
+    starts = {}
+
+    def spy(tuner):
+        original = tuner.evaluate
+
+        def evaluate(cands, vary_layer=None):
+            for s, rows in cands.items():
+                if rows[0].router is None and s not in starts:  # the first CMA-ES generation
+                    starts[s] = tuner.spaces[s].base.clone()
+            return original(cands, vary_layer)
+
+        tuner.evaluate = evaluate
+        tuner.picked = lambda s: tuner.best[s]
+
+    tuner, outcomes = tune("mp2-shallow-black-box", SEEDS, spy=spy)
+    z = tiny_checkpoint(BACKBONES.get("tiny-bert"), BACKBONES.get("tiny-bert").load()[0], "shallow")["z"]
+    for s, o in enumerate(outcomes):
+        stage1 = o.stages[0]
+        assert stage1["name"] == "I: router" and stage1["forward_calls"] == 6 and "test_metrics" in stage1
+        # the base of stage II is the pre-fused z of a router: sum_k w_k z_k, w = sigmoid / sum
+        base = starts[s][0]
+        w = torch.linalg.lstsq(z[0].T.double(), base.double().unsqueeze(1)).solution.squeeze(1)
+        assert torch.allclose(z[0].T.double() @ w, base.double(), atol=1e-4)
+        assert w.sum().item() == pytest.approx(1.0, abs=1e-4) and (w > 0).all()
+
+
+def test_bbtv2_projection_scales_follow_the_features():
+    tuner, _ = tune("bbtv2", [8])
+    space = tuner.spaces[0]
+    emb = tuner.model.backbone.get_input_embeddings().weight.double().std().item()
+    cfg = tuner.cfg
+    # layer 0: alpha * std_hat / (sqrt(d) * sigma), std_hat over the word embeddings (BBT)
+    assert space.A[0].std().item() == pytest.approx(cfg.alpha * emb / (math.sqrt(cfg.intrinsic_dim) * cfg.sigma),
+                                                    rel=0.05)
+    assert not torch.equal(space.A[0], space.A[1])
+
+
+def test_clipped_std_clips_outliers():
+    values = torch.cat([torch.zeros(1000), torch.tensor([1e6])])
+    assert clipped_std(values) < 1.0 < values.std().item()
+
+
+def test_params_give_mp2_table3_black_box_counts():
+    assert count("mp2", "bbt")["trainable"] == 300
+    assert count("mp2", "bbtv2")["trainable"] == 7200
+    assert count("mp2", "mp2-shallow-black-box")["trainable"] == 308
+    assert count("mp2", "mp2-deep-black-box")["trainable"] == 7392
+    spec = BACKBONES.get("cpt-large")
+    for name, routers in (("mp2-shallow-black-box", 8), ("mp2-deep-black-box", 192)):
+        method = METHODS.get(name)
+        assert method.view_parameters("stage1", spec, method.make_config()) == routers
+
+
+@pytest.mark.parametrize("overrides, field", [({"popsize": 1}, "popsize"), ({"router_budget": 9000}, "router_budget"),
+                                              ({"sigma": 0}, "sigma"), ({"pretraining": None}, "pretraining")])
+def test_bad_black_box_config_is_one_clear_error(overrides, field):
+    with pytest.raises(ConfigError, match=field):
+        METHODS.get("mp2-shallow-black-box").make_config(overrides)
