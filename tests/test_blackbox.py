@@ -158,3 +158,10 @@ def test_params_give_mp2_table3_black_box_counts():
 def test_bad_black_box_config_is_one_clear_error(overrides, field):
     with pytest.raises(ConfigError, match=field):
         METHODS.get("mp2-shallow-black-box").make_config(overrides)
+
+
+def test_optimiser_versions_are_in_provenance():
+    from replicate.io import package_versions
+
+    versions = package_versions()
+    assert versions["cma"].startswith("4.") and versions["bayesian-optimization"].startswith("3.")
