@@ -323,8 +323,14 @@ def build_table(cfg: dict, paper: str, table: str) -> Table:
         blocks.append(Block(title, tasks, block_metrics, rows, averaged, extra))
     leftover = [t for t in stand_ins if t not in placed]
     if leftover and methods:
-        blocks.append(Block(OWN_TASKS_BLOCK, leftover, [TASKS.get(t).metric for t in leftover],
-                            [(m, s) for m in methods for s in shots], leftover, leftover))
+        # the table's one measure where it is not a score (MP2 Table 4: minutes) measures them too
+        measures = {m for b in shape["blocks"].values() for m in b.get("metrics", {}).values()}
+        measure = measures.pop() if len(measures) == 1 and measures <= NOT_SCORES else None
+        if measure:
+            for key in methods:
+                column_metrics.setdefault(key, {}).update({t: measure for t in leftover})
+        blocks.append(Block(OWN_TASKS_BLOCK, leftover, [measure or TASKS.get(t).metric for t in leftover],
+                            [(m, s) for m in methods for s in shots], None if measure else leftover, leftover))
 
     summaries = _summaries(cfg, methods, column_metrics)
     scored = [b for b in blocks if not set(b.metrics) & NOT_SCORES]  # the reference is a score

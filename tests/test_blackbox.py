@@ -165,3 +165,18 @@ def test_optimiser_versions_are_in_provenance():
 
     versions = package_versions()
     assert versions["cma"].startswith("4.") and versions["bayesian-optimization"].startswith("3.")
+
+
+def test_test_examples_never_steer_the_search():
+    """Swapping every seed's test set for other examples changes nothing but the test score:
+    the fitness reads the training set, selection the dev set, and stage I's test score (the
+    Router-only row) is only recorded."""
+    def swap_test(tuner):
+        for d in tuner.data:
+            d.test = list(reversed(d.dev)) + d.train[:3]
+
+    _, plain = tune("mp2-shallow-black-box", SEEDS)
+    _, swapped = tune("mp2-shallow-black-box", SEEDS, spy=swap_test)
+    for a, b in zip(plain, swapped):
+        assert a.loss_curve == b.loss_curve and a.dev_curve == b.dev_curve and a.best_epoch == b.best_epoch
+        assert [st.get("best_call") for st in a.stages] == [st.get("best_call") for st in b.stages]

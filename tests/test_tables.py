@@ -127,3 +127,40 @@ def test_unknown_table_is_a_clear_error(tiny_config):
 def test_format_count_matches_the_papers_style():
     assert [format_count(n) for n in (308, 7_200, 51_200, 1_228_800, 393_000_000, 11_000_000_000)] == \
         ["308", "7.2K", "51.2K", "1.2M", "393M", "11B"]
+
+
+def test_black_box_rows_router_only_and_minutes(tiny_config):
+    """MP2 Table 3's Black-Box block reads the black-box cells (not gradient MP2's of the same
+    row name), its Router-only row reads stage I of the same cells, and Table 4 their minutes."""
+    tiny_config["grid"]["methods"] = ["mp2-shallow", "mp2-shallow-black-box"]
+    tiny_config["grid"]["tasks"] = ["bbc-topic"]
+    tiny_config["protocol"]["downstream_reserve"] = 0.2
+    tiny_config["methods"] = {"mp2-shallow": {"prompt_length": 4, "epochs": 2, "stage1_epochs": 1, "n_prompts": 4},
+                              "mp2-shallow-black-box": {"prompt_length": 4, "budget": 4, "router_budget": 2,
+                                                        "popsize": 2, "intrinsic_dim": 8, "n_prompts": 4}}
+    tiny_config["pretraining"] = {"mp2-shallow": {"prompt": "shallow", "tasks": ["bbc-topic", "bbc-title-topic"],
+                                                  "prompt_length": 4, "n_prompts": 4, "intrinsic_dim": 8,
+                                                  "steps": 2}}
+    cfg = check_config(tiny_config)
+    for cell in cells(cfg):
+        if cell.method == "mp2-shallow":
+            fake_result(cfg, cell, 10.0)
+        else:
+            write_json_atomic(result_path(cfg, cell), {
+                "status": "ok", "score": 40.0 + cell.seed, "metric": "acc", "provenance": {"config_hash": "h"},
+                "stages": [{"name": "I: router", "wall_s": 60.0, "group_seeds": 2, "test_metrics": {"acc": 30.0}},
+                           {"name": "II: prompt", "wall_s": 540.0, "group_seeds": 2}]})
+    table = build_table(cfg, "mp2", "3")
+    assert [b.title for b in table.blocks] == ["UNSEEN DATA / Gradient Descent", "UNSEEN DATA / Black-Box Tuning"]
+    assert table.cells[("mp2-shallow", 8, "bbc-topic")].mean == 10.0
+    assert table.cells[("mp2-shallow@black-box", 8, "bbc-topic")].mean == 50.5
+    assert table.cells[("mp2-shallow-router-only@black-box", 8, "bbc-topic")].mean == 30.0
+    assert table.labels[("mp2-shallow-router-only@black-box", 8)] == ("Shallow MP2 (black-box): stage I alone", "4")
+    rows = {(r["block"], r["method"]): r for r in csv_rows(table) if r["task"] == "bbc-topic"}
+    assert rows[("UNSEEN DATA / Black-Box Tuning", "mp2-shallow")]["mean"] == "50.5000"
+    assert rows[("UNSEEN DATA / Gradient Descent", "mp2-shallow")]["mean"] == "10.0000"
+    minutes = build_table(cfg, "mp2", "4")
+    (block,) = minutes.blocks
+    assert block.metrics == ["minutes"] and ("majority-class", 0) not in block.rows
+    assert minutes.cells[("mp2-shallow-stage1-only@black-box", 8, "bbc-topic")].mean == 0.5  # 60 s / 2 seeds
+    assert minutes.cells[("mp2-shallow@black-box", 8, "bbc-topic")].mean == 5.0
