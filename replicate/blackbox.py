@@ -92,12 +92,12 @@ class IntrinsicSpace:
     def prompts(self, x: torch.Tensor) -> torch.Tensor:
         """(n, depth, length, d) prompts of n intrinsic vectors x (n, depth, intrinsic_dim)."""
         n, depth, _ = x.shape
-        out = torch.einsum("nli,lik->nlk", x.to(self.A.dtype), self.A)
+        out = torch.einsum("nli,lik->nlk", x.to(self.A.device, self.A.dtype), self.A)
         return out.view(n, depth, self.length, self.d_model)
 
     def layer_prompts(self, x: torch.Tensor, layer: int) -> torch.Tensor:
         """(n, length, d) prompts of layer ``layer`` for n vectors x (n, intrinsic_dim)."""
-        return (x.to(self.A.dtype) @ self.A[layer]).view(x.shape[0], self.length, self.d_model)
+        return (x.to(self.A.device, self.A.dtype) @ self.A[layer]).view(x.shape[0], self.length, self.d_model)
 
 
 class PopulationEvaluator:
@@ -219,7 +219,8 @@ class OffsetSearch(SearchStage):
     generations; with several, divide and conquer (BBTv2 ``deepbbt.py:699-721``): each round
     runs one generation per layer, layers in order, while the other layers keep the best
     offset their strategy has seen (``es.result.xbest``). ``bound`` (> 0) keeps every entry of
-    base + offset in [-bound, bound]."""
+    base + offset in [-bound, bound] (or between the base and 0, where the base is outside).
+    Every generation the budget allows runs: pycma's early-stopping tolerances are off."""
 
     def __init__(self, budget: int, popsize: int, sigmas: Sequence[float], bound: float, eval_every: int,
                  name="II: prompt", from_best: bool = False):
@@ -240,8 +241,10 @@ class OffsetSearch(SearchStage):
                         "verbose": -9, "maxiter": rounds + 1, "tolfun": 0, "tolflatfitness": 10**9,
                         "tolfunhist": 0, "tolx": 0, "tolstagnation": 10**9}
                 if self.bound > 0:
+                    # bounds on base + offset; an entry the pre-training left outside them
+                    # may stay where it is (the offset 0 is always allowed)
                     b = base[layer].double().numpy()
-                    opts["bounds"] = [list(-self.bound - b), list(self.bound - b)]
+                    opts["bounds"] = [list(np.minimum(-self.bound - b, 0)), list(np.maximum(self.bound - b, 0))]
                 strategies[s, layer] = cma.CMAEvolutionStrategy(np.zeros(base.shape[1]), self.sigmas[layer], opts)
         for _ in range(rounds):
             for layer in range(depth):

@@ -180,3 +180,26 @@ def test_test_examples_never_steer_the_search():
     for a, b in zip(plain, swapped):
         assert a.loss_curve == b.loss_curve and a.dev_curve == b.dev_curve and a.best_epoch == b.best_epoch
         assert [st.get("best_call") for st in a.stages] == [st.get("best_call") for st in b.stages]
+
+
+def test_bounds_keep_base_plus_offset_inside_and_allow_a_base_outside():
+    seen = []
+
+    def spy(tuner):
+        original = tuner.evaluate
+
+        def evaluate(cands, vary_layer=None):
+            for s, rows in cands.items():
+                if rows[0].router is None:
+                    seen.append((torch.stack([c.x for c in rows]), tuner.spaces[s].base.clone()))
+            return original(cands, vary_layer)
+
+        tuner.evaluate = evaluate
+
+    bound = 0.05
+    tune("mp2-deep-black-box", [8], spy=spy, bound=bound, sigma=1.0, sigma_deep=1.0)
+    assert seen
+    for x, base in seen:
+        low, high = torch.minimum(base, torch.tensor(-bound)), torch.maximum(base, torch.tensor(bound))
+        assert (x >= low - 1e-6).all() and (x <= high + 1e-6).all()
+        assert (base.abs() > bound).any()  # the pre-trained base does lie outside somewhere
