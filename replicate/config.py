@@ -101,6 +101,9 @@ def check_config(cfg: Any, check_data: bool = True) -> dict:
     tasks = [resolve_task(name, cfg.get("paper_data_files")) for name in grid["tasks"]]
     for name in cfg.get("paper_data_files", {}):
         resolve_task(name, cfg["paper_data_files"])
+    for name in grid["methods"]:  # what a method's config needs of this backbone
+        method = METHODS.get(name)
+        method.check_backbone(method.make_config(cfg["methods"].get(name)), spec)
     if check_data:
         spec.check()
         local = []

@@ -276,7 +276,7 @@ def train_group(settings: dict, seeds: Sequence[int], split_paths: Sequence[str]
         written.append(result)
         _log(f"  seed {outcome.seed}: {o['status']} test {task.metric}="
              f"{result['score'] if result['score'] is None else round(result['score'], 2)} "
-             f"(best dev {o['best_dev']} at epoch {o['best_epoch']}) -> {path_of[outcome.seed]}")
+             f"(best dev {o['best_dev']} at {method.progress_unit} {o['best_epoch']}) -> {path_of[outcome.seed]}")
 
     run_group(method, cfg, spec, task, backbone, tokenizer, pristine, seed_data, encoder, on_done, log=_log,
               device=device, init_tokens=init_tokens, pretrained=pretrained)

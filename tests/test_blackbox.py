@@ -203,3 +203,25 @@ def test_bounds_keep_base_plus_offset_inside_and_allow_a_base_outside():
         low, high = torch.minimum(base, torch.tensor(-bound)), torch.maximum(base, torch.tensor(bound))
         assert (x >= low - 1e-6).all() and (x <= high + 1e-6).all()
         assert (base.abs() > bound).any()  # the pre-trained base does lie outside somewhere
+
+
+def test_a_seed_whose_losses_are_not_finite_fails_alone():
+    def poison(tuner):
+        tuner.model.head.weight[1] = float("nan")
+
+    _, outcomes = tune("mp2-shallow-black-box", SEEDS, spy=poison)
+    _, alone = tune("mp2-shallow-black-box", [SEEDS[0]])
+    assert outcomes[1].status == "failed" and "not finite" in outcomes[1].error
+    assert outcomes[0].status == "ok" and outcomes[0].dev_curve == alone[0].dev_curve
+    assert outcomes[0].test_metrics == alone[0].test_metrics
+
+
+def test_a_budget_below_one_round_is_refused_before_any_job(tiny_config):
+    from replicate.config import check_config
+
+    tiny_config["grid"]["methods"] = ["bbtv2"]
+    tiny_config["methods"] = {"bbtv2": {"prompt_length": 4, "budget": 7, "popsize": 4, "pretraining": None}}
+    depth = BACKBONES.get("tiny-bert").n_layers
+    with pytest.raises(ConfigError, match=f"methods/bbtv2/budget: CMA-ES gets 7 calls, less than one generation "
+                                          f"of 4 for each of the {depth} prompted layers"):
+        check_config(tiny_config)

@@ -204,6 +204,9 @@ class Method:
         """ConfigError if pre-training ``name`` (its PretrainConfig) cannot be this method's
         starting point (another prompt kind, length or layout)."""
 
+    def check_backbone(self, cfg: TrainConfig, spec) -> None:
+        """ConfigError (naming the method's field) if ``cfg`` cannot run on backbone ``spec``."""
+
     def task_view(self, task, cfg: TrainConfig):
         """The task as this method lays it out (``formats.in_format``); by default as
         registered."""

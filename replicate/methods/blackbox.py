@@ -208,6 +208,16 @@ class BlackBox(Method):
                 out.append([emb] + [clipped_std(states[layer][real]) for layer in range(1, depth)])
         return out
 
+    def prompt_budget(self, cfg) -> int:
+        """Forward calls left for CMA-ES."""
+        return cfg.budget
+
+    def check_backbone(self, cfg, spec) -> None:
+        depth = n_layers_of(cfg.depth, spec)
+        if self.prompt_budget(cfg) and self.prompt_budget(cfg) < cfg.popsize * depth:
+            raise ConfigError(f"config methods/{self.name}/budget: CMA-ES gets {self.prompt_budget(cfg)} calls, less than "
+                              f"one generation of {cfg.popsize} for each of the {depth} prompted layers of {spec.name}")
+
     def search_stages(self, tuner):
         cfg = tuner.cfg
         tuner.spaces.update(self.spaces(tuner))
@@ -224,6 +234,9 @@ class BlackBox(Method):
 
 class MP2BlackBox(BlackBox):
     config_cls = MP2BlackBoxConfig
+
+    def prompt_budget(self, cfg) -> int:
+        return cfg.budget - cfg.router_budget  # 0: stage I alone
 
     def check_pretraining(self, cfg, name: str, pretrain_cfg) -> None:
         require_pretraining(self.name, name, pretrain_cfg, prompt=cfg.depth, prompt_length=cfg.prompt_length,
