@@ -73,6 +73,7 @@ def test_tiny_dag_end_to_end(tmp_path, tiny_config):
     assert all("shot 8 (paper: full)" in r["setup"] for r in mine)
 
 
+BLACK_BOX = ("bbt", "bbtv2", "mp2-shallow-black-box", "mp2-deep-black-box")
 PAPER_TASKS = ("amazon", "thucnews", "bq", "cmnli", "cmrc-2018", "ccpm", "cote-mfw",
                "chnsent", "tnews", "ocnli", "lcqmc", "drcd", "c3", "cote-bd")
 
@@ -101,7 +102,13 @@ def test_paper_config_runs_end_to_end_on_a_tiny_cpt(tmp_path, tiny_cpt_dir):
     cfg["protocol"]["downstream_reserve"] = 1
     for pre in cfg["pretraining"].values():
         pre.update(tasks=["afqmc", "paws"], steps=3, batch_size=4, eval_every=2, save_every=2, dev_cap=4)
-    for method in cfg["methods"].values():
+    for name, method in cfg["methods"].items():
+        if name in BLACK_BOX:  # 2 BO steps, then one CMA-ES generation of 4 per prompted layer (4)
+            router = 2 if "router_budget" in method else 0
+            method.update(popsize=4, budget=router + 4 * 4, eval_every=4)
+            if router:
+                method.update(router_budget=router, init_points=1, router_eval_every=1)
+            continue
         method.update(epochs=2, eval_every=1)
         if "stage1_epochs" in method:
             method["stage1_epochs"] = 1
@@ -117,7 +124,13 @@ def test_paper_config_runs_end_to_end_on_a_tiny_cpt(tmp_path, tiny_cpt_dir):
         for task in PAPER_TASKS:
             row = scored[(method, task)]
             assert row["status"] == "ok" and row["n"] == "5", (method, task, row)
-    assert not [r for r in rows if "Black-Box" in r["block"] and r["method"] != "majority-class"]
+    black_box = {(r["method"], r["task"]): r for r in rows if "Black-Box" in r["block"]}
+    for method in ("bbt", "bbtv2", "mp2-shallow", "mp2-shallow-router-only", "mp2-deep", "mp2-deep-router-only"):
+        for task in PAPER_TASKS:
+            assert black_box[(method, task)]["status"] == "ok" and black_box[(method, task)]["n"] == "5"
+    bb = json.loads((results / "cells/tiny-cpt/bq/shot32/mp2-deep-black-box/seed8.json").read_text(encoding="utf-8"))
+    assert [(s["name"], s["forward_calls"]) for s in bb["stages"]] == [("I: router", 2), ("II: prompt", 16)]
+    assert bb["dev"]["unit"] == "forward call" and set(bb["provenance"]["packages"]) >= {"cma", "bayesian-optimization"}
     cell = json.loads((results / "cells/tiny-cpt/cmrc-2018/shot32/ptv2/seed8.json").read_text(encoding="utf-8"))
     assert cell["metric"] == "f1" and set(cell["metrics"]) == {"f1", "em"}
     assert cell["split"]["sizes"]["test"] == 24  # the over-long test example was dropped
@@ -151,11 +164,12 @@ def test_paper_config_dry_run_lists_every_cell_offline():
     done = snakemake("-n", "--cores", "8", "table3", "--configfile", "config/paper.yaml")
     assert done.returncode == 0, done.stderr[-2000:]
     out = done.stdout
-    # Table 3: 7 methods x 14 tasks; MP2's, SPoT's and Unified PPT's pre-trainings; MP2's Figs 3 and 5
-    assert job_counts(out) == {"split": 14, "pretrain_data": 4, "pretrain": 4, "train": 98, "paper_table": 1,
+    # Table 3: 7 gradient and 4 black-box methods x 14 tasks; MP2's, SPoT's and Unified PPT's
+    # pre-trainings; MP2's Figs 3 and 5
+    assert job_counts(out) == {"split": 14, "pretrain_data": 4, "pretrain": 4, "train": 154, "paper_table": 1,
                                "mp2_fig5_figure": 1, "mp2_fig3_figure": 1, "table3": 1}
     for task in PAPER_TASKS:
-        for method in ("model-tuning", "pt", "ptv2", "ppt-unified", "spot", "mp2-shallow", "mp2-deep"):
+        for method in ("model-tuning", "pt", "ptv2", "ppt-unified", "spot", "mp2-shallow", "mp2-deep") + BLACK_BOX:
             for seed in (8, 13, 21, 42, 100):
                 assert f"results/paper/cells/cpt-large/{task}/shot32/{method}/seed{seed}.json" in out
     for name in ("mp2-shallow", "mp2-deep", "spot", "ppt-unified"):
@@ -164,7 +178,7 @@ def test_paper_config_dry_run_lists_every_cell_offline():
     # Tables 3-5 together: the Table 5 ablation adds its two pre-trainings and their cells
     done = snakemake("-n", "--cores", "8", "mp2_table3", "mp2_table4", "mp2_table5", "--configfile",
                      "config/paper.yaml")
-    assert job_counts(done.stdout) == {"split": 14, "pretrain_data": 6, "pretrain": 6, "train": 126,
+    assert job_counts(done.stdout) == {"split": 14, "pretrain_data": 6, "pretrain": 6, "train": 182,
                                        "paper_table": 3, "mp2_table3": 1, "mp2_table4": 1, "mp2_table5": 1}
     for name in ("mp2-shallow-fsl", "mp2-deep-nofsl"):
         assert f"results/paper/pretrain/{name}/cpt-large/checkpoint.pt" in done.stdout
@@ -183,8 +197,9 @@ def test_paper_config_dry_run_lists_every_cell_offline():
     assert cells_in(done.stdout, "ppt-unified") == set(PAPER_TASKS)
     # every table with a row of these methods, from the same training jobs
     done = snakemake("-n", "--cores", "8", "tables", "--configfile", "config/paper.yaml")
-    assert job_counts(done.stdout) == {"split": 14, "pretrain_data": 8, "pretrain": 8, "train": 158,
-                                       "paper_table": len(TABLES_WITH_BUILT_METHODS) + 1, "tables": 1}
+    # (+ MP2 Table 5 from the FSL ablation's cells and Table 4 from black-box MP2's)
+    assert job_counts(done.stdout) == {"split": 14, "pretrain_data": 8, "pretrain": 8, "train": 214,
+                                       "paper_table": len(TABLES_WITH_BUILT_METHODS) + 2, "tables": 1}
 
 
 def test_every_paper_table_is_a_target(tmp_path, tiny_config):

@@ -81,8 +81,8 @@ class BlackBoxConfig:
                      at_least_one=("prompt_length", "intrinsic_dim", "budget", "eval_every", "max_length",
                                    "eval_batch_size"),
                      positive=("sigma", "sigma_deep", "alpha"), non_negative=("bound",))
-        if self.popsize < 2:
-            raise ConfigError(f"popsize: CMA-ES needs a population of at least 2, not {self.popsize}")
+        if self.popsize < 4:  # pycma's step-size adaptation fails on smaller populations
+            raise ConfigError(f"popsize: CMA-ES needs a population of at least 4, not {self.popsize}")
 
     def sigmas(self, depth: int) -> List[float]:
         deep = self.sigma if self.sigma_deep is None else self.sigma_deep
