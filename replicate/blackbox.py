@@ -396,7 +396,7 @@ class BlackBoxTuner:
             self._calls_before_stage += self._stage_calls
         for s, metrics in self.test({s: self.best[s] for s in self.active}).items():
             self.outcomes[s].test_metrics = metrics
-        for s in self.active:
+        for s in list(self.active):
             if self.best[s] is None:
                 self._fail(s, "no candidate was scored on dev (a budget below eval_every?)")
         return self.outcomes

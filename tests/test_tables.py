@@ -136,8 +136,8 @@ def test_black_box_rows_router_only_and_minutes(tiny_config):
     tiny_config["grid"]["tasks"] = ["bbc-topic"]
     tiny_config["protocol"]["downstream_reserve"] = 0.2
     tiny_config["methods"] = {"mp2-shallow": {"prompt_length": 4, "epochs": 2, "stage1_epochs": 1, "n_prompts": 4},
-                              "mp2-shallow-black-box": {"prompt_length": 4, "budget": 4, "router_budget": 2,
-                                                        "popsize": 2, "intrinsic_dim": 8, "n_prompts": 4}}
+                              "mp2-shallow-black-box": {"prompt_length": 4, "budget": 6, "router_budget": 2,
+                                                        "popsize": 4, "intrinsic_dim": 8, "n_prompts": 4}}
     tiny_config["pretraining"] = {"mp2-shallow": {"prompt": "shallow", "tasks": ["bbc-topic", "bbc-title-topic"],
                                                   "prompt_length": 4, "n_prompts": 4, "intrinsic_dim": 8,
                                                   "steps": 2}}
