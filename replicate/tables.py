@@ -51,6 +51,7 @@ class CellSummary:
     failed: int = 0
     config_hashes: set = field(default_factory=set)
     runtimes: set = field(default_factory=set)  # (threads, device) the cell's seeds ran with
+    digits: int = 1  # decimals printed (minutes: 2, as MP2 Table 4 prints them)
 
     @property
     def mean(self) -> Optional[float]:
@@ -75,7 +76,8 @@ class CellSummary:
             return "n/a"
         if not self.scores:
             return f"failed ({self.failed}/{self.n_expected})" if self.failed else "missing"
-        s = f"{self.mean:.1f}" if self.std is None else f"{self.mean:.1f} ± {self.std:.1f}"
+        d = self.digits
+        s = f"{self.mean:.{d}f}" if self.std is None else f"{self.mean:.{d}f} ± {self.std:.{d}f}"
         if len(self.scores) < self.n_expected:
             s += f" (n={len(self.scores)}/{self.n_expected})"
         return s
@@ -216,8 +218,9 @@ def _summaries(cfg: dict, methods: List[str], metrics: Dict[str, Dict[str, str]]
     out: Dict[tuple, CellSummary] = {}
     for cell in cells(cfg):
         for key, view in rows_of.get(cell.method, []):
-            _add_cell(out.setdefault((key, cell.shot, cell.task), CellSummary()), cfg, cell, view,
-                      metrics.get(key, {}).get(cell.task))
+            metric = metrics.get(key, {}).get(cell.task)
+            summary = out.setdefault((key, cell.shot, cell.task), CellSummary(digits=2 if metric == "minutes" else 1))
+            _add_cell(summary, cfg, cell, view, metric)
     return out
 
 

@@ -164,3 +164,4 @@ def test_black_box_rows_router_only_and_minutes(tiny_config):
     assert block.metrics == ["minutes"] and ("majority-class", 0) not in block.rows
     assert minutes.cells[("mp2-shallow-stage1-only@black-box", 8, "bbc-topic")].mean == 0.5  # 60 s / 2 seeds
     assert minutes.cells[("mp2-shallow@black-box", 8, "bbc-topic")].mean == 5.0
+    assert minutes.cells[("mp2-shallow@black-box", 8, "bbc-topic")].text() == "5.00 ± 0.00"  # as Table 4 prints
