@@ -30,7 +30,6 @@ with its wall time and forward calls (MP2 Table 4).
 
 from __future__ import annotations
 
-import hashlib
 import math
 import time
 from dataclasses import dataclass
@@ -40,15 +39,15 @@ import numpy as np
 import torch
 from torch import nn
 
+from .io import seed_digest
 from .train import SeedData, SeedOutcome, autocast_forward, collate, example_losses, predict_rows, \
-    score_predictions
+    score_predictions, split_by_sizes
 
 
 def library_seed(seed: int, purpose: str) -> int:
     """A positive 31-bit integer keyed by (cell seed, purpose): the seed handed to ``cma`` (where
     0 would mean "from the clock") and to ``bayes_opt``."""
-    digest = hashlib.sha256(f"{seed}|{purpose}".encode()).digest()
-    return int.from_bytes(digest[:4], "big") % (2**31 - 2) + 1
+    return int.from_bytes(seed_digest(seed, purpose)[:4], "big") % (2**31 - 2) + 1
 
 
 class PopulationPrompt(nn.Module):
@@ -138,12 +137,7 @@ class PopulationEvaluator:
         self._set_rows(prompts, row_seed)
         pairs = [(r, e) for r, s in enumerate(row_seed) for e in getattr(self.data[s], split)]
         preds = predict_rows(self.forward, pairs, self.pad_id, self.device, self.batch_size, self.extractive)
-        out, cursor = [], 0
-        for s in row_seed:
-            k = len(getattr(self.data[s], split))
-            out.append(preds[cursor:cursor + k])
-            cursor += k
-        return out
+        return split_by_sizes(preds, [len(getattr(self.data[s], split)) for s in row_seed])
 
 
 @dataclass
@@ -306,11 +300,8 @@ class BlackBoxTuner:
         prompts = torch.cat([self._prompts_of(s, cands[s], vary_layer) for s in seeds])
         row_seed = [s for s in seeds for _ in cands[s]]
         flat = self.evaluator.losses(prompts, row_seed)
-        out, cursor = {}, 0
+        out = dict(zip(seeds, split_by_sizes(flat, [len(cands[s]) for s in seeds])))
         for s in seeds:
-            k = len(cands[s])
-            out[s] = flat[cursor:cursor + k]
-            cursor += k
             finite = [(v, i) for i, v in enumerate(out[s]) if math.isfinite(v)]
             if not finite:
                 self._fail(s, f"every candidate's loss is not finite at call {self._calls_per_seed()}")

@@ -100,6 +100,12 @@ def sha256_file(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
+def seed_digest(seed: int, purpose: str) -> bytes:
+    """SHA-256 of (seed, purpose): the root of every random stream the harness keys by a
+    cell's seed and a purpose (torch generators, the optimisers' integer seeds)."""
+    return hashlib.sha256(f"{seed}|{purpose}".encode()).digest()
+
+
 def stable_hash(obj: Any) -> str:
     """SHA-256 of canonical JSON (sorted keys): the config hash every result cites."""
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()

@@ -219,7 +219,7 @@ def _summaries(cfg: dict, methods: List[str], metrics: Dict[str, Dict[str, str]]
     for cell in cells(cfg):
         for key, view in rows_of.get(cell.method, []):
             metric = metrics.get(key, {}).get(cell.task)
-            summary = out.setdefault((key, cell.shot, cell.task), CellSummary(digits=2 if metric == "minutes" else 1))
+            summary = out.setdefault((key, cell.shot, cell.task), CellSummary(digits=2 if metric in NOT_SCORES else 1))
             _add_cell(summary, cfg, cell, view, metric)
     return out
 
@@ -273,6 +273,13 @@ def _majority(cfg: dict, task: str) -> CellSummary:
     return summary
 
 
+def _measure(blocks) -> Optional[str]:
+    """The one column measure of ``blocks`` (shape blocks) when it is not a task's score
+    (MP2 Table 4: minutes); None when the columns hold the tasks' own scores."""
+    measures = {m for b in blocks for m in b.get("metrics", {}).values()}
+    return measures.pop() if len(measures) == 1 and measures <= NOT_SCORES else None
+
+
 def _track_stand_ins(title: str, stand_ins: List[str]) -> List[str]:
     """The stand-ins a block of MP2's track layout takes: those of the track its title starts
     with ("UNSEEN DATA / ..."). Blocks of other layouts take none."""
@@ -317,8 +324,7 @@ def build_table(cfg: dict, paper: str, table: str) -> Table:
         rows = [(m, s) for m in block_methods for s in shots]
         # a block of another measure than the tasks' scores (MP2 Table 4: minutes) measures
         # the run's own columns in it too
-        measures = set(spec_block.get("metrics", {}).values())
-        measure = measures.pop() if len(measures) == 1 and measures <= NOT_SCORES else None
+        measure = _measure([spec_block])
         block_metrics = [measure or TASKS.get(t).metric for t in tasks]
         if measure:
             for key in block_methods:
@@ -327,8 +333,7 @@ def build_table(cfg: dict, paper: str, table: str) -> Table:
     leftover = [t for t in stand_ins if t not in placed]
     if leftover and methods:
         # the table's one measure where it is not a score (MP2 Table 4: minutes) measures them too
-        measures = {m for b in shape["blocks"].values() for m in b.get("metrics", {}).values()}
-        measure = measures.pop() if len(measures) == 1 and measures <= NOT_SCORES else None
+        measure = _measure(shape["blocks"].values())
         if measure:
             for key in methods:
                 column_metrics.setdefault(key, {}).update({t: measure for t in leftover})
@@ -345,8 +350,9 @@ def build_table(cfg: dict, paper: str, table: str) -> Table:
     multi_shot = len(shots) > 1 or any(len(r) > 2 for b in shape["blocks"].values() for r in b["rows"])
     labels: Dict[Row, Tuple[str, str]] = {(MAJORITY, 0): ("Majority class (reference)", "0")}
     epochs: Dict[str, int] = {}
+    sources = row_sources(cfg)
     for name in methods:
-        source, view = row_sources(cfg)[name]
+        source, view = sources[name]
         method = METHODS.get(source)
         method_cfg = method.make_config(cfg["methods"].get(source))
         if hasattr(method_cfg, "epochs"):  # black-box methods count forward calls instead
@@ -393,7 +399,7 @@ def build_table(cfg: dict, paper: str, table: str) -> Table:
                           "are shown as the run's own columns, never under a paper column")
     else:
         header.append("this run regenerates no row of this table (its published numbers are in the diff)")
-    trained_names = {row_name(k) for k in row_sources(cfg)}
+    trained_names = {row_name(k) for k in sources}
     skipped = [f"{m} under {title}" for title, b in shape["blocks"].items() for m in dict.fromkeys(r[0] for r in b["rows"])
                if m in trained_names and row_key(m, paradigm_of_block(title)) not in methods]
     if skipped:

@@ -182,6 +182,15 @@ def predict_rows(forward: Callable[[Batch], torch.Tensor], pairs: Sequence, pad_
     return preds
 
 
+def split_by_sizes(values: Sequence, sizes: Sequence[int]) -> List[List]:
+    """``values`` cut into consecutive pieces of ``sizes`` (one per row of a shared batch)."""
+    out, cursor = [], 0
+    for k in sizes:
+        out.append(list(values[cursor:cursor + k]))
+        cursor += k
+    return out
+
+
 def score_predictions(task, encoder: MRCEncoder, encs: List[Encoded], preds: List) -> Dict[str, float]:
     """The task's metrics of ``preds`` (option indices, or token spans decoded to text)."""
     if task.kind == "extractive":
@@ -243,12 +252,7 @@ class GroupTrainer:
         pairs = [(s, e) for s in seeds for e in getattr(self.data[s], split)]
         preds = predict_rows(self._forward, pairs, self.pad_id, self.device, self.cfg.eval_batch_size,
                              self.extractive)
-        out, cursor = {}, 0
-        for s in seeds:
-            k = len(getattr(self.data[s], split))
-            out[s] = preds[cursor:cursor + k]
-            cursor += k
-        return out
+        return dict(zip(seeds, split_by_sizes(preds, [len(getattr(self.data[s], split)) for s in seeds])))
 
     def _score(self, encs: List[Encoded], preds: List) -> Dict[str, float]:
         return score_predictions(self.task, self.encoder, encs, preds)

@@ -8,12 +8,12 @@ are the same whether it trains alone or in a batch.
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
 from typing import Iterable, List, Optional, Sequence
 
 import torch
 
+from ..io import seed_digest
 from ..model import SpanHead
 
 HEAD_INIT_STD = 0.02  # CPT/BART init_std: MPMP's qa_outputs starts from it (modeling_cpt.py _init_weights)
@@ -21,7 +21,7 @@ HEAD_INIT_STD = 0.02  # CPT/BART init_std: MPMP's qa_outputs starts from it (mod
 
 def seed_generator(seed: int, purpose: str) -> torch.Generator:
     """A generator keyed by (seed, purpose) alone."""
-    digest = hashlib.sha256(f"{seed}|{purpose}".encode()).digest()
+    digest = seed_digest(seed, purpose)
     return torch.Generator().manual_seed(int.from_bytes(digest[:8], "big") & (2**63 - 1))
 
 
