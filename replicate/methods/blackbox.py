@@ -126,7 +126,7 @@ def n_layers_of(depth: str, spec) -> int:
 
 def clipped_std(values: torch.Tensor, rounds: int = 5) -> float:
     """The std of ``values`` after clipping them ``rounds`` times to mean +- 3 std, the
-    statistics recomputed each time (BBTv2 ``deepbbt.py:448-460``)."""
+    statistics recomputed each time (BBTv2 ``deepbbt.py:449-461``)."""
     v = values.double().flatten()
     for _ in range(rounds):
         mu, std = v.mean(), v.std()
