@@ -225,3 +225,11 @@ def test_a_budget_below_one_round_is_refused_before_any_job(tiny_config):
     with pytest.raises(ConfigError, match=f"methods/bbtv2/budget: CMA-ES gets 7 calls, less than one generation "
                                           f"of 4 for each of the {depth} prompted layers"):
         check_config(tiny_config)
+
+
+def test_every_seed_without_a_dev_pick_fails():
+    """A budget below one generation (refused at config check, reachable by direct use) scores
+    nothing on dev: every seed of the group fails, none is left "ok" without a test score."""
+    _, outcomes = tune("bbt", [8, 13, 21], budget=2)
+    assert [o.status for o in outcomes] == ["failed"] * 3
+    assert all("no candidate was scored on dev" in o.error for o in outcomes)
