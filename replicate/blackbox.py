@@ -40,6 +40,7 @@ import torch
 from torch import nn
 
 from .io import seed_digest
+from .model import inference_weights
 from .train import SeedData, SeedOutcome, autocast_forward, collate, example_losses, predict_rows, \
     score_predictions, split_by_sizes
 
@@ -166,19 +167,18 @@ class SearchStage:
 class RouterSearch(SearchStage):
     """MP2 stage I, black-box: Bayesian optimisation (UCB) of the routers, one 'depth x K'
     vector per seed in [-bound, bound]; ``init_points`` random draws first (MPMP: 20). A
-    router's weights are sigmoid(w) / sum (MPMP ``Shallow/modeling_bert.py:594-595``); its
-    candidate's base is the pre-fused z, ``sum_k w_k z_k`` per layer."""
+    router's weights are its inference form ``combine`` (``model.inference_weights``: the
+    pre-training's); its candidate's base is the pre-fused z, ``sum_k w_k z_k`` per layer."""
 
-    def __init__(self, z: torch.Tensor, budget: int, bound: float, kappa: float, init_points: int, eval_every: int,
-                 name="I: router"):
+    def __init__(self, z: torch.Tensor, combine: str, budget: int, bound: float, kappa: float, init_points: int,
+                 eval_every: int, name="I: router"):
         self.z = z.float()  # (depth, K, intrinsic_dim), shared by every seed
+        self.combine = combine
         self.budget, self.bound, self.kappa, self.init_points, self.name = budget, bound, kappa, init_points, name
         self.eval_every = eval_every
 
     def fused(self, router: torch.Tensor) -> torch.Tensor:
-        w = torch.sigmoid(router)
-        w = w / (w.sum(dim=-1, keepdim=True) + 1e-12)
-        return torch.einsum("lk,lki->li", w, self.z)
+        return torch.einsum("lk,lki->li", inference_weights(router, self.combine), self.z)
 
     def run(self, tuner: "BlackBoxTuner") -> None:
         from bayes_opt import BayesianOptimization

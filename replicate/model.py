@@ -101,6 +101,22 @@ class SharedSpanHead(nn.Module):
 ROUTER_COMBINES = ("paper", "mpmp")
 
 
+def inference_weights(logits: torch.Tensor, combine: str) -> torch.Tensor:
+    """A router's weights over its K modular prompts when it is not sampled (inference, a
+    frozen router, black-box stage I and II), ``(..., K)`` -> ``(..., K)``:
+    combine="paper": MP2 eq 1 with the binary router of §3.2, w_k = 1 if the logit > 0, / K;
+    combine="mpmp": sigmoid(w) normalised by its sum (MPMP ``Deep/modeling_bert.py:591-592``,
+        ``Shallow/bbt.py:314-315``, ``Deep/deepbbt.py:308-309``).
+    Pre-training and every downstream method of one checkpoint must use the same form
+    (``methods.base.require_pretraining`` checks ``combine`` at config time)."""
+    if combine == "paper":
+        return (logits > 0).to(logits.dtype) / logits.shape[-1]
+    if combine == "mpmp":
+        w = torch.sigmoid(logits)
+        return w / (w.sum(dim=-1, keepdim=True) + 1e-12)
+    raise ValueError(f"combine must be one of {ROUTER_COMBINES}, not {combine!r}")
+
+
 class RoutedPrompt(nn.Module):
     """MP2's deep modular prompt (Sun et al. 2022, §3.2): per row (a seed downstream, a task
     in pre-training) and per layer, a router w over K modular prompts, combined into that
@@ -111,7 +127,7 @@ class RoutedPrompt(nn.Module):
     the router's inference form:
     combine="paper": eq 1, p = sum_k w_k p_k / K, with w binarised (w_k = 1 if the
         router's logit > 0) at inference and while the router is frozen (stage II).
-    combine="mpmp": the authors' code (``Deep/modeling_bert.py:587-594``): sigmoid(w) at
+    combine="mpmp": the authors' code (``Deep/modeling_bert.py:587-592``): sigmoid(w) at
         inference, and sample or sigmoid divided by its sum (not by K). MPMP's downstream
         trainer calls ``model.eval()`` before every step (``Deep/trainer.py:331-334``), so
         downstream it never samples: ``sample=False`` reproduces it.
@@ -148,10 +164,8 @@ class RoutedPrompt(nn.Module):
             u = torch.stack([torch.rand(logits.shape[1:], generator=g) for g in self.generators])
             u = u.clamp(1e-6, 1 - 1e-6).to(logits.device)
             w = torch.sigmoid((logits + torch.log(u) - torch.log1p(-u)) / self.temperature)  # eqs 2-5
-        elif self.combine == "paper":
-            return (logits > 0).to(logits.dtype) / k
         else:
-            w = torch.sigmoid(logits)
+            return inference_weights(logits, self.combine)
         if self.combine == "paper":
             return w / k
         return w / (w.sum(dim=-1, keepdim=True) + 1e-12)

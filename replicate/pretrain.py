@@ -68,9 +68,11 @@ class PretrainConfig:
     head_lr: learning rate of the MRC head; null: prompt_lr (MPMP puts the head in the
         prompts' optimiser, ``Deep/run.py:87-96``).
     weight_decay: AdamW's (MPMP: the default, 0.01).
-    combine, temperature: the routers' form (``model.RoutedPrompt``; MPMP: temperature 1.0).
-        Pre-training always samples the relaxed Bernoulli (the model is in train mode,
-        MPMP ``Deep/trainer.py:115``).
+    combine, temperature: the routers' form (``model.RoutedPrompt``): "mpmp", MPMP's sigmoid
+        / sum (``Deep/modeling_bert.py:587-592``; temperature 1.0), or "paper", MP2 eq 1's
+        binary router / K; every downstream MP2 method of the checkpoint must use the same
+        (checked at config time). Pre-training always samples the relaxed Bernoulli (the
+        model is in train mode, MPMP ``Deep/trainer.py:115``).
     train_mode: dropout in the backbone while pre-training (MPMP: on).
     dev_fraction: share of each task's upstream data held out as its dev slice (MPMP: 0.1).
     dev_cap: at most this many dev examples per task (null: all).
@@ -98,7 +100,7 @@ class PretrainConfig:
     prompt_lr: float = 1e-4
     head_lr: Optional[float] = None
     weight_decay: float = 0.01
-    combine: str = "paper"
+    combine: str = "mpmp"
     temperature: float = 1.0
     train_mode: bool = True
     dev_fraction: float = 0.1

@@ -187,14 +187,29 @@ def row_sources(cfg: dict) -> Dict[str, Tuple[str, str]]:
     return out
 
 
+def with_ablations(cfg: dict, keys: List[str]) -> List[str]:
+    """``keys`` (row keys, in printed order), each followed by the rows of the grid's methods
+    that are ablations of it (``Method.ablation_of``: no paper prints them), in grid order."""
+    from .methods import METHODS
+
+    out = []
+    for key in keys:
+        out.append(key)
+        paradigm = "gradient" if key == row_name(key) else key.split("@")[1]
+        out += [row_key(m, paradigm) for m in cfg["grid"]["methods"]
+                if METHODS.get(m).ablation_of == row_name(key) and METHODS.get(m).paradigm == paradigm]
+    return list(dict.fromkeys(out))
+
+
 def regenerated_methods(cfg: dict, paper: str, table: str) -> List[str]:
-    """The row keys (``row_key``) of the paper table's rows that this run fills."""
+    """The row keys (``row_key``) of the paper table's rows that this run fills, each
+    followed by the rows of its ablations in the grid."""
     if not any(r["shot"] for r in published.rows(paper, table)):
         return []  # not a table of few-shot results (MP2 Table 1: parameter and data sizes)
     sources = row_sources(cfg)
     keys = [row_key(r[0], paradigm_of_block(title)) for title, b in _shape(paper, table)["blocks"].items()
             for r in b["rows"]]
-    return [k for k in dict.fromkeys(keys) if k in sources]
+    return [k for k in with_ablations(cfg, [k for k in dict.fromkeys(keys) if k in sources]) if k in sources]
 
 
 def _shape(paper: str, table: str) -> dict:
@@ -306,8 +321,8 @@ def build_table(cfg: dict, paper: str, table: str) -> Table:
 
     blocks: List[Block] = []
     for title, spec_block in shape["blocks"].items():
-        block_methods = [k for k in dict.fromkeys(row_key(r[0], paradigm_of_block(title)) for r in spec_block["rows"])
-                         if k in methods]
+        block_methods = with_ablations(cfg, [k for k in dict.fromkeys(row_key(r[0], paradigm_of_block(title))
+                                                                      for r in spec_block["rows"]) if k in methods])
         if not block_methods:
             continue
         averages = spec_block.get("averages") or {}

@@ -85,3 +85,20 @@ def test_shipped_configs_validate():
             assert {"mp2-shallow", "mp2-deep", "mp2-shallow-w-fsl", "mp2-deep-wo-fsl", "ppt-unified",
                     "spot"} <= set(cfg["grid"]["methods"])
             assert {n for names in pretrainings_of(cfg).values() for n in names} == set(cfg["pretraining"])
+
+
+@pytest.mark.parametrize("method", ["mp2-shallow", "mp2-deep-black-box"])
+def test_a_router_form_other_than_the_pretrainings_is_refused_in_one_line(method):
+    """Gradient and black-box MP2 read the routers' form of their pre-training: a mismatch
+    (MPMP's sigmoid / sum downstream of an eq 1 pre-training, or the reverse) stops at
+    config check, before any job; the paper config itself passes."""
+    cfg = load_config(str(REPO / "config" / "paper.yaml"))
+    cfg["grid"]["methods"] = [method]
+    name = pretrainings_of(cfg)[method][0]
+    other = {"mpmp": "paper", "paper": "mpmp"}
+    cfg["pretraining"][name] = {**cfg["pretraining"][name],
+                                "combine": other[cfg["pretraining"][name].get("combine", "mpmp")]}
+    with pytest.raises(ConfigError) as err:
+        check_config(cfg, check_data=False)
+    assert f"methods/{method}: pre-training {name!r}" in str(err.value) and "combine" in str(err.value)
+    assert "\n" not in str(err.value)

@@ -124,7 +124,7 @@ def test_two_stages_train_the_router_then_the_prompts(name):
 
 
 def test_paper_stage_two_tunes_only_the_selected_prompts():
-    model, outcomes, start, (end_1, end_2), _ = train_mp2("mp2-shallow", SEEDS)
+    model, outcomes, start, (end_1, end_2), _ = train_mp2("mp2-shallow-eq1", SEEDS)
     selected = end_1["prompt.router"] > 0  # (seeds, layers, K)
     moved = (end_2["prompt.bank.weight"] != end_1["prompt.bank.weight"]).flatten(3).any(-1)
     # AdamW's weight decay also shrinks an unselected prompt, but no gradient reaches it:
@@ -159,8 +159,25 @@ def test_checkpoint_of_other_shape_is_one_clear_error():
 
 def test_config_refuses_paper_combine_without_sampling():
     with pytest.raises(ConfigError, match="sample_router"):
-        METHODS.get("mp2-shallow").make_config({"sample_router": False})
+        METHODS.get("mp2-shallow").make_config({"sample_router": False, "combine": "paper"})
+    with pytest.raises(ConfigError, match="sample_router"):
+        METHODS.get("mp2-shallow-eq1").make_config({"sample_router": False})
     METHODS.get("mp2-shallow").make_config({"sample_router": False, "combine": "mpmp"})
+
+
+def test_mpmp_router_form_is_the_default_and_eq1_the_ablation():
+    """MP2 Table 3 came from MPMP's form (sigmoid / sum, never sampled downstream); the eq 1
+    variants train from pre-trainings of their own form."""
+    from replicate.pretrain import PretrainConfig
+
+    for name in ("mp2-shallow", "mp2-deep", "mp2-shallow-w-fsl", "mp2-deep-wo-fsl"):
+        cfg = METHODS.get(name).make_config({})
+        assert (cfg.combine, cfg.sample_router) == ("mpmp", False) == (PretrainConfig().combine, False)
+    for name, varies in (("mp2-shallow-eq1", "mp2-shallow"), ("mp2-deep-eq1", "mp2-deep")):
+        method, base = METHODS.get(name), METHODS.get(varies)
+        cfg = method.make_config({})
+        assert (cfg.combine, cfg.sample_router, cfg.pretraining) == ("paper", True, name)
+        assert method.ablation_of == varies and cfg.depth == base.make_config({}).depth
 
 
 def test_params_give_mp2_table3_counts():

@@ -165,3 +165,30 @@ def test_black_box_rows_router_only_and_minutes(tiny_config):
     assert minutes.cells[("mp2-shallow-stage1-only@black-box", 8, "bbc-topic")].mean == 0.5  # 60 s / 2 seeds
     assert minutes.cells[("mp2-shallow@black-box", 8, "bbc-topic")].mean == 5.0
     assert minutes.cells[("mp2-shallow@black-box", 8, "bbc-topic")].text() == "5.00 ± 0.00"  # as Table 4 prints
+
+
+def test_ablation_rows_follow_the_row_they_vary(tiny_config):
+    """A variant no paper prints (MP2's eq 1 router, ``Method.ablation_of``) gets a row of its
+    own right under the row it varies, read from its own cells; its diff rows have no
+    published number."""
+    tiny_config["grid"]["methods"] = ["mp2-shallow-eq1", "pt", "mp2-shallow"]
+    tiny_config["grid"]["tasks"] = ["bbc-topic"]
+    tiny_config["protocol"]["downstream_reserve"] = 0.2
+    small = {"prompt_length": 4, "epochs": 2, "stage1_epochs": 1, "n_prompts": 4}
+    tiny_config["methods"] = {"pt": {"epochs": 1}, "mp2-shallow": small, "mp2-shallow-eq1": small}
+    upstream = {"prompt": "shallow", "tasks": ["bbc-topic", "bbc-title-topic"], "prompt_length": 4, "n_prompts": 4,
+                "intrinsic_dim": 8, "steps": 2}
+    tiny_config["pretraining"] = {"mp2-shallow": upstream, "mp2-shallow-eq1": {**upstream, "combine": "paper"}}
+    cfg = check_config(tiny_config)
+    score = {"pt": 20.0, "mp2-shallow": 30.0, "mp2-shallow-eq1": 40.0}
+    for cell in cells(cfg):
+        fake_result(cfg, cell, score[cell.method])
+    table = build_table(cfg, "mp2", "3")
+    (block,) = [b for b in table.blocks if b.title == "UNSEEN DATA / Gradient Descent"]
+    assert [m for m, _ in block.rows] == ["pt", "mp2-shallow", "mp2-shallow-eq1", "majority-class"]
+    assert table.cells[("mp2-shallow-eq1", 8, "bbc-topic")].mean == 40.0
+    assert table.labels[("mp2-shallow-eq1", 8)][0] == "Shallow MP2, eq 1 router"
+    assert "mp2-shallow-eq1" in regenerated_methods(cfg, "mp2", "3")
+    # without the row it varies, an ablation has no place in the paper's table
+    cfg["grid"]["methods"] = ["pt", "mp2-shallow-eq1"]
+    assert "mp2-shallow-eq1" not in regenerated_methods(cfg, "mp2", "3")

@@ -118,7 +118,7 @@ def test_paper_config_runs_end_to_end_on_a_tiny_cpt(tmp_path, tiny_cpt_dir):
     assert done.returncode == 0, done.stderr[-3000:]
     results = Path(cfg["results_dir"])
     rows = list(csv.DictReader(open(results / "tables" / "mp2_table3.csv", encoding="utf-8")))
-    methods = ("model-tuning", "pt", "ptv2", "mp2-shallow", "mp2-deep")
+    methods = ("model-tuning", "pt", "ptv2", "mp2-shallow", "mp2-deep", "mp2-shallow-eq1", "mp2-deep-eq1")
     scored = {(r["method"], r["task"]): r for r in rows if r["method"] in methods and "Gradient" in r["block"]}
     for method in methods:
         for task in PAPER_TASKS:
@@ -164,21 +164,22 @@ def test_paper_config_dry_run_lists_every_cell_offline():
     done = snakemake("-n", "--cores", "8", "table3", "--configfile", "config/paper.yaml")
     assert done.returncode == 0, done.stderr[-2000:]
     out = done.stdout
-    # Table 3: 7 gradient and 4 black-box methods x 14 tasks; MP2's, SPoT's and Unified PPT's
-    # pre-trainings; MP2's Figs 3 and 5
-    assert job_counts(out) == {"split": 14, "pretrain_data": 4, "pretrain": 4, "train": 154, "paper_table": 1,
+    # Table 3: 7 gradient methods, MP2's eq 1 ablation (2) and 4 black-box methods x 14 tasks;
+    # MP2's (both router forms), SPoT's and Unified PPT's pre-trainings; MP2's Figs 3 and 5
+    assert job_counts(out) == {"split": 14, "pretrain_data": 6, "pretrain": 6, "train": 182, "paper_table": 1,
                                "mp2_fig5_figure": 1, "mp2_fig3_figure": 1, "table3": 1}
     for task in PAPER_TASKS:
-        for method in ("model-tuning", "pt", "ptv2", "ppt-unified", "spot", "mp2-shallow", "mp2-deep") + BLACK_BOX:
+        for method in ("model-tuning", "pt", "ptv2", "ppt-unified", "spot", "mp2-shallow", "mp2-deep", "mp2-shallow-eq1",
+                       "mp2-deep-eq1") + BLACK_BOX:
             for seed in (8, 13, 21, 42, 100):
                 assert f"results/paper/cells/cpt-large/{task}/shot32/{method}/seed{seed}.json" in out
-    for name in ("mp2-shallow", "mp2-deep", "spot", "ppt-unified"):
+    for name in ("mp2-shallow", "mp2-deep", "spot", "ppt-unified", "mp2-shallow-eq1", "mp2-deep-eq1"):
         assert f"results/paper/pretrain/{name}/cpt-large/checkpoint.pt" in out
         assert f"results/paper/pretrain-data/{name}/manifest.json" in out
     # Tables 3-5 together: the Table 5 ablation adds its two pre-trainings and their cells
     done = snakemake("-n", "--cores", "8", "mp2_table3", "mp2_table4", "mp2_table5", "--configfile",
                      "config/paper.yaml")
-    assert job_counts(done.stdout) == {"split": 14, "pretrain_data": 6, "pretrain": 6, "train": 182,
+    assert job_counts(done.stdout) == {"split": 14, "pretrain_data": 8, "pretrain": 8, "train": 210,
                                        "paper_table": 3, "mp2_table3": 1, "mp2_table4": 1, "mp2_table5": 1}
     for name in ("mp2-shallow-fsl", "mp2-deep-nofsl"):
         assert f"results/paper/pretrain/{name}/cpt-large/checkpoint.pt" in done.stdout
@@ -198,7 +199,7 @@ def test_paper_config_dry_run_lists_every_cell_offline():
     # every table with a row of these methods, from the same training jobs
     done = snakemake("-n", "--cores", "8", "tables", "--configfile", "config/paper.yaml")
     # (+ MP2 Table 5 from the FSL ablation's cells and Table 4 from black-box MP2's)
-    assert job_counts(done.stdout) == {"split": 14, "pretrain_data": 8, "pretrain": 8, "train": 214,
+    assert job_counts(done.stdout) == {"split": 14, "pretrain_data": 10, "pretrain": 10, "train": 242,
                                        "paper_table": len(TABLES_WITH_BUILT_METHODS) + 2, "tables": 1}
 
 

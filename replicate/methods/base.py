@@ -165,6 +165,9 @@ class Method:
     # Paper rows that read this method's cells another way: row -> view. "stage1": stage I
     # alone, the test score (or wall time) of stage I's best checkpoint (MP2's Router-only).
     row_views: Mapping[str, str] = {}
+    # A variant of another method that no paper prints (an ablation of the harness's own):
+    # its rows follow that method's rows wherever the run regenerates them (tables.build_table).
+    ablation_of: Optional[str] = None
     progress_unit: str = "epoch"  # what the dev curve's x counts
     trainer: Any = None         # the class that tunes a group (None: train.GroupTrainer)
 

@@ -31,7 +31,7 @@ import torch
 
 from ..blackbox import BlackBoxTuner, IntrinsicSpace, OffsetSearch, PopulationPrompt, RouterSearch, RowSpanHead
 from ..errors import ConfigError
-from ..model import PromptedMRC
+from ..model import ROUTER_COMBINES, PromptedMRC
 from .base import Method, check_fields, register_method, require_pretraining
 from .common import HEAD_INIT_STD, seed_generator
 
@@ -100,6 +100,9 @@ class MP2BlackBoxConfig(BlackBoxConfig):
     init_points: random routers before UCB takes over (MPMP: 20).
     router_eval_every: stage I's dev-check interval in calls (MPMP: 10).
     n_prompts: modular prompts per layer, K (MP2: 8).
+    combine: how a router weighs the pre-trained z_k (``model.inference_weights``): "mpmp",
+        sigmoid / sum (MPMP ``Shallow/bbt.py:314-315``, ``Deep/deepbbt.py:308-309``), or
+        "paper", eq 1's binary router / K; must be the pre-training's (checked at config time).
     """
 
     router_budget: int = 200
@@ -108,11 +111,13 @@ class MP2BlackBoxConfig(BlackBoxConfig):
     init_points: int = 20
     router_eval_every: int = 10
     n_prompts: int = 8
+    combine: str = "mpmp"
     pretraining: Optional[str] = "mp2-shallow"
 
     def validate(self) -> None:
         super().validate()
-        check_fields(self, at_least_one=("router_budget", "router_eval_every", "n_prompts"),
+        check_fields(self, choices={"combine": ROUTER_COMBINES},
+                     at_least_one=("router_budget", "router_eval_every", "n_prompts"),
                      positive=("router_bound",), non_negative=("kappa", "init_points"))
         if self.router_budget > self.budget:
             raise ConfigError(f"router_budget: {self.router_budget} is more than budget ({self.budget})")
@@ -240,7 +245,7 @@ class MP2BlackBox(BlackBox):
 
     def check_pretraining(self, cfg, name: str, pretrain_cfg) -> None:
         require_pretraining(self.name, name, pretrain_cfg, prompt=cfg.depth, prompt_length=cfg.prompt_length,
-                            n_prompts=cfg.n_prompts, intrinsic_dim=cfg.intrinsic_dim)
+                            n_prompts=cfg.n_prompts, intrinsic_dim=cfg.intrinsic_dim, combine=cfg.combine)
 
     def build(self, backbone, spec, tokenizer, cfg, seeds: List[int], init_tokens=None, pretrained=None):
         if pretrained is None or "z" not in pretrained:
@@ -259,8 +264,8 @@ class MP2BlackBox(BlackBox):
         depth, d = pre["z"].shape[0], pre["z"].shape[2]
         for s in range(tuner.n):
             tuner.spaces[s] = IntrinsicSpace(A, torch.zeros(depth, d), cfg.prompt_length, A.shape[2] // cfg.prompt_length)
-        stages = [RouterSearch(pre["z"], cfg.router_budget, cfg.router_bound, cfg.kappa, cfg.init_points,
-                               cfg.router_eval_every)]
+        stages = [RouterSearch(pre["z"], cfg.combine, cfg.router_budget, cfg.router_bound, cfg.kappa,
+                               cfg.init_points, cfg.router_eval_every)]
         if cfg.budget > cfg.router_budget:
             stages.append(OffsetSearch(cfg.budget - cfg.router_budget, cfg.popsize, cfg.sigmas(depth), cfg.bound,
                                        cfg.eval_every, name="II: prompt", from_best=True))

@@ -18,7 +18,9 @@ score, i.e. what stage I alone gives.
 
 Registered variants (MP2 Table 3 rows and Table 5's ablation):
 ``mp2-shallow`` (pre-trained without FSL, the paper's choice, Appendix B), ``mp2-deep``
-(with FSL), ``mp2-shallow-w-fsl`` and ``mp2-deep-wo-fsl``. Table 5's other two rows,
+(with FSL), ``mp2-shallow-w-fsl`` and ``mp2-deep-wo-fsl``; and ``mp2-shallow-eq1`` /
+``mp2-deep-eq1``, the paper's binary router (eq 1) instead of MPMP's sigmoid / sum, each
+from a pre-training of that form (rows of their own, under the row they vary). Table 5's other two rows,
 "w/o FSL" under Shallow and "w/ FSL" under Deep, are exactly ``mp2-shallow`` and
 ``mp2-deep``: the tables read those cells for them (``rows``), nothing is trained twice.
 """
@@ -56,11 +58,14 @@ class MP2Config(TrainConfig):
     head_lr: stage II's learning rate of the MRC head (MPMP: the prompts' optimiser, so the
         same as lr).
     router_init_range: routers start from U(-r, r) (MPMP: 1e-3).
-    combine: "paper" (eq 1: sum / K; binarised router at inference and in stage II) or
-        "mpmp" (sigmoid normalised by its sum), see ``model.RoutedPrompt``.
+    combine: the router's form, which must be the pre-training's (checked at config time):
+        "mpmp" (sigmoid normalised by its sum: what produced MP2 Table 3, MPMP
+        ``Deep/modeling_bert.py:587-592``) or "paper" (eq 1: sum / K, binarised router at
+        inference and in stage II; the ``-eq1`` ablation variants), see
+        ``model.inference_weights``.
     sample_router: while the router trains, weight the prompts by a relaxed-Bernoulli
-        sample (MP2 eqs 2-5). MPMP's downstream trainer runs the model in eval mode, so it
-        never samples downstream (False with combine="mpmp" reproduces it).
+        sample (MP2 eqs 2-5). MPMP's downstream trainer runs the model in eval mode
+        (``Deep/trainer.py:331-334``), so it never samples downstream: False reproduces it.
     temperature: the relaxed Bernoulli's temperature (MPMP: 1.0).
     """
 
@@ -74,8 +79,8 @@ class MP2Config(TrainConfig):
     lr: float = 3e-4
     head_lr: float = 3e-4
     router_init_range: float = 1e-3
-    combine: str = "paper"
-    sample_router: bool = True
+    combine: str = "mpmp"
+    sample_router: bool = False
     temperature: float = 1.0
 
     def validate(self) -> None:
@@ -101,8 +106,9 @@ class MP2(Method):
     config_cls = MP2Config
     paradigm = "gradient"
 
-    def __init__(self, name: str, label: str, defaults: Dict, rows: tuple = ()):
+    def __init__(self, name: str, label: str, defaults: Dict, rows: tuple = (), ablation_of: Optional[str] = None):
         self.name, self.paper_label, self.defaults, self.rows = name, label, defaults, rows
+        self.ablation_of = ablation_of
 
     def prompt_length(self, cfg: MP2Config) -> int:
         return cfg.prompt_length
@@ -112,7 +118,7 @@ class MP2(Method):
 
     def check_pretraining(self, cfg: MP2Config, name: str, pretrain_cfg) -> None:
         require_pretraining(self.name, name, pretrain_cfg, prompt=cfg.depth, prompt_length=cfg.prompt_length,
-                            n_prompts=cfg.n_prompts)
+                            n_prompts=cfg.n_prompts, combine=cfg.combine)
 
     def build(self, backbone, spec, tokenizer, cfg: MP2Config, seeds: List[int], init_tokens=None,
               pretrained=None) -> PromptedMRC:
@@ -170,3 +176,11 @@ register_method(MP2("mp2-shallow", "Shallow MP2", SHALLOW, rows=("mp2-shallow-wo
 register_method(MP2("mp2-deep", "Deep MP2", DEEP, rows=("mp2-deep-w-fsl",)))
 register_method(MP2("mp2-shallow-w-fsl", "Shallow MP2 w/ FSL", {**SHALLOW, "pretraining": "mp2-shallow-fsl"}))
 register_method(MP2("mp2-deep-wo-fsl", "Deep MP2 w/o FSL", {**DEEP, "pretraining": "mp2-deep-nofsl"}))
+# The paper's own router form (MP2 §3.2: eq 1 with a binary router at inference, relaxed-
+# Bernoulli samples while the router trains), from pre-trainings of that form: an ablation of
+# the form that produced MP2 Table 3 (MPMP's), in its own rows below the row it varies.
+EQ1 = {"combine": "paper", "sample_router": True}
+register_method(MP2("mp2-shallow-eq1", "Shallow MP2, eq 1 router", {**SHALLOW, **EQ1, "pretraining": "mp2-shallow-eq1"},
+                    ablation_of="mp2-shallow"))
+register_method(MP2("mp2-deep-eq1", "Deep MP2, eq 1 router", {**DEEP, **EQ1, "pretraining": "mp2-deep-eq1"},
+                    ablation_of="mp2-deep"))
