@@ -13,11 +13,15 @@ Retrieval (``spot-retrieval``, SPoT §4): a prompt per source task (a pre-traini
 ``prompt: per-task``), prompts read as task embeddings, and the target task's nearest source
 as its initialisation. The target's embedding is its own prompt after ``probe_epochs`` of PT
 from the vocabulary init on the seed's few-shot training set (stage "probe", never the
-tested checkpoint); each source is scored by ``similarity``: "average-tokens", the cosine of
-the two prompts' average tokens, or "per-token", the average cosine over every pair of
-their tokens (SPoT's two measures). The seed's prompt and head are then replaced by the
-best source's prompt and the pre-training's head, and the "transfer" stage tunes them for
-``epochs``. Every result records, in its probe stage, the source it took and the ranking.
+tested checkpoint). The probe trains the prompt alone, against the pre-training's MRC head,
+frozen: the source prompts were all trained against that one shared head, so the target's
+prompt is compared to them in the same head's space (in SPoT every prompt conditions the
+same frozen model, output layer included). Each source is scored by ``similarity``:
+"average-tokens", the cosine of the two prompts' average tokens, or "per-token", the average
+cosine over every pair of their tokens (SPoT's two measures). The seed's prompt is then
+replaced by the best source's prompt, its head stays the pre-training's (``transfer_head``
+false: a fresh draw replaces it), and the "transfer" stage tunes both for ``epochs``. Every
+result records, in its probe stage, the source it took and the ranking.
 """
 
 from __future__ import annotations
@@ -40,7 +44,10 @@ class SpotRetrievalConfig(PretrainedPromptConfig):
 
     pretraining: a run with ``prompt: per-task`` (one prompt per source task).
     probe_epochs: epochs of PT on the target's few-shot training set that give its task
-        embedding (the prompt and a fresh head train; their dev scores are not used).
+        embedding (the prompt alone trains, against the pre-training's head, frozen; its dev
+        scores are not used).
+    transfer_head: the head the transfer stage starts from: the pre-training's (True) or a
+        fresh draw (False); the probe always uses the pre-training's.
     similarity: "average-tokens" or "per-token" (SPoT §4).
     """
 
@@ -78,14 +85,26 @@ class SpotRetrieval(FormattedPrompt):
         if tuple(sources.shape[1:]) != (cfg.prompt_length, spec.d_model):
             raise ConfigError(f"{self.name}: the source prompts are {tuple(sources.shape[1:])} (length, d); the "
                               f"method's config needs ({cfg.prompt_length}, {spec.d_model})")
-        model = super().build(backbone, spec, tokenizer, cfg, seeds, init_tokens)  # PT's init: the probe's start
-        model.retrieval_sources = (sources, pretrained["head"].float(), list(pretrained["tasks"]))
+        from ..model import PromptedMRC
+        from .common import pretrained_span_head, span_head
+
+        backbone.requires_grad_(False)
+        head = pretrained["head"].float()
+        # the probe's start: PT's prompt init, and the pre-training's head (frozen in the probe)
+        model = PromptedMRC(backbone, spec, pretrained_span_head(head, len(seeds)),
+                            self.make_prompt(backbone, spec, cfg, seeds, init_tokens))
+        fresh = None if cfg.transfer_head else span_head(spec.d_model, seeds).weight.detach()
+        model.retrieval_sources = (sources, fresh, list(pretrained["tasks"]))
         return model
+
+    def probe_groups(self, model, cfg: SpotRetrievalConfig) -> List[Dict]:
+        """The probe trains the prompt alone: the head is the pre-training's, frozen."""
+        return [{"params": list(model.prompt.parameters()), "lr": cfg.lr}]
 
     def stages(self, model, cfg: SpotRetrievalConfig):
         from ..train import Stage
 
-        sources, head, tasks = model.retrieval_sources
+        sources, fresh, tasks = model.retrieval_sources
 
         def retrieve(seeds: List[int]) -> Dict[int, Dict]:
             out = {}
@@ -94,13 +113,13 @@ class SpotRetrieval(FormattedPrompt):
                     sims = similarities(model.prompt.weight[s].float(), sources, cfg.similarity)
                     best = int(sims.argmax())  # the first of equals, as the ranking's stable sort
                     model.prompt.weight[s].copy_(sources[best])
-                    if cfg.transfer_head:
-                        model.head.weight[s].copy_(head)
+                    if fresh is not None:  # transfer_head false: the transfer starts from a fresh head
+                        model.head.weight[s].copy_(fresh[s])
                     ranking = sorted(zip(tasks, sims.tolist()), key=lambda x: -x[1])
                     out[s] = {"retrieved": tasks[best], "similarity": [[t, round(v, 5)] for t, v in ranking]}
             return out
 
-        return [Stage("probe", cfg.probe_epochs, self.param_groups(model, cfg), selects=False, leave=retrieve),
+        return [Stage("probe", cfg.probe_epochs, self.probe_groups(model, cfg), selects=False, leave=retrieve),
                 Stage("transfer", cfg.epochs, self.param_groups(model, cfg))]
 
 

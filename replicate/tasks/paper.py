@@ -5,14 +5,16 @@ only inside a training job. A user without the Hub (or with a private copy) poin
 at local files with the same schema via the config key ``paper_data_files`` (the tests do
 exactly that with small fixtures, in the Hub's schemas). Templates, label words and option
 order are those of the authors' code (MPMP), of which MP2 Table 7 prints shortened examples;
-``template_from_code=False`` marks the two COTE tasks, whose question MPMP keeps in data files
-it did not release.
+``template_from_code=False`` marks the two COTE tasks, whose question MPMP keeps in its data
+files (a ``question`` field), not in its code; the harness asks its own.
 
 Hub ids: the CLUE configs (``clue/clue``) and ChnSentiCorp (``lansinuote/ChnSentiCorp``)
 were checked against their dataset cards; ``verified_hub_id=False`` marks ids taken from
 secondary listings that could not be checked from the build machine. MP2's own copies of
-THUCNews, Amazon, CCPM and COTE are not on the Hub (the authors promised a release), so
-those need ``paper_data_files``.
+THUCNews, Amazon, CCPM and COTE are not on the Hub; MPMP released them with its other
+datasets as an archive of loading-script folders (its README, ``README.md:6``), so those
+need ``paper_data_files``, exported and renamed to the schemas read here
+(docs/methods/mp2.md, "MPMP's datasets and paper_data_files").
 """
 
 from __future__ import annotations

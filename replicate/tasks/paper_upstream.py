@@ -26,14 +26,21 @@ Where everything comes from
 What is verified and what is not
 --------------------------------
 Verified (against the MPMP mirror): the list, its order, every template, label word and
-option order, and the field names. NOT verified: any Hub copy. MPMP loads every dataset
-from a local loading script under ``DataConfig.meta_path`` (``/remote-home/share/zfhe/
-MPMP_data/<dir>/<script>.py``), which the authors did not release; MPMP names no Hub id
-at all. So every task here has ``HubSource(None, None, ...)`` ("not on the Hub: needs
-paper_data_files") and ``verified_hub_id=False``; ``extra["mpmp_script"]`` records MPMP's
-script path. Where a public Hub copy of the same corpus is well known it is recorded as
-``extra["hub_candidate"]``, unchecked (this build machine cannot reach the Hub) and with a
-different schema and label order from MPMP's, so it is not usable as is.
+option order, and the field names. NOT verified: any Hub copy, and the released data.
+MPMP loads every dataset from a local loading script under ``DataConfig.meta_path``
+(``/remote-home/share/zfhe/MPMP_data/<dir>/<script>.py``, splits ``train``, ``validation``
+and ``downstream``, ``Deep/dataloader.py:100-118``); the authors released those 45 dataset
+folders as an archive linked from MPMP's README (``README.md:6``, Google Drive), which this
+harness has not downloaded. MPMP names no Hub id at all. So every task here has
+``HubSource(None, None, ...)`` ("not on the Hub: needs paper_data_files") and
+``verified_hub_id=False``; ``extra["mpmp_script"]`` records MPMP's script path. The scripts
+do not run under ``datasets`` >= 4: export each split to JSON lines with an older
+``datasets`` and point ``paper_data_files`` at them (``train``: MPMP's train split,
+``test``: its validation split); the rows then load as they are, in MPMP's field names
+(docs/methods/mp2.md, "MPMP's datasets and paper_data_files"). Where a public Hub copy of
+the same corpus is well known it is recorded as ``extra["hub_candidate"]``, unchecked (this
+build machine cannot reach the Hub) and with a different schema and label order from
+MPMP's, so it is not usable as is.
 
 Representation notes
 --------------------
@@ -191,8 +198,8 @@ def _up(name: str, kind: str, labels: Sequence[str], family: str, template: str,
         paper_name: str, table8_id: int, reference: str) -> TaskSpec:
     metric = "f1" if kind == "extractive" else "acc"
     provenance = (f"{paper_name} ({reference}; MP2 Table 8 #{table8_id}); MPMP loads {MPMP_DATA_DIR}/{script}, "
-                  f"a local loading script it did not release; not on the Hub: needs paper_data_files "
-                  f"in MPMP's schema")
+                  f"a local loading script (MPMP's released dataset archive); not on the Hub: needs "
+                  f"paper_data_files in MPMP's schema")
     source = HubSource(None, None, "train", "validation", convert, provenance, False)
     spec = _task(name, kind, labels, metric, "upstream", template, source, paper_name)
     extra = dict(spec.extra, mpmp_script=script, table8_id=table8_id)
