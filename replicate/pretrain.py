@@ -11,8 +11,9 @@ different learning rates: fast and slow learning (FSL) when they differ.
 
 Data: an upstream task's training pool minus its downstream reserve (``splits.
 few_shot_pool``: what few-shot draws may use) minus any example whose text is in the test
-pool of any downstream task of its suite; ``dev_fraction`` of what is left (a seeded draw,
-MPMP: 10% of train with seed 42, ``Deep/dataloader.py:102-109``) is that task's dev slice.
+pool of any downstream task of its suite; ``dev_fraction`` of what is left, at most ``dev_max``
+(a seeded draw; MPMP: 10% of train, or 12,288 where train has 122,880 or more, seed 42,
+``Deep/dataloader.py:102-109``; ``dev_size``) is that task's dev slice.
 The best checkpoint is the one with the best mean dev score over the tasks (MPMP
 ``Deep/trainer.py:88-104``); UNSEEN TASK tasks are refused.
 
@@ -73,7 +74,16 @@ class PretrainConfig:
         MPMP ``Deep/trainer.py:115``).
     train_mode: dropout in the backbone while pre-training (MPMP: on).
     dev_fraction: share of each task's upstream data held out as its dev slice (MPMP: 0.1).
-    dev_cap: at most this many dev examples per task (null: all).
+    dev_max: at most this many dev examples per task, the rest of the task's data trains
+        (MPMP: 12,288). MPMP holds out ``test_size = .1 if len(train) < 122880 else 12288``
+        through HF ``train_test_split``, which rounds a fractional test size up
+        (``Deep/dataloader.py:104,108``); that is ``min(ceil(0.1 n), 12288)``, since its
+        threshold 122,880 is 12,288 / 0.1. With dev_max set the slice is that:
+        ``min(ceil(dev_fraction n), dev_max)``; null: ``round(dev_fraction n)`` (the rule
+        the embedded default's data were built with; null is left out of the settings, so
+        their hash is unchanged).
+    dev_cap: at most this many dev examples per task (null: all); unlike ``dev_max`` the
+        examples it cuts from the dev slice are not trained on (a cheaper evaluation).
     train_cap: at most this many training examples per task, the first of a seeded
         shuffle (null: all).
     eval_every: steps between dev evaluations (MPMP ``run.py:18``: 50,000); the last step
@@ -102,6 +112,7 @@ class PretrainConfig:
     temperature: float = 1.0
     train_mode: bool = True
     dev_fraction: float = 0.1
+    dev_max: Optional[int] = None
     dev_cap: Optional[int] = None
     train_cap: Optional[int] = None
     eval_every: int = 50_000
@@ -145,7 +156,7 @@ def make_pretrain_config(name: str, values: Mapping[str, Any]) -> PretrainConfig
         check_fields(cfg, choices={"prompt": PROMPT_KINDS, "combine": ROUTER_COMBINES, "precision": ("fp32", "bf16"),
                                    "layout": LAYOUTS},
                      at_least_one=("prompt_length", "n_prompts", "intrinsic_dim", "steps", "batch_size", "eval_every",
-                                   "save_every", "max_length", "eval_batch_size", "dev_cap", "train_cap",
+                                   "save_every", "max_length", "eval_batch_size", "dev_max", "dev_cap", "train_cap",
                                    "init_vocab_size"),
                      positive=("router_lr", "prompt_lr", "head_lr", "temperature"), non_negative=("weight_decay",))
         if not 0 < cfg.dev_fraction < 1:
@@ -246,6 +257,15 @@ def upstream_pools(task, data_dir: str, held_out: HeldOut):
     return task.load_pools(data_dir)
 
 
+def dev_size(n: int, fraction: float, dev_max: Optional[int]) -> int:
+    """How many of a task's ``n`` upstream examples its dev slice holds (at least 1): with
+    ``dev_max``, MPMP's ``min(ceil(fraction n), dev_max)`` (``PretrainConfig.dev_max``);
+    without, ``round(fraction n)``."""
+    if dev_max is None:
+        return max(1, int(round(n * fraction)))
+    return max(1, min(math.ceil(fraction * n), dev_max))  # HF: ceil(test_size * n_samples)
+
+
 def upstream_data(task, pools, protocol, held_out: HeldOut, cfg: PretrainConfig) -> Tuple[list, list]:
     """(train, dev) pre-training examples of one task: its training pool (an UNSEEN DATA
     task's without its downstream reserve) without held-out texts, in a seeded dev slice and
@@ -256,7 +276,7 @@ def upstream_data(task, pools, protocol, held_out: HeldOut, cfg: PretrainConfig)
     kept = [ex for ex in sorted(pools.train, key=lambda ex: ex.id)
             if fraction is None or not in_downstream_reserve(ex.id, fraction)]
     random.Random(f"pretrain-dev|{cfg.seed}|{task.name}").shuffle(kept)
-    n_dev = max(1, int(round(len(kept) * cfg.dev_fraction)))
+    n_dev = dev_size(len(kept), cfg.dev_fraction, cfg.dev_max)
     dev, train = kept[:n_dev], kept[n_dev:]
     if cfg.dev_cap is not None:
         dev = dev[:cfg.dev_cap]
@@ -272,7 +292,10 @@ def upstream_data(task, pools, protocol, held_out: HeldOut, cfg: PretrainConfig)
 
 
 # The fields of a pre-training config its data depends on (the rest shape the training).
-DATA_FIELDS = ("tasks", "dev_fraction", "dev_cap", "train_cap", "seed")
+DATA_FIELDS = ("tasks", "dev_fraction", "dev_max", "dev_cap", "train_cap", "seed")
+# Fields left out of the settings while null (``asdict_config``): fields added after the
+# embedded default's data and checkpoints were built, so their settings hashes stay valid.
+OMITTED_WHEN_NULL = ("dev_max",)
 DATA_FILE = "examples.json.gz"
 DATA_MANIFEST = "manifest.json"
 
@@ -281,7 +304,7 @@ def data_settings_of(settings: Mapping[str, Any]) -> Dict[str, Any]:
     """What a pre-training's data depends on, from its settings: not the backbone, not the
     learning rates. Its hash names the data node every backbone's pre-training reads."""
     return {"pretraining": settings["pretraining"],
-            "config": {k: settings["config"][k] for k in DATA_FIELDS},
+            "config": {k: settings["config"][k] for k in DATA_FIELDS if k in settings["config"]},
             "protocol": settings["protocol"], "data_files": settings["data_files"]}
 
 
@@ -590,6 +613,10 @@ def checkpoint_tensors(raw: Mapping[str, Any]) -> Dict[str, Any]:
 
 
 def asdict_config(cfg: PretrainConfig) -> Dict[str, Any]:
+    """The settings form of ``cfg`` (``OMITTED_WHEN_NULL`` fields left out while null)."""
     out = asdict(cfg)
     out["tasks"] = list(cfg.tasks)
+    for key in OMITTED_WHEN_NULL:
+        if out[key] is None:
+            del out[key]
     return out

@@ -124,3 +124,75 @@ def test_unseen_task_tasks_and_bad_entries_are_one_clear_line(tmp_path):
     bad["pretraining"]["mp2-shallow"]["steps_per_task"] = 3
     with pytest.raises(ConfigError, match="unknown field"):
         check_config(bad)
+
+
+# ---------------------------------------------------------------------------------------
+# dev slice (MPMP's rule)
+
+import math
+from types import SimpleNamespace
+
+from replicate.pretrain import HeldOut, asdict_config, data_settings_of, dev_size
+from replicate.tasks.base import Example
+
+
+def mpmp_test_size(n):
+    """MPMP ``Deep/dataloader.py:104``, as HF ``train_test_split`` counts it: a float test
+    size rounds up, an int is the count."""
+    test_size = .1 if n < 122880 else 12288
+    return math.ceil(test_size * n) if isinstance(test_size, float) else test_size
+
+
+def test_the_paper_dev_slice_is_mpmps_10_percent_or_12288():
+    for n in (1, 9, 10, 11, 1005, 99_999, 122_870, 122_879, 122_880, 122_881, 130_000, 1_000_000, 13_000_000):
+        assert dev_size(n, 0.1, 12288) == mpmp_test_size(n), n
+    # without dev_max: the rule the embedded default's data were built with, unchanged
+    assert [dev_size(n, 0.1, None) for n in (1, 1005, 1015, 200_000)] == [1, 100, 102, 20_000]
+    from replicate.config import load_config
+
+    cfg = load_config("config/paper.yaml")
+    for name, values in cfg["pretraining"].items():
+        pcfg = make_pretrain_config(name, values)
+        assert (pcfg.dev_fraction, pcfg.dev_max) == (0.1, 12288), name
+
+
+def upstream_fixture(n, held=()):
+    task = SimpleNamespace(name="toy", track="upstream")
+    pools = SimpleNamespace(train=[Example(id=f"e{i:03d}", text=f"text number {i}", label=0, options=("a", "b"))
+                                   for i in range(n)])
+    return task, pools, HeldOut(set(held), substrings=False)
+
+
+@pytest.mark.parametrize("n, n_dev", [(8, 2), (11, 3), (12, 3), (13, 3), (40, 3)])
+def test_dev_max_straddles_its_threshold_and_the_rest_trains(n, n_dev):
+    """dev_fraction 0.25 with dev_max 3: MPMP's rule with threshold 12 (= 3 / 0.25): below
+    it ceil(n / 4), from it 3; every other example trains (dev_cap, by contrast, drops)."""
+    task, pools, held = upstream_fixture(n)
+    cfg = make_pretrain_config("toy", {"tasks": ["toy"], "dev_fraction": 0.25, "dev_max": 3})
+    train, dev = upstream_data(task, pools, Protocol(), held, cfg)
+    assert len(dev) == n_dev == (math.ceil(0.25 * n) if n < 12 else 3)
+    assert len(train) == n - n_dev
+    assert {ex.id for ex in train} | {ex.id for ex in dev} == {ex.id for ex in pools.train}
+    capped = make_pretrain_config("toy", {"tasks": ["toy"], "dev_fraction": 0.25, "dev_cap": 3})
+    train, dev = upstream_data(task, pools, Protocol(), held, capped)
+    assert len(dev) == min(3, round(0.25 * n)) and len(train) == n - round(0.25 * n)
+
+
+def test_the_dev_slice_of_dev_max_leaves_out_held_out_texts():
+    held_texts = [f"text number {i}" for i in range(0, 40, 3)]
+    task, pools, held = upstream_fixture(40, held_texts)
+    cfg = make_pretrain_config("toy", {"tasks": ["toy"], "dev_fraction": 0.25, "dev_max": 6})
+    train, dev = upstream_data(task, pools, Protocol(), held, cfg)
+    assert not {ex.text for ex in train + dev} & set(held_texts)
+    assert len(train) + len(dev) == 40 - len(held_texts) and 0 < len(dev) <= 6
+
+
+def test_dev_max_is_checked_and_left_out_of_the_settings_while_null():
+    with pytest.raises(ConfigError, match=r"^config pretraining/toy/dev_max: must be >= 1, not 0$"):
+        make_pretrain_config("toy", {"tasks": ["toy"], "dev_max": 0})
+    plain = asdict_config(make_pretrain_config("toy", {"tasks": ["toy"]}))
+    assert "dev_max" not in plain  # configs without it keep their settings hash (and data)
+    settings = {"pretraining": "toy", "protocol": {}, "data_files": {}}
+    assert "dev_max" not in data_settings_of({**settings, "config": plain})["config"]
+    mpmp = asdict_config(make_pretrain_config("toy", {"tasks": ["toy"], "dev_max": 12288}))
+    assert data_settings_of({**settings, "config": mpmp})["config"]["dev_max"] == 12288
