@@ -34,6 +34,7 @@ import os
 import random
 import statistics
 import time
+from collections import OrderedDict
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -453,6 +454,78 @@ def _load_tensors(model, state: Mapping[str, torch.Tensor]) -> None:
 # the loop
 
 
+def param_groups(model, cfg: PretrainConfig) -> List[Dict[str, Any]]:
+    """The AdamW parameter groups: the routers at ``router_lr``; z and A (or the single
+    prompts) at ``prompt_lr``; the head at ``head_lr``, or ``prompt_lr`` when that is null
+    (MPMP ``Deep/run.py:87-96``). Fast and slow learning is router_lr != prompt_lr."""
+    prompt = model.prompt
+    head = {"params": [model.head.weight], "lr": cfg.prompt_lr if cfg.head_lr is None else cfg.head_lr}
+    if not hasattr(prompt, "router"):
+        return [{"params": [prompt.weight], "lr": cfg.prompt_lr}, head]
+    return [{"params": [prompt.router], "lr": cfg.router_lr},
+            {"params": [prompt.bank.z, prompt.bank.A], "lr": cfg.prompt_lr}, head]
+
+
+class TaskSampler:
+    """The upstream task of each step: uniform at random and independent of the steps
+    before (MP2 3.3; MPMP draws a random index of an endless dataset whose index modulo the
+    number of tasks is the task, ``Deep/dataloader.py:9,53-54``), from a generator keyed by
+    the seed."""
+
+    def __init__(self, n_tasks: int, seed: int):
+        self.n = n_tasks
+        self.rng = random.Random(f"pretrain-tasks|{seed}")
+
+    def next(self) -> int:
+        return self.rng.randrange(self.n)
+
+    def getstate(self):
+        return self.rng.getstate()
+
+    def setstate(self, state) -> None:
+        self.rng.setstate(state)
+
+
+# Encodings held at most by a pre-training (``EncodingCache``). MPMP's 38 tasks hold about
+# 10M training examples, so memoising every encoding seen grows for the whole run (tens of
+# GB at 512 tokens: bench/pretrain_memory.py measures the bytes per encoding); this bound
+# holds every example of the embedded default (13 tasks x at most 500 + 24), so there it
+# never re-encodes.
+ENCODING_CACHE = 16_384
+
+
+class EncodingCache:
+    """Encodings by key, least recently used first out once more than ``limit`` are held
+    (None: no limit). Encoding is deterministic, so the limit changes nothing but memory and
+    time. ``peak``: the most held at once."""
+
+    def __init__(self, limit: Optional[int]):
+        if limit is not None and limit < 1:
+            raise ValueError(f"cache limit must be at least 1 or None, not {limit}")
+        self.limit = limit
+        self.items: "OrderedDict[Any, Any]" = OrderedDict()
+        self.hits = self.misses = self.peak = 0
+
+    def get(self, key, make):
+        value = self.items.get(key)
+        if value is not None:
+            self.hits += 1
+            self.items.move_to_end(key)
+            return value
+        self.misses += 1
+        value = self.items[key] = make()
+        if self.limit is not None and len(self.items) > self.limit:
+            self.items.popitem(last=False)
+        self.peak = max(self.peak, len(self.items))
+        return value
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def stats(self) -> Dict[str, Optional[int]]:
+        return {"limit": self.limit, "peak": self.peak, "hits": self.hits, "misses": self.misses}
+
+
 class _Stream:
     """Endless batches of one task's training examples: a seeded shuffle per pass."""
 
@@ -487,10 +560,13 @@ def _save_atomic(obj, path: str) -> None:
 
 def run_pretraining(cfg: PretrainConfig, spec, backbone, tokenizer, tasks: Sequence, data: Dict[str, Tuple[list, list]],
                     resume_path: Optional[str], settings_hash: str, log=print, device=None,
-                    stop_after: Optional[int] = None) -> Dict[str, Any]:
+                    stop_after: Optional[int] = None, cache_limit: Optional[int] = ENCODING_CACHE) -> Dict[str, Any]:
     """Pre-train; return {"state": best tensors, "best_step", "best_dev", "dev_curve",
-    "loss_curve", "steps_run"}. ``stop_after``: return after that many steps (a
-    simulated kill: the resume checkpoint is what survives)."""
+    "loss_curve", "steps_run", "task_steps": steps per task (None after resuming a file that
+    did not count them), "encoding_cache": its ``stats``}. ``stop_after``: return after that
+    many steps (a simulated kill: the resume checkpoint is what survives). ``cache_limit``:
+    encodings held at most (``EncodingCache``; None: every one seen, the old behaviour,
+    O(examples seen) memory); it changes the memory and time, never the result."""
     from .formats import in_format
     from .methods.common import frequent_tokens
     from .mrc import MRCEncoder
@@ -508,29 +584,20 @@ def run_pretraining(cfg: PretrainConfig, spec, backbone, tokenizer, tasks: Seque
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     encoders = [MRCEncoder(tokenizer, t, cfg.max_length, cfg.prompt_length, spec.uses_cls, spec.token_type)
                 for t in tasks]
-    cache: Dict[Tuple[int, str, str], Any] = {}
+    cache = EncodingCache(cache_limit)
 
     def encoded(row: int, part: str, ex):
-        key = (row, part, ex.id)
-        if key not in cache:
-            cache[key] = encoders[row].encode(ex)
-        return cache[key]
+        return cache.get((row, part, ex.id), lambda: encoders[row].encode(ex))
 
     prompt = model.prompt
-    head_group = {"params": [model.head.weight], "lr": cfg.prompt_lr if cfg.head_lr is None else cfg.head_lr}
-    if cfg.prompt in SINGLE_KINDS:
-        groups = [{"params": [prompt.weight], "lr": cfg.prompt_lr}, head_group]
-    else:
-        groups = [{"params": [prompt.router], "lr": cfg.router_lr},
-                  {"params": [prompt.bank.z, prompt.bank.A], "lr": cfg.prompt_lr}, head_group]
-    optimizer = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.AdamW(param_groups(model, cfg), weight_decay=cfg.weight_decay)
     noise = getattr(prompt, "generators", [])
-    sampler = random.Random(f"pretrain-tasks|{cfg.seed}")
+    sampler = TaskSampler(len(tasks), cfg.seed)
     streams = [_Stream(len(data[t.name][0]), f"pretrain-batches|{cfg.seed}|{t.name}") for t in tasks]
     torch.manual_seed(cfg.seed)  # dropout
     forward = autocast_forward(model, cfg.precision, device)
     progress = {"step": 0, "best_dev": float("-inf"), "best_step": 0, "best_state": None, "dev_curve": [],
-                "loss_curve": []}
+                "loss_curve": [], "task_steps": [0] * len(tasks)}
     if resume_path and os.path.exists(resume_path):
         saved = torch.load(resume_path, weights_only=False)
         if saved.get("settings_hash") == settings_hash:
@@ -542,7 +609,8 @@ def run_pretraining(cfg: PretrainConfig, spec, backbone, tokenizer, tasks: Seque
             for g, st in zip(noise, saved["noise"]):
                 g.set_state(st)
             torch.set_rng_state(saved["torch_rng"])
-            progress = saved["progress"]
+            # a resume file written before steps were counted per task: those counts are unknown
+            progress = {"task_steps": None, **saved["progress"]}
             log(f"resumed from {resume_path} at step {progress['step']}")
         else:
             log(f"{resume_path} belongs to other settings: starting afresh")
@@ -565,7 +633,9 @@ def run_pretraining(cfg: PretrainConfig, spec, backbone, tokenizer, tasks: Seque
     start = time.perf_counter()
     while progress["step"] < cfg.steps:
         step = progress["step"] + 1
-        row = sampler.randrange(len(tasks))
+        row = sampler.next()
+        if progress["task_steps"] is not None:
+            progress["task_steps"][row] += 1
         task = tasks[row]
         train = data[task.name][0]
         items = [encoded(row, "train", train[j]) for j in streams[row].take(cfg.batch_size)]
@@ -592,7 +662,8 @@ def run_pretraining(cfg: PretrainConfig, spec, backbone, tokenizer, tasks: Seque
         hook.remove()  # the backbone may be used again in the same process
     log(f"{progress['step']} steps in {time.perf_counter() - start:.1f}s")
     return {"state": progress["best_state"], "best_step": progress["best_step"], "best_dev": progress["best_dev"],
-            "dev_curve": progress["dev_curve"], "loss_curve": progress["loss_curve"], "steps_run": progress["step"]}
+            "dev_curve": progress["dev_curve"], "loss_curve": progress["loss_curve"], "steps_run": progress["step"],
+            "task_steps": progress["task_steps"], "encoding_cache": cache.stats()}
 
 
 def checkpoint_tensors(raw: Mapping[str, Any]) -> Dict[str, Any]:
