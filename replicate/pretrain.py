@@ -487,10 +487,10 @@ class TaskSampler:
 
 
 # Encodings held at most by a pre-training (``EncodingCache``). MPMP's 38 tasks hold about
-# 10M training examples, so memoising every encoding seen grows for the whole run (tens of
-# GB at 512 tokens: bench/pretrain_memory.py measures the bytes per encoding); this bound
-# holds every example of the embedded default (13 tasks x at most 500 + 24), so there it
-# never re-encodes.
+# 10M training examples, so memoising every encoding seen grows for the whole run: ~27 KiB
+# per 512-token encoding (bench/pretrain_memory.py), hundreds of GB; this bound is ~0.5 GB
+# at 512 tokens and holds every example of the embedded default (13 tasks x at most
+# 500 + 24), so there it never re-encodes.
 ENCODING_CACHE = 16_384
 
 
