@@ -11,8 +11,9 @@ different learning rates: fast and slow learning (FSL) when they differ.
 
 Data: an upstream task's training pool minus its downstream reserve (``splits.
 few_shot_pool``: what few-shot draws may use) minus any example whose text is in the test
-pool of any downstream task of its suite; ``dev_fraction`` of what is left (a seeded draw,
-MPMP: 10% of train with seed 42, ``Deep/dataloader.py:102-109``) is that task's dev slice.
+pool of any downstream task of its suite; ``dev_fraction`` of what is left, at most ``dev_max``
+(a seeded draw; MPMP: 10% of train, or 12,288 where train has 122,880 or more, seed 42,
+``Deep/dataloader.py:102-109``; ``dev_size``) is that task's dev slice.
 The best checkpoint is the one with the best mean dev score over the tasks (MPMP
 ``Deep/trainer.py:88-104``); UNSEEN TASK tasks are refused.
 
@@ -33,6 +34,7 @@ import os
 import random
 import statistics
 import time
+from collections import OrderedDict
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -75,7 +77,16 @@ class PretrainConfig:
         model is in train mode, MPMP ``Deep/trainer.py:115``).
     train_mode: dropout in the backbone while pre-training (MPMP: on).
     dev_fraction: share of each task's upstream data held out as its dev slice (MPMP: 0.1).
-    dev_cap: at most this many dev examples per task (null: all).
+    dev_max: at most this many dev examples per task, the rest of the task's data trains
+        (MPMP: 12,288). MPMP holds out ``test_size = .1 if len(train) < 122880 else 12288``
+        through HF ``train_test_split``, which rounds a fractional test size up
+        (``Deep/dataloader.py:104,108``); that is ``min(ceil(0.1 n), 12288)``, since its
+        threshold 122,880 is 12,288 / 0.1. With dev_max set the slice is that:
+        ``min(ceil(dev_fraction n), dev_max)``; null: ``round(dev_fraction n)`` (the rule
+        the embedded default's data were built with; null is left out of the settings, so
+        their hash is unchanged).
+    dev_cap: at most this many dev examples per task (null: all); unlike ``dev_max`` the
+        examples it cuts from the dev slice are not trained on (a cheaper evaluation).
     train_cap: at most this many training examples per task, the first of a seeded
         shuffle (null: all).
     eval_every: steps between dev evaluations (MPMP ``run.py:18``: 50,000); the last step
@@ -104,6 +115,7 @@ class PretrainConfig:
     temperature: float = 1.0
     train_mode: bool = True
     dev_fraction: float = 0.1
+    dev_max: Optional[int] = None
     dev_cap: Optional[int] = None
     train_cap: Optional[int] = None
     eval_every: int = 50_000
@@ -147,7 +159,7 @@ def make_pretrain_config(name: str, values: Mapping[str, Any]) -> PretrainConfig
         check_fields(cfg, choices={"prompt": PROMPT_KINDS, "combine": ROUTER_COMBINES, "precision": ("fp32", "bf16"),
                                    "layout": LAYOUTS},
                      at_least_one=("prompt_length", "n_prompts", "intrinsic_dim", "steps", "batch_size", "eval_every",
-                                   "save_every", "max_length", "eval_batch_size", "dev_cap", "train_cap",
+                                   "save_every", "max_length", "eval_batch_size", "dev_max", "dev_cap", "train_cap",
                                    "init_vocab_size"),
                      positive=("router_lr", "prompt_lr", "head_lr", "temperature"), non_negative=("weight_decay",))
         if not 0 < cfg.dev_fraction < 1:
@@ -248,6 +260,15 @@ def upstream_pools(task, data_dir: str, held_out: HeldOut):
     return task.load_pools(data_dir)
 
 
+def dev_size(n: int, fraction: float, dev_max: Optional[int]) -> int:
+    """How many of a task's ``n`` upstream examples its dev slice holds (at least 1): with
+    ``dev_max``, MPMP's ``min(ceil(fraction n), dev_max)`` (``PretrainConfig.dev_max``);
+    without, ``round(fraction n)``."""
+    if dev_max is None:
+        return max(1, int(round(n * fraction)))
+    return max(1, min(math.ceil(fraction * n), dev_max))  # HF: ceil(test_size * n_samples)
+
+
 def upstream_data(task, pools, protocol, held_out: HeldOut, cfg: PretrainConfig) -> Tuple[list, list]:
     """(train, dev) pre-training examples of one task: its training pool (an UNSEEN DATA
     task's without its downstream reserve) without held-out texts, in a seeded dev slice and
@@ -258,7 +279,7 @@ def upstream_data(task, pools, protocol, held_out: HeldOut, cfg: PretrainConfig)
     kept = [ex for ex in sorted(pools.train, key=lambda ex: ex.id)
             if fraction is None or not in_downstream_reserve(ex.id, fraction)]
     random.Random(f"pretrain-dev|{cfg.seed}|{task.name}").shuffle(kept)
-    n_dev = max(1, int(round(len(kept) * cfg.dev_fraction)))
+    n_dev = dev_size(len(kept), cfg.dev_fraction, cfg.dev_max)
     dev, train = kept[:n_dev], kept[n_dev:]
     if cfg.dev_cap is not None:
         dev = dev[:cfg.dev_cap]
@@ -274,7 +295,10 @@ def upstream_data(task, pools, protocol, held_out: HeldOut, cfg: PretrainConfig)
 
 
 # The fields of a pre-training config its data depends on (the rest shape the training).
-DATA_FIELDS = ("tasks", "dev_fraction", "dev_cap", "train_cap", "seed")
+DATA_FIELDS = ("tasks", "dev_fraction", "dev_max", "dev_cap", "train_cap", "seed")
+# Fields left out of the settings while null (``asdict_config``): fields added after the
+# embedded default's data and checkpoints were built, so their settings hashes stay valid.
+OMITTED_WHEN_NULL = ("dev_max",)
 DATA_FILE = "examples.json.gz"
 DATA_MANIFEST = "manifest.json"
 
@@ -283,7 +307,7 @@ def data_settings_of(settings: Mapping[str, Any]) -> Dict[str, Any]:
     """What a pre-training's data depends on, from its settings: not the backbone, not the
     learning rates. Its hash names the data node every backbone's pre-training reads."""
     return {"pretraining": settings["pretraining"],
-            "config": {k: settings["config"][k] for k in DATA_FIELDS},
+            "config": {k: settings["config"][k] for k in DATA_FIELDS if k in settings["config"]},
             "protocol": settings["protocol"], "data_files": settings["data_files"]}
 
 
@@ -432,6 +456,78 @@ def _load_tensors(model, state: Mapping[str, torch.Tensor]) -> None:
 # the loop
 
 
+def param_groups(model, cfg: PretrainConfig) -> List[Dict[str, Any]]:
+    """The AdamW parameter groups: the routers at ``router_lr``; z and A (or the single
+    prompts) at ``prompt_lr``; the head at ``head_lr``, or ``prompt_lr`` when that is null
+    (MPMP ``Deep/run.py:87-96``). Fast and slow learning is router_lr != prompt_lr."""
+    prompt = model.prompt
+    head = {"params": [model.head.weight], "lr": cfg.prompt_lr if cfg.head_lr is None else cfg.head_lr}
+    if not hasattr(prompt, "router"):
+        return [{"params": [prompt.weight], "lr": cfg.prompt_lr}, head]
+    return [{"params": [prompt.router], "lr": cfg.router_lr},
+            {"params": [prompt.bank.z, prompt.bank.A], "lr": cfg.prompt_lr}, head]
+
+
+class TaskSampler:
+    """The upstream task of each step: uniform at random and independent of the steps
+    before (MP2 3.3; MPMP draws a random index of an endless dataset whose index modulo the
+    number of tasks is the task, ``Deep/dataloader.py:9,53-54``), from a generator keyed by
+    the seed."""
+
+    def __init__(self, n_tasks: int, seed: int):
+        self.n = n_tasks
+        self.rng = random.Random(f"pretrain-tasks|{seed}")
+
+    def next(self) -> int:
+        return self.rng.randrange(self.n)
+
+    def getstate(self):
+        return self.rng.getstate()
+
+    def setstate(self, state) -> None:
+        self.rng.setstate(state)
+
+
+# Encodings held at most by a pre-training (``EncodingCache``). MPMP's 38 tasks hold about
+# 10M training examples, so memoising every encoding seen grows for the whole run: ~27 KiB
+# per 512-token encoding (bench/pretrain_memory.py), hundreds of GB; this bound is ~0.5 GB
+# at 512 tokens and holds every example of the embedded default (13 tasks x at most
+# 500 + 24), so there it never re-encodes.
+ENCODING_CACHE = 16_384
+
+
+class EncodingCache:
+    """Encodings by key, least recently used first out once more than ``limit`` are held
+    (None: no limit). Encoding is deterministic, so the limit changes nothing but memory and
+    time. ``peak``: the most held at once."""
+
+    def __init__(self, limit: Optional[int]):
+        if limit is not None and limit < 1:
+            raise ValueError(f"cache limit must be at least 1 or None, not {limit}")
+        self.limit = limit
+        self.items: "OrderedDict[Any, Any]" = OrderedDict()
+        self.hits = self.misses = self.peak = 0
+
+    def get(self, key, make):
+        value = self.items.get(key)
+        if value is not None:
+            self.hits += 1
+            self.items.move_to_end(key)
+            return value
+        self.misses += 1
+        value = self.items[key] = make()
+        if self.limit is not None and len(self.items) > self.limit:
+            self.items.popitem(last=False)
+        self.peak = max(self.peak, len(self.items))
+        return value
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def stats(self) -> Dict[str, Optional[int]]:
+        return {"limit": self.limit, "peak": self.peak, "hits": self.hits, "misses": self.misses}
+
+
 class _Stream:
     """Endless batches of one task's training examples: a seeded shuffle per pass."""
 
@@ -466,10 +562,13 @@ def _save_atomic(obj, path: str) -> None:
 
 def run_pretraining(cfg: PretrainConfig, spec, backbone, tokenizer, tasks: Sequence, data: Dict[str, Tuple[list, list]],
                     resume_path: Optional[str], settings_hash: str, log=print, device=None,
-                    stop_after: Optional[int] = None) -> Dict[str, Any]:
+                    stop_after: Optional[int] = None, cache_limit: Optional[int] = ENCODING_CACHE) -> Dict[str, Any]:
     """Pre-train; return {"state": best tensors, "best_step", "best_dev", "dev_curve",
-    "loss_curve", "steps_run"}. ``stop_after``: return after that many steps (a
-    simulated kill: the resume checkpoint is what survives)."""
+    "loss_curve", "steps_run", "task_steps": steps per task (None after resuming a file that
+    did not count them), "encoding_cache": its ``stats``}. ``stop_after``: return after that
+    many steps (a simulated kill: the resume checkpoint is what survives). ``cache_limit``:
+    encodings held at most (``EncodingCache``; None: every one seen, the old behaviour,
+    O(examples seen) memory); it changes the memory and time, never the result."""
     from .formats import in_format
     from .methods.common import frequent_tokens
     from .mrc import MRCEncoder
@@ -487,29 +586,20 @@ def run_pretraining(cfg: PretrainConfig, spec, backbone, tokenizer, tasks: Seque
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     encoders = [MRCEncoder(tokenizer, t, cfg.max_length, cfg.prompt_length, spec.uses_cls, spec.token_type)
                 for t in tasks]
-    cache: Dict[Tuple[int, str, str], Any] = {}
+    cache = EncodingCache(cache_limit)
 
     def encoded(row: int, part: str, ex):
-        key = (row, part, ex.id)
-        if key not in cache:
-            cache[key] = encoders[row].encode(ex)
-        return cache[key]
+        return cache.get((row, part, ex.id), lambda: encoders[row].encode(ex))
 
     prompt = model.prompt
-    head_group = {"params": [model.head.weight], "lr": cfg.prompt_lr if cfg.head_lr is None else cfg.head_lr}
-    if cfg.prompt in SINGLE_KINDS:
-        groups = [{"params": [prompt.weight], "lr": cfg.prompt_lr}, head_group]
-    else:
-        groups = [{"params": [prompt.router], "lr": cfg.router_lr},
-                  {"params": [prompt.bank.z, prompt.bank.A], "lr": cfg.prompt_lr}, head_group]
-    optimizer = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.AdamW(param_groups(model, cfg), weight_decay=cfg.weight_decay)
     noise = getattr(prompt, "generators", [])
-    sampler = random.Random(f"pretrain-tasks|{cfg.seed}")
+    sampler = TaskSampler(len(tasks), cfg.seed)
     streams = [_Stream(len(data[t.name][0]), f"pretrain-batches|{cfg.seed}|{t.name}") for t in tasks]
     torch.manual_seed(cfg.seed)  # dropout
     forward = autocast_forward(model, cfg.precision, device)
     progress = {"step": 0, "best_dev": float("-inf"), "best_step": 0, "best_state": None, "dev_curve": [],
-                "loss_curve": []}
+                "loss_curve": [], "task_steps": [0] * len(tasks)}
     if resume_path and os.path.exists(resume_path):
         saved = torch.load(resume_path, weights_only=False)
         if saved.get("settings_hash") == settings_hash:
@@ -521,7 +611,8 @@ def run_pretraining(cfg: PretrainConfig, spec, backbone, tokenizer, tasks: Seque
             for g, st in zip(noise, saved["noise"]):
                 g.set_state(st)
             torch.set_rng_state(saved["torch_rng"])
-            progress = saved["progress"]
+            # a resume file written before steps were counted per task: those counts are unknown
+            progress = {"task_steps": None, **saved["progress"]}
             log(f"resumed from {resume_path} at step {progress['step']}")
         else:
             log(f"{resume_path} belongs to other settings: starting afresh")
@@ -544,7 +635,9 @@ def run_pretraining(cfg: PretrainConfig, spec, backbone, tokenizer, tasks: Seque
     start = time.perf_counter()
     while progress["step"] < cfg.steps:
         step = progress["step"] + 1
-        row = sampler.randrange(len(tasks))
+        row = sampler.next()
+        if progress["task_steps"] is not None:
+            progress["task_steps"][row] += 1
         task = tasks[row]
         train = data[task.name][0]
         items = [encoded(row, "train", train[j]) for j in streams[row].take(cfg.batch_size)]
@@ -571,7 +664,8 @@ def run_pretraining(cfg: PretrainConfig, spec, backbone, tokenizer, tasks: Seque
         hook.remove()  # the backbone may be used again in the same process
     log(f"{progress['step']} steps in {time.perf_counter() - start:.1f}s")
     return {"state": progress["best_state"], "best_step": progress["best_step"], "best_dev": progress["best_dev"],
-            "dev_curve": progress["dev_curve"], "loss_curve": progress["loss_curve"], "steps_run": progress["step"]}
+            "dev_curve": progress["dev_curve"], "loss_curve": progress["loss_curve"], "steps_run": progress["step"],
+            "task_steps": progress["task_steps"], "encoding_cache": cache.stats()}
 
 
 def checkpoint_tensors(raw: Mapping[str, Any]) -> Dict[str, Any]:
@@ -592,6 +686,10 @@ def checkpoint_tensors(raw: Mapping[str, Any]) -> Dict[str, Any]:
 
 
 def asdict_config(cfg: PretrainConfig) -> Dict[str, Any]:
+    """The settings form of ``cfg`` (``OMITTED_WHEN_NULL`` fields left out while null)."""
     out = asdict(cfg)
     out["tasks"] = list(cfg.tasks)
+    for key in OMITTED_WHEN_NULL:
+        if out[key] is None:
+            del out[key]
     return out

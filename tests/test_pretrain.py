@@ -124,3 +124,206 @@ def test_unseen_task_tasks_and_bad_entries_are_one_clear_line(tmp_path):
     bad["pretraining"]["mp2-shallow"]["steps_per_task"] = 3
     with pytest.raises(ConfigError, match="unknown field"):
         check_config(bad)
+
+
+# ---------------------------------------------------------------------------------------
+# dev slice (MPMP's rule), the bounded encoding cache, FSL groups, task sampling
+
+import math
+from types import SimpleNamespace
+
+from replicate.pretrain import (ENCODING_CACHE, EncodingCache, HeldOut, TaskSampler, asdict_config, build_model,
+                                check_upstream_tasks, data_settings_of, dev_size, run_pretraining)
+from replicate.tasks.base import Example
+
+
+def mpmp_test_size(n):
+    """MPMP ``Deep/dataloader.py:104``, as HF ``train_test_split`` counts it: a float test
+    size rounds up, an int is the count."""
+    test_size = .1 if n < 122880 else 12288
+    return math.ceil(test_size * n) if isinstance(test_size, float) else test_size
+
+
+def test_the_paper_dev_slice_is_mpmps_10_percent_or_12288():
+    for n in (1, 9, 10, 11, 1005, 99_999, 122_870, 122_879, 122_880, 122_881, 130_000, 1_000_000, 13_000_000):
+        assert dev_size(n, 0.1, 12288) == mpmp_test_size(n), n
+    # without dev_max: the rule the embedded default's data were built with, unchanged
+    assert [dev_size(n, 0.1, None) for n in (1, 1005, 1015, 200_000)] == [1, 100, 102, 20_000]
+    from replicate.config import load_config
+
+    cfg = load_config("config/paper.yaml")
+    for name, values in cfg["pretraining"].items():
+        pcfg = make_pretrain_config(name, values)
+        assert (pcfg.dev_fraction, pcfg.dev_max) == (0.1, 12288), name
+
+
+def upstream_fixture(n, held=()):
+    task = SimpleNamespace(name="toy", track="upstream")
+    pools = SimpleNamespace(train=[Example(id=f"e{i:03d}", text=f"text number {i}", label=0, options=("a", "b"))
+                                   for i in range(n)])
+    return task, pools, HeldOut(set(held), substrings=False)
+
+
+@pytest.mark.parametrize("n, n_dev", [(8, 2), (11, 3), (12, 3), (13, 3), (40, 3)])
+def test_dev_max_straddles_its_threshold_and_the_rest_trains(n, n_dev):
+    """dev_fraction 0.25 with dev_max 3: MPMP's rule with threshold 12 (= 3 / 0.25): below
+    it ceil(n / 4), from it 3; every other example trains (dev_cap, by contrast, drops)."""
+    task, pools, held = upstream_fixture(n)
+    cfg = make_pretrain_config("toy", {"tasks": ["toy"], "dev_fraction": 0.25, "dev_max": 3})
+    train, dev = upstream_data(task, pools, Protocol(), held, cfg)
+    assert len(dev) == n_dev == (math.ceil(0.25 * n) if n < 12 else 3)
+    assert len(train) == n - n_dev
+    assert {ex.id for ex in train} | {ex.id for ex in dev} == {ex.id for ex in pools.train}
+    capped = make_pretrain_config("toy", {"tasks": ["toy"], "dev_fraction": 0.25, "dev_cap": 3})
+    train, dev = upstream_data(task, pools, Protocol(), held, capped)
+    assert len(dev) == min(3, round(0.25 * n)) and len(train) == n - round(0.25 * n)
+
+
+def test_the_dev_slice_of_dev_max_leaves_out_held_out_texts():
+    held_texts = [f"text number {i}" for i in range(0, 40, 3)]
+    task, pools, held = upstream_fixture(40, held_texts)
+    cfg = make_pretrain_config("toy", {"tasks": ["toy"], "dev_fraction": 0.25, "dev_max": 6})
+    train, dev = upstream_data(task, pools, Protocol(), held, cfg)
+    assert not {ex.text for ex in train + dev} & set(held_texts)
+    assert len(train) + len(dev) == 40 - len(held_texts) and 0 < len(dev) <= 6
+
+
+def test_dev_max_is_checked_and_left_out_of_the_settings_while_null():
+    with pytest.raises(ConfigError, match=r"^config pretraining/toy/dev_max: must be >= 1, not 0$"):
+        make_pretrain_config("toy", {"tasks": ["toy"], "dev_max": 0})
+    plain = asdict_config(make_pretrain_config("toy", {"tasks": ["toy"]}))
+    assert "dev_max" not in plain  # configs without it keep their settings hash (and data)
+    settings = {"pretraining": "toy", "protocol": {}, "data_files": {}}
+    assert "dev_max" not in data_settings_of({**settings, "config": plain})["config"]
+    mpmp = asdict_config(make_pretrain_config("toy", {"tasks": ["toy"], "dev_max": 12288}))
+    assert data_settings_of({**settings, "config": mpmp})["config"]["dev_max"] == 12288
+
+
+def test_the_encoding_cache_holds_at_most_its_limit_least_recently_used_out():
+    cache = EncodingCache(3)
+    made = []
+
+    def get(key):
+        return cache.get(key, lambda: made.append(key) or f"enc {key}")
+
+    for key in "abcab":
+        assert get(key) == f"enc {key}"
+        assert len(cache) <= 3
+    assert made == list("abc") and cache.stats() == {"limit": 3, "peak": 3, "hits": 2, "misses": 3}
+    get("d")  # c is the least recently used
+    assert list(cache.items) == list("abd")
+    for key in "efghij":
+        get(key)
+        assert len(cache) <= 3
+    assert cache.peak == 3 and len(EncodingCache(None).items) == 0
+    with pytest.raises(ValueError):
+        EncodingCache(0)
+
+
+TOY_TASKS = ["bbc-topic", "sentence-polarity", "hedge-detection"]
+
+
+@pytest.fixture(scope="module")
+def tiny_bert():
+    from replicate.backbones import BACKBONES
+
+    spec = BACKBONES.get("tiny-bert")
+    backbone, tokenizer = spec.load()
+    return spec, backbone, tokenizer
+
+
+def toy_run(tiny_bert, resume_path=None, cache_limit=ENCODING_CACHE, stop_after=None, **values):
+    """A pre-training of the tiny backbone on 10 training and 4 dev examples of 3 tasks."""
+    spec, backbone, tokenizer = tiny_bert
+    values = {"prompt": "shallow", "tasks": TOY_TASKS, "prompt_length": 3, "n_prompts": 4, "intrinsic_dim": 8,
+              "steps": 4, "batch_size": 2, "router_lr": 0.01, "prompt_lr": 0.001, "head_lr": 0.1, "eval_every": 4,
+              "save_every": 2, "max_length": 64, **values}
+    cfg = make_pretrain_config("toy", values)
+    tasks = check_upstream_tasks("toy", cfg)
+    data = {}
+    for task in tasks:
+        pool = sorted(task.load_pools(str(FIXTURES)).train, key=lambda ex: ex.id)
+        data[task.name] = (pool[:10], pool[10:14])
+    out = run_pretraining(cfg, spec, backbone, tokenizer, tasks, data, resume_path, "toy-hash", log=lambda *a: None,
+                          stop_after=stop_after, cache_limit=cache_limit)
+    return cfg, out
+
+
+def test_a_bounded_encoding_cache_gives_the_same_pretraining(tiny_bert, tmp_path):
+    """18 steps of 2 over 3 x (10 + 4) examples: the unbounded cache ends up holding all
+    42; a limit of 5 re-encodes and ends with the same curves and tensors, also when killed
+    and resumed."""
+    run = dict(steps=18, eval_every=6, save_every=6)
+    _, whole = toy_run(tiny_bert, cache_limit=None, **run)
+    _, bounded = toy_run(tiny_bert, cache_limit=5, **run)
+    assert whole["encoding_cache"]["peak"] == 42 and whole["encoding_cache"]["misses"] == 42
+    assert bounded["encoding_cache"]["peak"] == 5 and bounded["encoding_cache"]["misses"] > 42
+    resume = str(tmp_path / "resume.pt")
+    toy_run(tiny_bert, resume, cache_limit=5, stop_after=9, **run)
+    saved = torch.load(resume, weights_only=False)
+    del saved["progress"]["task_steps"]  # a resume file of the code before steps were counted per task
+    torch.save(saved, resume)
+    _, resumed = toy_run(tiny_bert, resume, cache_limit=5, **run)
+    assert resumed["task_steps"] is None
+    for other in (bounded, resumed):
+        assert other["loss_curve"] == whole["loss_curve"] and other["dev_curve"] == whole["dev_curve"]
+        assert other["best_step"] == whole["best_step"]
+        for key, value in whole["state"].items():
+            assert torch.equal(other["state"][key], value), key
+
+
+def initial_tensors(tiny_bert, cfg):
+    spec, backbone, _ = tiny_bert
+    model = build_model(backbone, spec, cfg)
+    for hook in model._hooks:
+        hook.remove()
+    return {"router": model.prompt.router.detach().clone(), "z": model.prompt.bank.z.detach().clone(),
+            "A": model.prompt.bank.A.detach().clone(), "head": model.head.weight.detach().clone()}
+
+
+@pytest.fixture(scope="module")
+def one_step(tiny_bert):
+    """One AdamW step of deep MP2 with three rates (router 1e-2, z and A 1e-3, head 1e-1) and
+    of shallow MP2 with the head at the prompts' rate (head_lr null). AdamW's first step
+    moves an entry by lr * |g| / (|g| + 1e-8) (the weight decay adds lr * 0.01 * |p|), so a
+    tensor's largest move is at most its group's lr and near it where its gradients are
+    well above 1e-8; the routers' are ~1e-8 at their U(-1e-3, 1e-3) start (they move by
+    0.67-0.75 of their lr). The rates are 10x apart, so a tensor in another group fails."""
+    out = {}
+    for name, values in {"deep": {"prompt": "deep"}, "shallow": {"head_lr": None}}.items():
+        cfg, run = toy_run(tiny_bert, steps=1, eval_every=1, **values)
+        before = initial_tensors(tiny_bert, cfg)
+        out[name] = (cfg, {key: (run["state"][key] - before[key]).abs().max().item() for key in before})
+    return out
+
+
+def test_fsl_parameter_groups_router_prompts_and_head_learn_at_their_rates(one_step):
+    for cfg, moved in one_step.values():
+        head_lr = cfg.prompt_lr if cfg.head_lr is None else cfg.head_lr
+        for key, lr in (("router", cfg.router_lr), ("z", cfg.prompt_lr), ("A", cfg.prompt_lr), ("head", head_lr)):
+            assert 0.5 * lr < moved[key] < 1.1 * lr, (cfg.prompt, key, moved[key], lr)
+
+
+def test_gradients_reach_both_z_and_A(one_step):
+    for cfg, moved in one_step.values():
+        assert moved["z"] > 0.5 * cfg.prompt_lr and moved["A"] > 0.5 * cfg.prompt_lr, (cfg.prompt, moved)
+
+
+def test_tasks_are_drawn_uniformly_and_independently():
+    draws = TaskSampler(5, 42)
+    rows = [draws.next() for _ in range(5000)]
+    counts = [rows.count(r) for r in range(5)]
+    assert all(900 < c < 1100 for c in counts), counts  # 1000 expected, sd 28
+    pairs = [(a, b) for a, b in zip(rows, rows[1:])]
+    transitions = [pairs.count((a, b)) for a in range(5) for b in range(5)]
+    assert all(140 < c < 260 for c in transitions), transitions  # 200 expected, sd 13: not round-robin
+    again = TaskSampler(5, 42)
+    assert [again.next() for _ in range(50)] == rows[:50]  # seeded
+
+
+def test_the_loop_takes_its_tasks_from_the_sampler(tiny_bert):
+    cfg, out = toy_run(tiny_bert, steps=30, eval_every=30)
+    sampler = TaskSampler(len(TOY_TASKS), cfg.seed)
+    rows = [sampler.next() for _ in range(30)]
+    expected = [rows.count(r) for r in range(len(TOY_TASKS))]
+    assert out["task_steps"] == expected and expected != [10, 10, 10] and min(expected) > 0
