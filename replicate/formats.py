@@ -52,16 +52,43 @@ def ppt_format(task: TaskSpec) -> Optional[str]:
 class LetteredTemplate(Template):
     """A template followed by the candidates as "A. <text> B. <text> ..." and ``suffix``;
     ``labels``: the candidates of a classification task (a multiple-choice example brings
-    its own)."""
+    its own).
+
+    The listing is never cut (``mrc.MRCEncoder``): the query (the inserted ``{a}`` and
+    ``{b}``) gives way, and an example whose candidates leave no query token does not fit
+    (``mrc.TooLong``). ``limits``: for tasks whose candidates are cut sentences (PPT's
+    pre-training tasks), n -> (query tokens, tokens per candidate) of the authors' tables at
+    their input length; the encoder cuts each candidate to the same share of the room
+    ``max_length`` leaves (``candidate_tokens``)."""
 
     labels: Tuple[str, ...] = ()
     suffix: str = " Answer is "
+    letters: Tuple[str, ...] = tuple(LETTERS)
+    item: str = "{letter}. {text}"
+    joiner: str = " "
+    limits: Optional[Dict[int, Tuple[int, int]]] = None
 
     def fill(self, example: Example) -> Tuple[str, Dict[str, Tuple[int, int]]]:
+        """The filled text; spans: the query's fields ("a", "b") and each candidate ("c0", ...)."""
         text, spans = super().fill(example)
         candidates = example.options if example.options is not None else self.labels
-        listing = " ".join(f"{LETTERS[i]}. {c}" for i, c in enumerate(candidates))
-        return f"{text.rstrip()} {listing}{self.suffix}", spans
+        out = text.rstrip() + (" " if self.joiner else "")
+        for i, c in enumerate(candidates):
+            if i:
+                out += self.joiner
+            head, _, tail = self.item.partition("{text}")
+            out += head.format(letter=self.letters[i])
+            spans[f"c{i}"] = (len(out), len(out) + len(c))
+            out += c + tail
+        return out + self.suffix, spans
+
+
+def candidate_tokens(limits: Dict[int, Tuple[int, int]], n: int, room: int) -> int:
+    """Tokens per candidate of an n-candidate draw when the query and the candidates share
+    ``room`` tokens: the authors' split for n (nss_uni.py's ``stat_map[n]``: query q, each
+    candidate o tokens), i.e. room * o / (q + n o), rounded down."""
+    q, o = limits[n]
+    return room * o // (q + n * o)
 
 
 @dataclass(frozen=True)
@@ -70,7 +97,7 @@ class LetteredTask(TaskSpec):
 
     def options_of(self, example: Example) -> Tuple[str, ...]:
         n = len(example.options) if example.options is not None else len(self.labels)
-        return tuple(LETTERS[:n])
+        return tuple(self.template.letters[:n])
 
 
 def in_format(task: TaskSpec, layout: str = "options", template: str = "task") -> TaskSpec:
@@ -90,7 +117,8 @@ def in_format(task: TaskSpec, layout: str = "options", template: str = "task") -
         raise ConfigError(f"task {task.name}: {task.num_labels} labels; the MCC layout has {len(LETTERS)} option "
                           "letters (PPT §3.3)")
     suffix = " The answer is " if template == "hybrid" else " Answer is "
-    lettered = LetteredTemplate(text, _head_truncate(task), ",", labels=task.labels, suffix=suffix)
+    lettered = LetteredTemplate(text, _head_truncate(task), ",", labels=task.labels, suffix=suffix,
+                                limits=task.extra.get("candidate_limits"))
     return _copy(task, LetteredTask, template=lettered)
 
 

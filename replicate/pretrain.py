@@ -462,6 +462,30 @@ def _save_atomic(obj, path: str) -> None:
     os.replace(tmp, path)
 
 
+def fitting_data(tasks, encoders, data, cache: dict, log=print) -> Dict[str, Tuple[list, list]]:
+    """``data`` without the draws of lettered tasks (``formats.LetteredTemplate``) that do not
+    fit their encoder (``mrc.TooLong``: candidates that leave no room for the query at this
+    max_length, or a cut answer that reads as another candidate), with a logged count;
+    ``cache`` keeps the encodings, keyed as ``run_pretraining`` reads them."""
+    out = dict(data)
+    for row, (task, encoder) in enumerate(zip(tasks, encoders)):
+        if not hasattr(task.template, "letters"):  # other layouts never cut an option: encoded lazily
+            continue
+        parts = []
+        for part, examples in zip(("train", "dev"), data[task.name]):
+            kept, encs = encoder.fitting(examples)
+            cache.update({(row, part, ex.id): e for ex, e in zip(kept, encs)})
+            if len(kept) < len(examples):
+                log(f"{task.name}: dropped {len(examples) - len(kept)} of {len(examples)} {part} examples whose "
+                    f"candidates do not fit max_length {encoder.max_length}")
+            if not kept:
+                raise ConfigError(f"pre-training task {task.name}: none of its {part} examples fits max_length "
+                                  f"{encoder.max_length}")
+            parts.append(kept)
+        out[task.name] = tuple(parts)
+    return out
+
+
 def run_pretraining(cfg: PretrainConfig, spec, backbone, tokenizer, tasks: Sequence, data: Dict[str, Tuple[list, list]],
                     resume_path: Optional[str], settings_hash: str, log=print, device=None,
                     stop_after: Optional[int] = None) -> Dict[str, Any]:
@@ -486,6 +510,7 @@ def run_pretraining(cfg: PretrainConfig, spec, backbone, tokenizer, tasks: Seque
     encoders = [MRCEncoder(tokenizer, t, cfg.max_length, cfg.prompt_length, spec.uses_cls, spec.token_type)
                 for t in tasks]
     cache: Dict[Tuple[int, str, str], Any] = {}
+    data = fitting_data(tasks, encoders, data, cache, log)
 
     def encoded(row: int, part: str, ex):
         key = (row, part, ex.id)
