@@ -104,6 +104,13 @@ def check_config(cfg: Any, check_data: bool = True) -> dict:
     for name in grid["methods"]:  # what a method's config needs of this backbone
         method = METHODS.get(name)
         method.check_backbone(method.make_config(cfg["methods"].get(name)), spec)
+    for g in groups(cfg):  # the layout each method gives each task (e.g. PPT's pre-training pattern)
+        method = METHODS.get(g.method)
+        try:
+            method.task_view(resolve_task(g.task, cfg.get("paper_data_files")),
+                             method.make_config(cfg["methods"].get(g.method)))
+        except ConfigError as e:
+            raise ConfigError(f"config methods/{g.method}: {e}") from None
     if check_data:
         spec.check()
         local = []

@@ -240,7 +240,7 @@ def test_per_format_ppt_takes_the_prompt_of_each_task_format_and_no_ssc_task():
     assert method.pretraining(mcfg, TASKS.get("ccpm")) == "ppt-mcc"
     assert method.pretraining(mcfg, TASKS.get("lcqmc")) == "ppt-spc"
     assert method.task_view(TASKS.get("ccpm"), mcfg).options_of(Example(id="0", text="q", options=("a", "b"),
-                                                                        label=0)) == ("A", "B")
+                                                                        label=0)) == ("一", "二")
     with pytest.raises(ConfigError, match="sentiment annotator"):
         method.pretraining(mcfg, TASKS.get("chnsent"))
     assert {g.task for g in groups(cfg) if g.method == "ppt-unified"} == set(cfg["grid"]["tasks"])
@@ -575,3 +575,132 @@ def test_pretraining_drops_the_draws_that_do_not_fit_with_a_count():
     data = fitting_data([view], [encoder], {view.name: ([same, other], [other])}, cache, logged.append)
     assert data[view.name] == ([other], [other]) and set(cache) == {(0, "train", "other"), (0, "dev", "other")}
     assert logged == [f"bbc-ppt-unified: dropped 1 of 2 train examples whose candidates do not fit max_length {length}"]
+
+
+def test_hybrid_pt_and_hybrid_ppt_lay_out_multiple_choice_tasks_alike_with_the_question(tiny_cpt_dir):
+    """PPT Appendix Table 1's MCC prompt lists the candidates, so Hybrid PT (layout options)
+    and Hybrid PPT (per-format: letters) encode a multiple-choice example the same way, and
+    a task with a question (C3) keeps it in the query after the passage."""
+    from replicate.backbones import BACKBONES
+    from replicate.mrc import MRCEncoder
+    from replicate.tasks import resolve_task
+
+    from conftest import paper_files
+
+    cfg = load_config(str(REPO / "config" / "paper.yaml"))
+    tokenizer = BACKBONES.get("tiny-cpt").load_tokenizer(str(tiny_cpt_dir))
+    views = {}
+    for name in ("pt-hybrid", "ppt-hybrid"):
+        method = METHODS.get(name)
+        mcfg = method.make_config(cfg["methods"][name])
+        for task in ("c3", "ccpm"):
+            view = method.task_view(resolve_task(task, paper_files(task)), mcfg)
+            views[name, task] = (view, MRCEncoder(tokenizer, view, mcfg.max_length, method.prompt_length(mcfg), True, 1))
+    for task in ("c3", "ccpm"):
+        examples = resolve_task(task, paper_files(task)).load_pools("").train[:5]
+        assert examples
+        for ex in examples:
+            a, b = (views[m, task][1].encode(ex) for m in ("pt-hybrid", "ppt-hybrid"))
+            assert a.input_ids == b.input_ids and a.option_starts == b.option_starts and a.label == b.label
+    c3 = resolve_task("c3", paper_files("c3")).load_pools("").train[0]
+    text = views["pt-hybrid", "c3"][0].template.fill(c3)[0]
+    assert text.startswith(f"问题：{c3.text}{c3.text_b}？一、{c3.options[0]}二、") and text.endswith("答案是：")
+    # English: "We ask s_q ? A. ... The answer is", the question kept after the text
+    question = in_format(replace_task(TASKS.get("bbc-title-choice"), 'Headline of "{a}" for "{b}"? '), "options",
+                         "hybrid")
+    filled = question.template.fill(Example(id="q", text="the text", text_b="the question", options=("x", "y"),
+                                            label=0))[0]
+    assert filled == "We ask the text the question ? A. x B. y The answer is "
+    assert question.options_of(Example(id="q", text="t", options=("x", "y"), label=0)) == ("A", "B")
+
+
+def replace_task(task, template_text):
+    from dataclasses import replace
+
+    return replace(task, template=replace(task.template, text=template_text))
+
+
+def test_per_format_ppt_lays_tasks_out_in_its_pretraining_pattern_and_verbalizer():
+    """Per-format PPT's downstream PVP is its pre-training task's (PPT §3.2.1; the authors'
+    BoolQ reader with a prompt): SPC tasks "s1 ? s2" with the SPC verbalizer's words, MCC
+    tasks "s_q ? A. ... Answer is"; a task whose label words are not the verbalizer's is one
+    ConfigError line."""
+    method = METHODS.get("ppt")
+    paper = load_config(str(REPO / "config" / "paper.yaml"))
+    mcfg = method.make_config(paper["methods"]["ppt"])
+    assert mcfg.template == "pretraining"
+    lcqmc = method.task_view(TASKS.get("lcqmc"), mcfg)
+    assert lcqmc.template.text == TASKS.get("wudao-ppt-spc").template.text == "{a}？{b}"
+    assert set(lcqmc.labels) <= set(TASKS.get("wudao-ppt-spc").labels) and lcqmc.labels == TASKS.get("lcqmc").labels
+    c3 = method.task_view(TASKS.get("c3"), mcfg)
+    ex = Example(id="0", text="文档", text_b="问题", options=("甲", "乙"), label=1)
+    assert c3.template.fill(ex)[0] == "文档问题？一、甲二、乙答案是" and c3.options_of(ex) == ("一", "二")
+    formats = load_config(str(REPO / "config" / "ppt-formats.yaml"))
+    same = method.task_view(TASKS.get("bbc-same-article"), method.make_config(formats["methods"]["ppt"]))
+    assert same.template.fill(Example(id="p", text="s1", text_b="s2", label=0))[0] == "s1 ? s2 "
+    assert same.template.text == TASKS.get("bbc-ppt-spc").template.text and same.labels == ("yes", "no")
+    from dataclasses import replace
+
+    with pytest.raises(ConfigError, match=r"^task x: template pretraining needs label words among the SPC "):
+        in_format(replace(TASKS.get("lcqmc"), name="x", labels=("不同", "相同")), "options", "pretraining")
+
+
+def test_chinese_paper_tasks_take_ppts_chinese_words(tiny_cpt_dir):
+    """A Chinese task under the MCC layout and the hybrid template encodes with PPT's Chinese
+    option list ("一、… 答案是"), letters 一, 二, ... and Appendix Table 1's Chinese prompts; the
+    WuDao SPC pre-training task answers with Appendix B's 矛盾 / 中立 / 相似; English tasks
+    keep the English words."""
+    from replicate.backbones import BACKBONES
+    from replicate.mrc import MRCEncoder
+
+    tokenizer = BACKBONES.get("tiny-cpt").load_tokenizer(str(tiny_cpt_dir))
+    c3 = in_format(TASKS.get("c3"), "mcc", "hybrid")
+    ex = Example(id="0", text="男：你好。", text_b="女的要买什么？", options=("苹果", "香蕉", "西瓜"), label=2)
+    enc = MRCEncoder(tokenizer, c3, 512, 2, True, 1).encode(ex)
+    tokens = "".join(tokenizer.convert_ids_to_tokens(enc.input_ids[3:]))
+    assert tokens == "问题：男：你好。女的要买什么？？一、苹果二、香蕉三、西瓜答案是：一，二，三[SEP]"
+    assert ["".join(tokenizer.convert_ids_to_tokens(enc.input_ids[a:b + 1]))
+            for a, b in zip(enc.option_starts, enc.option_ends)] == ["一", "二", "三"]
+    tnews = in_format(TASKS.get("tnews"), "mcc")
+    filled = tnews.template.fill(Example(id="t", text="新闻", label=0))[0]
+    assert filled.endswith("选项：一、房产二、汽车三、金融四、体育五、文化六、娱乐七、教育八、科技九、军事十、旅游十一、世界十二、农业十三、股票十四、游戏十五、故事答案是")
+    assert tnews.options_of(Example(id="t", text="新闻", label=0))[-1] == "十五"
+    assert in_format(TASKS.get("chnsent"), "options", "hybrid").template.text == "{a}。这很"
+    assert in_format(TASKS.get("lcqmc"), "options", "hybrid").template.text == "问题：{a}？{b}"
+    assert TASKS.get("wudao-ppt-spc").labels == ("矛盾", "中立", "相似")
+    assert TASKS.get("openwebtext-ppt-spc").labels == ("no", "maybe", "yes")
+    assert in_format(TASKS.get("sentence-polarity"), "options", "hybrid").template.text == "{a} . It was "
+
+
+def test_candidate_and_sentence_limits_come_from_max_length_and_the_tokenizer(tiny_cpt_dir, tmp_path):
+    """How much of a PPT candidate an input keeps is a share of the tokens max_length leaves
+    (more at a longer max_length, each candidate cut to the same count of tokens), not a
+    word count (WuDao's characters are not words: a 16-candidate draw keeps more than the 3
+    characters the embedded word limits gave); WuDao sentences longer than 25 characters are
+    drawn."""
+    from replicate.backbones import BACKBONES
+    from replicate.mrc import MRCEncoder
+    from replicate.tasks import resolve_task
+
+    tokenizer = BACKBONES.get("tiny-cpt").load_tokenizer(str(tiny_cpt_dir))
+    view = in_format(TASKS.get("wudao-ppt-unified"), "mcc")
+    kept = {}
+    for length in (256, 512):
+        encoder = MRCEncoder(tokenizer, view, length, 50, True, 1)
+        per, query = encoder.listing_room(16)
+        options = tuple(ZH_WORDS[i] + "的" * 59 for i in range(16))
+        ex = Example(id="x", text="问" * 900, options=options, label=3)
+        enc = encoder.encode(ex)
+        assert len(enc.input_ids) == length
+        listing = "".join(tokenizer.convert_ids_to_tokens(enc.input_ids[51:enc.option_starts[0]]))
+        # every candidate cut to ``per`` tokens: the first is all 的, the others start with another character
+        assert listing.count("的") == per + 15 * (per - 1) and listing.endswith("的答案是")
+        assert listing.count("问") == query
+        kept[length] = per
+    assert 3 < kept[256] < kept[512]
+    rows = [{"content": "".join(f"第{d}篇文章的第{i}句话讲的是一件比二十五个字更长的事情，而且还有下文。" for i in range(8))}
+            for d in range(12)]
+    path = tmp_path / "wudao.jsonl"
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    pools = resolve_task("wudao-ppt-spc", {"wudao-ppt-spc": {"train": str(path)}}).source.load(str(tmp_path))
+    assert pools.train and all(len(ex.text) > 25 for ex in pools.train)

