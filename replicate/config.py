@@ -268,7 +268,9 @@ def _check_length(where: str, task, tokenizer, spec, max_length: int, prompt_len
     encoder = MRCEncoder(tokenizer, task, 10 ** 6, prompt_length, spec.uses_cls, spec.token_type)
     if task.kind == "classification":
         empty = Example(id="", text="", text_b="" if "{b}" in task.template.text else None, label=0)
-        need = len(encoder.encode(empty).input_ids) + 1  # and at least one token of text
+        # and a token of text (a lettered listing keeps one of each text: mrc._fit_listing)
+        need = len(encoder.encode(empty).input_ids) + (1 + (empty.text_b is not None)
+                                                       if hasattr(task.template, "letters") else 1)
         if max_length < need:
             raise ConfigError(f"{where}: {max_length} leaves no room for task {task.name}'s template and options "
                               f"(needs at least {need} with {prompt_length} prompt slots)")

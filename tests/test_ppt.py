@@ -595,7 +595,8 @@ def test_hybrid_pt_and_hybrid_ppt_lay_out_multiple_choice_tasks_alike_with_the_q
         mcfg = method.make_config(cfg["methods"][name])
         for task in ("c3", "ccpm"):
             view = method.task_view(resolve_task(task, paper_files(task)), mcfg)
-            views[name, task] = (view, MRCEncoder(tokenizer, view, mcfg.max_length, method.prompt_length(mcfg), True, 1))
+            encoder = MRCEncoder(tokenizer, view, mcfg.max_length, method.prompt_length(mcfg), True, 1)
+            views[name, task] = (view, encoder)
     for task in ("c3", "ccpm"):
         examples = resolve_task(task, paper_files(task)).load_pools("").train[:5]
         assert examples

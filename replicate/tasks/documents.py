@@ -329,8 +329,9 @@ LIMITS = {"mcc": MCC_LIMITS, "unified": UNIFIED_LIMITS}
 def _spec(name: str, rule: str, suite: str, source, licence: str, template_extra: dict, language: str) -> TaskSpec:
     kind, family = KINDS[rule]
     words = WORDINGS[language]
+    pattern = words.pretraining["spc" if rule == "spc" else "mcc"]
     return TaskSpec(name=name, kind=kind, labels=words.spc_labels if rule == "spc" else (), metric="acc",
-                    track="upstream", suite=suite, template=Template(words.pretraining["spc" if rule == "spc" else "mcc"], **template_extra),
+                    track="upstream", suite=suite, template=Template(pattern, **template_extra),
                     family=family, licence=licence, language=language,
                     description=f"PPT {rule.upper()} pre-training: {DESCRIBE[rule]}", source=source,
                     extra={"candidate_limits": LIMITS[rule]} if rule in LIMITS else {})
