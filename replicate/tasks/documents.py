@@ -297,7 +297,7 @@ class HubDocumentSource:
         return Pools(train=out[0], test=out[1])
 
 
-ZH_MIN_CHARACTERS = 10  # nss.py:21, nss_uni.py:83: a document with a shorter piece is skipped
+ZH_MIN_CHARACTERS = 10  # nss.py:60, nss_uni.py:83: a document with a shorter piece is skipped
 
 
 def _zh_eligible(spaced: str) -> bool:
