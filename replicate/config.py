@@ -104,6 +104,13 @@ def check_config(cfg: Any, check_data: bool = True) -> dict:
     for name in grid["methods"]:  # what a method's config needs of this backbone
         method = METHODS.get(name)
         method.check_backbone(method.make_config(cfg["methods"].get(name)), spec)
+    for g in groups(cfg):  # the layout each method gives each task (e.g. PPT's pre-training pattern)
+        method = METHODS.get(g.method)
+        try:
+            method.task_view(resolve_task(g.task, cfg.get("paper_data_files")),
+                             method.make_config(cfg["methods"].get(g.method)))
+        except ConfigError as e:
+            raise ConfigError(f"config methods/{g.method}: {e}") from None
     if check_data:
         spec.check()
         local = []
@@ -219,11 +226,14 @@ def _check_shots(cfg: dict, tasks) -> None:
 
 
 def _check_lengths(cfg: dict, spec, tasks) -> None:
-    """Each method's max_length leaves room for [CLS], its prompt slots, a classification
-    task's template words and its options: checked where the tokenizer loads offline."""
+    """Each method's and each pre-training's max_length leaves room for [CLS], its prompt
+    slots, a classification task's template words and its options, and every candidate of
+    a task whose candidates are listed in the text (the MCC layout, PPT's hybrid MCC prompt):
+    every option count of PPT's pre-training tasks, every example of an embedded
+    multiple-choice task. Checked where the tokenizer loads offline."""
+    from .formats import in_format
     from .methods import METHODS
-    from .mrc import MRCEncoder
-    from .tasks.base import Example
+    from .pretrain import check_upstream_tasks, make_pretrain_config
 
     local_dir = cfg.get("backbone_dirs", {}).get(spec.name)
     if spec.loader == "hub" or (spec.loader == "cpt" and not local_dir):
@@ -233,16 +243,55 @@ def _check_lengths(cfg: dict, spec, tasks) -> None:
         method = METHODS.get(name)
         mcfg = method.make_config(cfg["methods"].get(name))
         for task in tasks:
-            if task.kind != "classification" or method.declines(mcfg, task):
+            if task.kind == "extractive" or method.declines(mcfg, task):
                 continue
-            task = method.task_view(task, mcfg)  # e.g. the MCC layout lists the label words in the text
-            encoder = MRCEncoder(tokenizer, task, 10 ** 6, method.prompt_length(mcfg), spec.uses_cls, spec.token_type)
-            empty = Example(id="", text="", text_b="" if "{b}" in task.template.text else None, label=0)
-            need = len(encoder.encode(empty).input_ids) + 1  # and at least one token of text
-            if mcfg.max_length < need:
-                raise ConfigError(f"config methods/{name}/max_length: {mcfg.max_length} leaves no room for task "
-                                  f"{task.name}'s template and options (needs at least {need} with "
-                                  f"{method.prompt_length(mcfg)} prompt slots)")
+            # e.g. the MCC layout lists the label words in the text
+            _check_length(f"config methods/{name}/max_length", method.task_view(task, mcfg), tokenizer, spec,
+                          mcfg.max_length, method.prompt_length(mcfg), cfg["data_dir"])
+    for name, values in cfg.get("pretraining", {}).items():
+        pcfg = make_pretrain_config(name, values or {})
+        for task in check_upstream_tasks(name, pcfg, cfg.get("paper_data_files")):
+            if task.extra.get("candidate_limits") and pcfg.layout != "mcc":
+                raise ConfigError(f"config pretraining/{name}/layout: task {task.name} lists its candidates in "
+                                  "option letters (PPT eq 4); it needs layout mcc")
+            if task.kind != "extractive":
+                _check_length(f"config pretraining/{name}/max_length", in_format(task, pcfg.layout), tokenizer,
+                              spec, pcfg.max_length, pcfg.prompt_length, None)
+
+
+def _check_length(where: str, task, tokenizer, spec, max_length: int, prompt_length: int, data_dir) -> None:
+    """ConfigError (one line) if ``max_length`` cannot hold ``task``'s template words and
+    options with ``prompt_length`` slots, or a candidate of its lettered listing."""
+    from .mrc import MRCEncoder, TooLong
+    from .tasks.base import Example
+
+    encoder = MRCEncoder(tokenizer, task, 10 ** 6, prompt_length, spec.uses_cls, spec.token_type)
+    if task.kind == "classification":
+        empty = Example(id="", text="", text_b="" if "{b}" in task.template.text else None, label=0)
+        # and a token of text (a lettered listing keeps one of each text: mrc._fit_listing)
+        need = len(encoder.encode(empty).input_ids) + (1 + (empty.text_b is not None)
+                                                       if hasattr(task.template, "letters") else 1)
+        if max_length < need:
+            raise ConfigError(f"{where}: {max_length} leaves no room for task {task.name}'s template and options "
+                              f"(needs at least {need} with {prompt_length} prompt slots)")
+    limits = getattr(task.template, "limits", None)
+    if limits:
+        encoder.max_length = max_length
+        for n in sorted(limits):
+            per, query = encoder.listing_room(n)
+            if per < 1 or query < 1:
+                raise ConfigError(f"{where}: {max_length} cannot hold task {task.name}'s {n} candidates (one token "
+                                  f"each and one of the query, with {prompt_length} prompt slots)")
+    elif (task.kind == "multiple-choice" and hasattr(task.template, "letters") and task.suite == "embedded"
+          and data_dir is not None):
+        encoder.max_length = max_length
+        pools = task.load_pools(data_dir)
+        for ex in pools.train + pools.test:
+            try:
+                encoder.encode(ex)
+            except TooLong:
+                raise ConfigError(f"{where}: {max_length} cannot hold the candidates of task {task.name}'s example "
+                                  f"{ex.id} with {prompt_length} prompt slots") from None
 
 
 def groups(cfg: dict) -> List[Group]:

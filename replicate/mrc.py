@@ -45,7 +45,9 @@ def _char_span_to_tokens(offsets: Sequence[Tuple[int, int]], start: int, end: in
 
 
 class TooLong(ValueError):
-    """An extractive example that does not fit (MPMP drops those; see splits.drop_long)."""
+    """An example that does not fit: an extractive one (MPMP drops those; see
+    splits.drop_long), or one whose lettered candidates leave no room for its query
+    (pre-training drops those, with a count: ``fitting``)."""
 
 
 class MRCEncoder:
@@ -100,6 +102,51 @@ class MRCEncoder:
         keep = [i for i in range(len(ids)) if i not in drop]
         return [ids[i] for i in keep], [offsets[i] for i in keep]
 
+    def _fit_listing(self, ex: Example, ids, offsets, fields, budget):
+        """Fit a lettered template (query, "A. <c1> B. <c2> ...", suffix) into ``budget``
+        tokens without cutting its own words or a candidate's letter: candidates are cut to
+        their share of the room when the template has ``limits`` (PPT's pre-training tasks:
+        ``formats.candidate_tokens``), then the query's fields give way, the longest first,
+        down to one token each. TooLong when that is not enough, or when the cut gold
+        candidate reads the same as another."""
+        from .formats import candidate_tokens
+
+        template = self.task.template
+
+        def inside(span):
+            return [i for i, (x, y) in enumerate(offsets) if x >= span[0] and y <= span[1] and y > x]
+
+        query = [inside(fields[k]) for k in ("a", "b") if k in fields]
+        candidates = [inside(fields[f"c{i}"]) for i in range(sum(k.startswith("c") for k in fields))]
+        drop = set()
+        if template.limits is not None:
+            n = len(candidates)
+            fixed = len(ids) - sum(map(len, query)) - sum(map(len, candidates))
+            per = candidate_tokens(template.limits, n, budget - fixed) if n in template.limits else 0
+            if per < 1:
+                raise TooLong(f"task {self.task.name}: example {ex.id}: {n} candidates leave no room within "
+                              f"max_length {self.max_length} (prompt {self.prompt_length})")
+            for c in candidates:
+                drop.update(c[per:])
+            cut = [tuple(ids[i] for i in c[:per]) for c in candidates]
+            if ex.label is not None and cut.count(cut[ex.label]) > 1:
+                raise TooLong(f"task {self.task.name}: example {ex.id}: cut to {per} tokens, the answer reads "
+                              "as another candidate")
+        excess = len(ids) - len(drop) - budget
+        spare = sum(max(0, len(f) - 1) for f in query)
+        if excess > spare:
+            raise TooLong(f"task {self.task.name}: example {ex.id}: its candidates leave no room for the query "
+                          f"within max_length {self.max_length} (prompt {self.prompt_length})")
+        keep = [len(f) for f in query]
+        for _ in range(max(0, excess)):  # the longest field gives one token at a time
+            k = max(range(len(keep)), key=lambda j: keep[j])
+            keep[k] -= 1
+        tail = template.truncate == "tail"
+        for f, k in zip(query, keep):
+            drop.update(f[:len(f) - k] if tail else f[k:])
+        kept = [i for i in range(len(ids)) if i not in drop]
+        return [ids[i] for i in kept], [offsets[i] for i in kept]
+
     def encode(self, ex: Example) -> Encoded:
         task = self.task
         text, fields = task.template.fill(ex)
@@ -123,12 +170,40 @@ class MRCEncoder:
         if budget < 1:
             raise ValueError(f"task {task.name}: the options take {len(block)} tokens and leave no room within "
                              f"max_length {self.max_length} (prompt {self.prompt_length})")
-        ids, offsets = self._truncate(ids, offsets, fields, budget)
+        if hasattr(task.template, "letters"):  # formats.LetteredTemplate: the listing is never cut
+            ids, offsets = self._fit_listing(ex, ids, offsets, fields, budget)
+        else:
+            ids, offsets = self._truncate(ids, offsets, fields, budget)
         start = len(head) + len(ids)
         body = head + ids + block
         return Encoded(input_ids=body, token_type_ids=[self.token_type] * len(body),
                        option_starts=[start + a for a, _ in spans], option_ends=[start + b for _, b in spans],
                        label=ex.label, text=text)
+
+    def listing_room(self, n: int) -> Tuple[int, int]:
+        """(tokens per candidate, tokens left for the query) of an n-candidate draw of a
+        lettered template with ``limits``: what the encoder gives them at this max_length
+        (the config check refuses a length where either is below 1)."""
+        from .formats import candidate_tokens
+
+        template = self.task.template
+        blank = Example(id="", text="", text_b="" if "{b}" in template.text else None, options=("",) * n, label=0)
+        fixed = len(self._tokens(template.fill(blank)[0])[0])
+        block, _ = self._option_block(self.task.options_of(blank), self.task.kind == "multiple-choice")
+        room = self.max_length - (1 if self.use_cls else 0) - self.prompt_length - len(block) - fixed
+        per = candidate_tokens(template.limits, n, room) if room > 0 else 0
+        return per, room - n * per
+
+    def fitting(self, examples: Sequence[Example]) -> Tuple[List[Example], List[Encoded]]:
+        """The examples that fit, and their encodings (those that raise TooLong are left out)."""
+        kept, encs = [], []
+        for ex in examples:
+            try:
+                encs.append(self.encode(ex))
+            except TooLong:
+                continue
+            kept.append(ex)
+        return kept, encs
 
     def decode_span(self, enc: Encoded, start: int, end: int) -> str:
         """Text covered by tokens [start, end] (absolute indices); "" for an empty or

@@ -560,6 +560,29 @@ def _save_atomic(obj, path: str) -> None:
     os.replace(tmp, path)
 
 
+def fitting_data(tasks, encoders, data, log=print) -> Dict[str, Tuple[list, list]]:
+    """``data`` without the draws of lettered tasks (``formats.LetteredTemplate``) that do not
+    fit their encoder (``mrc.TooLong``: candidates that leave no room for the query at this
+    max_length, or a cut answer that reads as another candidate), with a logged count. The
+    encodings are not kept: the loop's bounded cache (``EncodingCache``) makes them again."""
+    out = dict(data)
+    for task, encoder in zip(tasks, encoders):
+        if not hasattr(task.template, "letters"):  # other layouts never cut an option: encoded lazily
+            continue
+        parts = []
+        for part, examples in zip(("train", "dev"), data[task.name]):
+            kept, _ = encoder.fitting(examples)
+            if len(kept) < len(examples):
+                log(f"{task.name}: dropped {len(examples) - len(kept)} of {len(examples)} {part} examples whose "
+                    f"candidates do not fit max_length {encoder.max_length}")
+            if not kept:
+                raise ConfigError(f"pre-training task {task.name}: none of its {part} examples fits max_length "
+                                  f"{encoder.max_length}")
+            parts.append(kept)
+        out[task.name] = tuple(parts)
+    return out
+
+
 def run_pretraining(cfg: PretrainConfig, spec, backbone, tokenizer, tasks: Sequence, data: Dict[str, Tuple[list, list]],
                     resume_path: Optional[str], settings_hash: str, log=print, device=None,
                     stop_after: Optional[int] = None, cache_limit: Optional[int] = ENCODING_CACHE) -> Dict[str, Any]:
@@ -587,6 +610,7 @@ def run_pretraining(cfg: PretrainConfig, spec, backbone, tokenizer, tasks: Seque
     encoders = [MRCEncoder(tokenizer, t, cfg.max_length, cfg.prompt_length, spec.uses_cls, spec.token_type)
                 for t in tasks]
     cache = EncodingCache(cache_limit)
+    data = fitting_data(tasks, encoders, data, log)
 
     def encoded(row: int, part: str, ex):
         return cache.get((row, part, ex.id), lambda: encoders[row].encode(ex))

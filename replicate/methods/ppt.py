@@ -13,7 +13,8 @@ Registered variants (the row names of PPT Tables 4-5 and MP2 Table 3):
 - ``pt-hybrid`` "Hybrid PT": PT inside PPT's hard prompt for the task's format (PPT
   Appendix Table 1); vocabulary init.
 - ``pt-mc`` "PT (MC)": PT in the MCC layout (option letters), no pre-training (PPT Table 5).
-- ``ppt`` "PPT": each task starts from the prompt pre-trained for its format: SPC tasks
+- ``ppt`` "PPT": each task, in the pattern and verbalizer of its format's pre-training task
+  (``template: pretraining``, PPT §3.2.1), starts from the prompt pre-trained for its format: SPC tasks
   from ``pretraining_spc``, MCC tasks from ``pretraining_mcc``, SSC tasks from
   ``pretraining_ssc``. SSC pre-training needs a sentiment annotator's pseudo-labels (PPT
   §3.2.3: a RoBERTa-base fine-tuned on 5-class sentiment); none ships here, so without a
@@ -44,7 +45,12 @@ class PretrainedPromptConfig(PromptTuningConfig):
 
     layout: "options" (MRC: the task's own options) or "mcc" (option letters, PPT §3.3);
         per-format PPT always lays multiple-choice tasks out in letters (PPT eq 4).
-    template: "task" (the task's registered template) or "hybrid" (PPT Appendix Table 1).
+    template: "task" (the task's registered template), "hybrid" (PPT Appendix Table 1) or
+        "pretraining" (the pattern of the task format's pre-training task, PPT §3.2.1: per-format
+        PPT's default, as the authors' BoolQDatasets.py:22-27 lays BoolQ out with a prompt as
+        the NSP pre-training lays out its pairs; an SPC task's label words must be the SPC
+        verbalizer's). The hybrid and pre-training patterns list a multiple-choice task's
+        candidates in letters whatever the layout.
     pretraining: the pre-training run (config ``pretraining:``, ``prompt: single``) whose
         prompt and head every task starts from; null: none (vocabulary init as PT).
     pretraining_spc, pretraining_mcc, pretraining_ssc: per-format PPT (``pretraining``
@@ -137,8 +143,8 @@ class FormattedPrompt(PromptTuning):
 
 register_method(FormattedPrompt("pt-hybrid", "Hybrid PT", {"template": "hybrid"}))
 register_method(FormattedPrompt("pt-mc", "PT (MC)", {"layout": "mcc"}))
-register_method(FormattedPrompt("ppt", "PPT", {"pretraining_spc": "ppt-spc", "pretraining_mcc": "ppt-mcc"},
-                                per_format=True))
+register_method(FormattedPrompt("ppt", "PPT", {"template": "pretraining", "pretraining_spc": "ppt-spc",
+                                               "pretraining_mcc": "ppt-mcc"}, per_format=True))
 register_method(FormattedPrompt("ppt-hybrid", "Hybrid PPT", {"template": "hybrid", "pretraining_spc": "ppt-spc",
                                                              "pretraining_mcc": "ppt-mcc"}, per_format=True))
 register_method(FormattedPrompt("ppt-unified", "Unified PPT", {"layout": "mcc", "pretraining": "ppt-unified"}))

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
 KINDS = ("classification", "multiple-choice", "extractive")
+LANGUAGES = ("en", "zh")
 TRACKS = ("unseen-data", "unseen-task", "upstream")
 # What a task teaches, for grouping upstream tasks (MP2 Fig 5 names the router's groups by it).
 FAMILIES = ("", "topic", "sentiment", "pair", "multiple-choice", "extractive", "other")
@@ -134,6 +135,8 @@ class TaskSpec:
     paper_name: the name the papers' tables use (for the published-number diff).
     family: what the task teaches (FAMILIES): the dendrogram of upstream tasks names its
         groups by the families they hold.
+    language: "en" or "zh", the language of its texts: PPT's formats word their patterns,
+        label words and option letters in it (``replicate.formats``).
     """
 
     name: str
@@ -149,8 +152,11 @@ class TaskSpec:
     paper_name: str = ""
     family: str = ""
     extra: Dict[str, object] = field(default_factory=dict)
+    language: str = "en"
 
     def __post_init__(self) -> None:
+        if self.language not in LANGUAGES:
+            raise ValueError(f"task {self.name}: language {self.language!r} not in {LANGUAGES}")
         if self.kind not in KINDS:
             raise ValueError(f"task {self.name}: kind {self.kind!r} not in {KINDS}")
         if self.track not in TRACKS:

