@@ -222,7 +222,6 @@ def _check_lengths(cfg: dict, spec, tasks) -> None:
     """Each method's max_length leaves room for [CLS], its prompt slots, a classification
     task's template words and its options: checked where the tokenizer loads offline."""
     from .methods import METHODS
-    from .mrc import MRCEncoder
     from .tasks.base import Example
 
     local_dir = cfg.get("backbone_dirs", {}).get(spec.name)
@@ -236,7 +235,7 @@ def _check_lengths(cfg: dict, spec, tasks) -> None:
             if task.kind != "classification" or method.declines(mcfg, task):
                 continue
             task = method.task_view(task, mcfg)  # e.g. the MCC layout lists the label words in the text
-            encoder = MRCEncoder(tokenizer, task, 10 ** 6, method.prompt_length(mcfg), spec.uses_cls, spec.token_type)
+            encoder = method.encoder(tokenizer, task, mcfg, spec, max_length=10 ** 6)
             empty = Example(id="", text="", text_b="" if "{b}" in task.template.text else None, label=0)
             need = len(encoder.encode(empty).input_ids) + 1  # and at least one token of text
             if mcfg.max_length < need:

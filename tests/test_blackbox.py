@@ -11,17 +11,29 @@ from replicate.errors import ConfigError
 from replicate.methods import METHODS
 from replicate.methods.blackbox import clipped_std
 from replicate.params import count
+from replicate.splits import Protocol, draw_split, resolve
 from replicate.tasks import TASKS
+from replicate.train import SeedData
 
 from test_mp2 import tiny_checkpoint
-from test_seed_batching import seed_data
 
 SEEDS = [8, 13]
 SMALL = {"max_length": 40, "prompt_length": 3, "intrinsic_dim": 8, "popsize": 4}
 MP2_SMALL = {**SMALL, "n_prompts": 4, "router_budget": 6, "init_points": 3, "router_eval_every": 2}
 
 
-def tune(name, seeds, spy=None, keep_hooks=False, **overrides):
+def seed_data(task, tokenizer, cfg, method, spec, seeds):
+    """Each seed's encoded 8-shot split, encoded as the method encodes (its formulation)."""
+    pools = task.load_pools("")
+    enc = method.encoder(tokenizer, task, cfg, spec)
+    out = []
+    for s in seeds:
+        parts = resolve(draw_split(task, pools, 8, s, Protocol(test_cap=16)), pools)
+        out.append(SeedData(s, *(list(map(enc.encode, parts[k])) for k in ("train", "dev", "test"))))
+    return out, enc
+
+
+def tune(name, seeds, spy=None, keep_hooks=False, task="bbc-topic", **overrides):
     """Tune ``seeds`` together with a black-box method; ``spy(tuner)`` may wrap the tuner;
     ``keep_hooks``: leave the prompt hooks on the backbone (to evaluate more afterwards)."""
     spec = BACKBONES.get("tiny-bert")
@@ -29,8 +41,8 @@ def tune(name, seeds, spy=None, keep_hooks=False, **overrides):
     base = MP2_SMALL if name.startswith("mp2") else SMALL
     cfg = method.make_config({"budget": 16, "eval_every": 4, **base, **overrides})
     backbone, tok = spec.load()
-    task = TASKS.get("bbc-topic")
-    data, enc = seed_data(task, tok, cfg, method, seeds, spec.uses_cls)
+    task = TASKS.get(task)
+    data, enc = seed_data(task, tok, cfg, method, spec, seeds)
     pretrained = tiny_checkpoint(spec, backbone, cfg.depth) if cfg.pretraining else None
     model = method.build(backbone, spec, tok, cfg, seeds, None, pretrained)
     tuner = BlackBoxTuner(model, method, cfg, task, enc, data, tok.pad_token_id, log=lambda m: None)
@@ -73,7 +85,7 @@ def test_budget_counts_forward_calls_and_a_population_is_one_batch(name):
 def test_batched_population_equals_one_member_at_a_time():
     tuner, _ = tune("bbt", [8, 13], keep_hooks=True, budget=8)
     space = tuner.spaces
-    x = torch.randn(3, 1, 8, generator=torch.Generator().manual_seed(0))
+    x = torch.randn(3, 1, 8, generator=torch.Generator().manual_seed(0)) * 100  # prompts of the scale of the states
     prompts = torch.cat([space[0].prompts(x), space[1].prompts(x)])
     together = tuner.evaluator.losses(prompts, [0, 0, 0, 1, 1, 1])
     alone = [tuner.evaluator.losses(prompts[i:i + 1], [s])[0] for i, s in enumerate([0, 0, 0, 1, 1, 1])]
