@@ -40,6 +40,9 @@ OWN_TASKS_BLOCK = "THIS RUN'S TASKS (not columns of the paper's table)"
 MAJORITY = "majority-class"
 NOT_ABOVE_MAJORITY = "†"
 NOT_SCORES = {"minutes"}  # column measures that are not a task's score (MP2 Table 4)
+# A cell that does not exist: the method declines the task (BBT on an extractive task), or a
+# reference that does not apply; printed as the papers print theirs (MP2 Table 3: "–").
+NO_CELL = "–"
 
 
 @dataclass
@@ -73,7 +76,7 @@ class CellSummary:
 
     def text(self) -> str:
         if self.n_expected == 0:
-            return "n/a"
+            return NO_CELL
         if not self.scores:
             return f"failed ({self.failed}/{self.n_expected})" if self.failed else "missing"
         d = self.digits
@@ -120,7 +123,9 @@ class Table:
     run: str
 
     def cell(self, row: Row, task: str) -> CellSummary:
-        return self.cells[(row[0], row[1], task)]
+        """The row's cell of ``task``; one with nothing expected where the row's method has
+        no cells for the task (``Method.declines``)."""
+        return self.cells.get((row[0], row[1], task)) or CellSummary(n_expected=0)
 
     def mark(self, row: Row, task: str) -> str:
         """A dagger on a cell whose mean is not above the majority-class reference."""
@@ -473,7 +478,7 @@ def to_markdown(table: Table) -> str:
 
 def _tex_escape(s: str) -> str:
     return s.replace("\\", r"\textbackslash{}").replace("&", r"\&").replace("%", r"\%").replace("_", r"\_") \
-        .replace("#", r"\#").replace("±", r"$\pm$").replace("—", "--").replace("†", r"$^\dagger$")
+        .replace("#", r"\#").replace("±", r"$\pm$").replace("—", "--").replace("–", "--").replace("†", r"$^\dagger$")
 
 
 def to_latex(table: Table) -> str:
