@@ -17,10 +17,10 @@ its config (``formulation``; the black-box methods read it, see methods/blackbox
 The masked-LM head. Black-Box-Tuning's ``CPTForMaskedLM`` computes
 ``lm_head(encoder_last_hidden_state[mask_pos])`` (``models/modeling_cpt.py:1528``;
 ``models/deep_modeling_cpt.py:1520``), with ``lm_head`` a bias-free ``Linear(d, vocab)``
-(:1451) tied to CPT's shared word embeddings (the released checkpoint holds no
-``lm_head.weight``: fastnlp/CPT ``pretrain/tools/convert_ckpt.py:18-19`` drops it with the
-zero ``final_logits_bias``, and CPT's own pre-training reads its encoder's MLM logits the same
-way, ``pretrain/megatron/model/cpt_model.py:93-94``). So on CPT the scores here,
+(:1451) and tied to CPT's shared word embeddings (transformers' default
+``tie_word_embeddings``; fastnlp/CPT's checkpoint conversion drops ``lm_head.weight`` and the
+zero ``final_logits_bias``, ``pretrain/tools/convert_ckpt.py:18-19``; CPT's pre-training reads
+its encoder's MLM logits the same way, ``pretrain/megatron/model/cpt_model.py:93-94``). So on CPT the scores here,
 ``h_mask . E[w]`` with E the backbone's input word embeddings, ARE that head: nothing of
 MP2's pre-training (no span head) enters. On a backbone that ships no MLM head (the embedded
 MiniLM, a sentence-embedding BertModel), the same tied-embedding scores are a stand-in for
