@@ -410,6 +410,17 @@ def build_table(cfg: dict, paper: str, table: str) -> Table:
     if skipped:
         header.append("rows of another paradigm than this run's method of that name, not regenerated: "
                       + "; ".join(skipped))
+    cloze = []  # rows of methods that read label words at a [MASK] (BBT, BBTv2), not MP2's span head
+    for key in methods:
+        source = METHODS.get(sources[key][0])
+        if getattr(source.make_config(cfg["methods"].get(source.name)), "formulation", "") == "mlm":
+            cloze.append(source.paper_label or source.name)
+    if cloze:
+        head = ("CPT's own masked-LM head, as Black-Box-Tuning runs it" if spec.arch == "cpt" else
+                f"a stand-in for a masked-LM head, which {spec.name} does not ship: CPT's form of one")
+        header.append(f"{' and '.join(dict.fromkeys(cloze))}: Black-Box-Tuning's label words at a [MASK], scored "
+                      f"with {spec.name}'s tied input embeddings ({head}); no pre-training; no cells (–) for "
+                      "extractive tasks")
     not_trained = [m for m in table_methods(paper, table) if m not in {row_name(k) for k in methods}]
     not_built = [m for m in not_trained if m not in METHODS]
     not_in_grid = [m for m in not_trained if m in METHODS]

@@ -179,3 +179,19 @@ def test_test_examples_are_cloze_encoded_as_themselves_when_ids_collide(task_nam
             assert [e.input_ids for e in encoded] == [encoder.encode(ex).input_ids for ex in parts[name]]
             assert [e.label for e in encoded] == [ex.label for ex in parts[name]]
     assert collided  # the fixtures' ids do collide across pools
+
+
+def test_table3_says_how_bbt_reads_its_answers():
+    """The regenerated table's header says what BBT's rows are (no MP2 span head), and that on
+    the embedded backbone the masked-LM head is a stand-in; their extractive cells print –."""
+    from replicate.config import load_config
+    from replicate.tables import build_table, to_markdown
+
+    for path, head in (("paper.yaml", "CPT's own masked-LM head"), ("config.yaml", "a stand-in for a masked-LM head")):
+        table = build_table(load_config(str(REPO / "config" / path)), "mp2", "3")
+        line = [h for h in table.header if h.startswith("BBT and BBTv2: ")]
+        assert len(line) == 1 and head in line[0] and "no pre-training" in line[0]
+    bbt = [row for row in to_markdown(table).splitlines() if row.startswith("| BBT |")]
+    assert bbt and all(" – |" not in row for row in bbt)  # the embedded grid has no extractive task
+    paper = to_markdown(build_table(load_config(str(REPO / "config" / "paper.yaml")), "mp2", "3"))
+    assert all(row.count("| – |") == 2 for row in paper.splitlines() if row.startswith("| BBT"))
