@@ -30,7 +30,6 @@ import torch
 from replicate.backbones import BACKBONES
 from replicate.blackbox import BlackBoxTuner
 from replicate.methods import METHODS
-from replicate.mrc import MRCEncoder
 from replicate.splits import Protocol, draw_split, resolve
 from replicate.tasks import TASKS
 from replicate.train import SeedData
@@ -59,7 +58,7 @@ def main(argv=None) -> int:
     backbone, tok = spec.load()
     task = TASKS.get(args.task)
     pools = task.load_pools(args.data_dir)
-    enc = MRCEncoder(tok, task, cfg.max_length, cfg.prompt_length, spec.uses_cls, spec.token_type)
+    enc = method.encoder(tok, task, cfg, spec)
     seeds = [8, 13, 21, 42, 100][:args.seeds]
     data = []
     for s in seeds:

@@ -41,8 +41,7 @@ from torch import nn
 
 from .io import seed_digest
 from .model import inference_weights
-from .train import SeedData, SeedOutcome, autocast_forward, collate, example_losses, predict_rows, \
-    score_predictions, split_by_sizes
+from .train import SeedData, SeedOutcome, split_by_sizes
 
 
 def library_seed(seed: int, purpose: str) -> int:
@@ -101,14 +100,21 @@ class IntrinsicSpace:
 
 
 class PopulationEvaluator:
-    """Training losses and predictions of many rows (seed, candidate) in shared forward passes."""
+    """Training losses and predictions of many rows (seed, candidate) in shared forward passes,
+    through the method's formulation (``formulation.py``: MRC spans, or label words at a
+    [MASK]), which encodes, batches, scores and reads the answers."""
 
-    def __init__(self, model, data: List[SeedData], pad_id: int, precision: str, batch_size: int, extractive: bool):
-        self.model, self.data, self.pad_id, self.extractive = model, data, pad_id, extractive
-        self.batch_size = batch_size
+    def __init__(self, model, data: List[SeedData], pad_id: int, precision: str, batch_size: int, formulation):
+        self.model, self.data, self.pad_id, self.formulation = model, data, pad_id, formulation
+        self.batch_size, self.precision = batch_size, precision
         self.device = next(model.backbone.parameters()).device
-        self.forward = autocast_forward(model, precision, self.device)
         self.calls = 0  # model forward calls as the papers count them (training set passes)
+
+    def forward(self, batch) -> torch.Tensor:
+        """The formulation's scores for ``batch`` (under bfloat16 autocast with bf16), as fp32."""
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+            out = self.formulation.forward(self.model, batch)
+        return out.float()
 
     def _set_rows(self, prompts: torch.Tensor, row_seed: Sequence[int]) -> None:
         self.model.prompt.rows = prompts.to(self.device)
@@ -125,9 +131,9 @@ class PopulationEvaluator:
         with torch.no_grad():
             for i in range(0, len(pairs), self.batch_size):
                 chunk = pairs[i:i + self.batch_size]
-                batch = collate([self.data[row_seed[r]].train[j] for r, j in chunk], [r for r, _ in chunk],
-                                self.pad_id, self.device)
-                loss = example_losses(self.forward(batch), batch, self.extractive)
+                batch = self.formulation.collate([self.data[row_seed[r]].train[j] for r, j in chunk],
+                                                 [r for r, _ in chunk], self.pad_id, self.device)
+                loss = self.formulation.losses(self.forward(batch), batch)
                 total.index_add_(0, batch.seed_index.cpu(), loss.detach().double().cpu())
         self.calls += len(row_seed)
         counts = torch.tensor([len(self.data[s].train) for s in row_seed], dtype=torch.float64)
@@ -137,7 +143,13 @@ class PopulationEvaluator:
         """Predictions of each row on its seed's ``split`` (not counted as training calls)."""
         self._set_rows(prompts, row_seed)
         pairs = [(r, e) for r, s in enumerate(row_seed) for e in getattr(self.data[s], split)]
-        preds = predict_rows(self.forward, pairs, self.pad_id, self.device, self.batch_size, self.extractive)
+        preds: List = []
+        with torch.no_grad():
+            for i in range(0, len(pairs), self.batch_size):
+                chunk = pairs[i:i + self.batch_size]
+                batch = self.formulation.collate([e for _, e in chunk], [r for r, _ in chunk], self.pad_id,
+                                                 self.device)
+                preds += self.formulation.predictions(self.forward(batch), batch)
         return split_by_sizes(preds, [len(getattr(self.data[s], split)) for s in row_seed])
 
 
@@ -272,8 +284,13 @@ class BlackBoxTuner:
         self.data, self.log = data, log
         self.n = len(data)
         self.spaces: Dict[int, IntrinsicSpace] = {}  # filled by the method's search_stages
+        if hasattr(method, "formulation"):
+            self.formulation = method.formulation(cfg, task)
+        else:
+            from .formulation import MRC
+            self.formulation = MRC(task)
         self.evaluator = PopulationEvaluator(model, data, pad_id, cfg.precision, cfg.eval_batch_size,
-                                             task.kind == "extractive")
+                                             self.formulation)
         self.active = list(range(self.n))
         self.outcomes = [SeedOutcome(seed=d.seed) for d in data]
         self.best: List[Optional[Candidate]] = [None] * self.n
@@ -333,7 +350,7 @@ class BlackBoxTuner:
         preds = self.evaluator.predict(prompts, seeds, "dev")
         calls = self._calls_per_seed()
         for s, p in zip(seeds, preds):
-            dev = score_predictions(self.task, self.encoder, self.data[s].dev, p)[self.task.metric]
+            dev = self.formulation.score(self.encoder, self.data[s].dev, p)[self.task.metric]
             o = self.outcomes[s]
             o.dev_curve.append([calls, round(dev, 5)])
             o.loss_curve.append([calls, round(cands[s][0], 5)])
@@ -349,7 +366,7 @@ class BlackBoxTuner:
             return {}
         prompts = torch.cat([self._prompts_of(s, [cands[s]], None) for s in seeds])
         preds = self.evaluator.predict(prompts, seeds, "test")
-        return {s: score_predictions(self.task, self.encoder, self.data[s].test, p) for s, p in zip(seeds, preds)}
+        return {s: self.formulation.score(self.encoder, self.data[s].test, p) for s, p in zip(seeds, preds)}
 
     def fit(self) -> List[SeedOutcome]:
         stages = self.method.search_stages(self)

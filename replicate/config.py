@@ -233,6 +233,7 @@ def _check_lengths(cfg: dict, spec, tasks) -> None:
     multiple-choice task. Checked where the tokenizer loads offline."""
     from .formats import in_format
     from .methods import METHODS
+    from .mrc import MRCEncoder
     from .pretrain import check_upstream_tasks, make_pretrain_config
 
     local_dir = cfg.get("backbone_dirs", {}).get(spec.name)
@@ -245,9 +246,10 @@ def _check_lengths(cfg: dict, spec, tasks) -> None:
         for task in tasks:
             if task.kind == "extractive" or method.declines(mcfg, task):
                 continue
-            # e.g. the MCC layout lists the label words in the text
-            _check_length(f"config methods/{name}/max_length", method.task_view(task, mcfg), tokenizer, spec,
-                          mcfg.max_length, method.prompt_length(mcfg), cfg["data_dir"])
+            view = method.task_view(task, mcfg)  # e.g. the MCC layout lists the label words in the text
+            _check_length(f"config methods/{name}/max_length", view,
+                          method.encoder(tokenizer, view, mcfg, spec, max_length=10 ** 6), mcfg.max_length,
+                          method.prompt_length(mcfg), cfg["data_dir"])
     for name, values in cfg.get("pretraining", {}).items():
         pcfg = make_pretrain_config(name, values or {})
         for task in check_upstream_tasks(name, pcfg, cfg.get("paper_data_files")):
@@ -255,17 +257,19 @@ def _check_lengths(cfg: dict, spec, tasks) -> None:
                 raise ConfigError(f"config pretraining/{name}/layout: task {task.name} lists its candidates in "
                                   "option letters (PPT eq 4); it needs layout mcc")
             if task.kind != "extractive":
-                _check_length(f"config pretraining/{name}/max_length", in_format(task, pcfg.layout), tokenizer,
-                              spec, pcfg.max_length, pcfg.prompt_length, None)
+                view = in_format(task, pcfg.layout)
+                _check_length(f"config pretraining/{name}/max_length", view,
+                              MRCEncoder(tokenizer, view, 10 ** 6, pcfg.prompt_length, spec.uses_cls, spec.token_type),
+                              pcfg.max_length, pcfg.prompt_length, None)
 
 
-def _check_length(where: str, task, tokenizer, spec, max_length: int, prompt_length: int, data_dir) -> None:
+def _check_length(where: str, task, encoder, max_length: int, prompt_length: int, data_dir) -> None:
     """ConfigError (one line) if ``max_length`` cannot hold ``task``'s template words and
-    options with ``prompt_length`` slots, or a candidate of its lettered listing."""
-    from .mrc import MRCEncoder, TooLong
+    options with ``prompt_length`` slots, or a candidate of its lettered listing;
+    ``encoder``: the method's (or pre-training's) encoder of ``task``, with no length limit."""
+    from .mrc import TooLong
     from .tasks.base import Example
 
-    encoder = MRCEncoder(tokenizer, task, 10 ** 6, prompt_length, spec.uses_cls, spec.token_type)
     if task.kind == "classification":
         empty = Example(id="", text="", text_b="" if "{b}" in task.template.text else None, label=0)
         # and a token of text (a lettered listing keeps one of each text: mrc._fit_listing)

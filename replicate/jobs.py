@@ -182,7 +182,6 @@ def train_group(settings: dict, seeds: Sequence[int], split_paths: Sequence[str]
     from .devices import resolve_device
     from .methods import METHODS
     from .methods.common import frequent_tokens
-    from .mrc import MRCEncoder
     from .splits import resolve
     from .train import SeedData, outcome_dict, run_group
 
@@ -219,7 +218,7 @@ def train_group(settings: dict, seeds: Sequence[int], split_paths: Sequence[str]
 
     backbone, tokenizer = spec.load(dropout=cfg.dropout, local_dir=settings.get("backbone_dir"))
     weights_sha256 = weights_fingerprint(backbone)
-    encoder = MRCEncoder(tokenizer, task, cfg.max_length, method.prompt_length(cfg), spec.uses_cls, spec.token_type)
+    encoder = method.encoder(tokenizer, task, cfg, spec)
     cache: dict = {}
     seed_data = [SeedData(seed, *encode_parts(encoder, p, cache)) for seed, p in zip(seeds, parts)]
     init_tokens = None

@@ -40,6 +40,9 @@ OWN_TASKS_BLOCK = "THIS RUN'S TASKS (not columns of the paper's table)"
 MAJORITY = "majority-class"
 NOT_ABOVE_MAJORITY = "†"
 NOT_SCORES = {"minutes"}  # column measures that are not a task's score (MP2 Table 4)
+# A cell that does not exist: the method declines the task (BBT on an extractive task), or a
+# reference that does not apply; printed as the papers print theirs (MP2 Table 3: "–").
+NO_CELL = "–"
 
 
 @dataclass
@@ -73,7 +76,7 @@ class CellSummary:
 
     def text(self) -> str:
         if self.n_expected == 0:
-            return "n/a"
+            return NO_CELL
         if not self.scores:
             return f"failed ({self.failed}/{self.n_expected})" if self.failed else "missing"
         d = self.digits
@@ -120,7 +123,9 @@ class Table:
     run: str
 
     def cell(self, row: Row, task: str) -> CellSummary:
-        return self.cells[(row[0], row[1], task)]
+        """The row's cell of ``task``; one with nothing expected where the row's method has
+        no cells for the task (``Method.declines``)."""
+        return self.cells.get((row[0], row[1], task)) or CellSummary(n_expected=0)
 
     def mark(self, row: Row, task: str) -> str:
         """A dagger on a cell whose mean is not above the majority-class reference."""
@@ -420,6 +425,17 @@ def build_table(cfg: dict, paper: str, table: str) -> Table:
     if skipped:
         header.append("rows of another paradigm than this run's method of that name, not regenerated: "
                       + "; ".join(skipped))
+    cloze = []  # rows of methods that read label words at a [MASK] (BBT, BBTv2), not MP2's span head
+    for key in methods:
+        source = METHODS.get(sources[key][0])
+        if getattr(source.make_config(cfg["methods"].get(source.name)), "formulation", "") == "mlm":
+            cloze.append(source.paper_label or source.name)
+    if cloze:
+        head = ("CPT's own masked-LM head, as Black-Box-Tuning runs it" if spec.arch == "cpt" else
+                f"a stand-in for a masked-LM head, which {spec.name} does not ship: CPT's form of one")
+        header.append(f"{' and '.join(dict.fromkeys(cloze))}: Black-Box-Tuning's label words at a [MASK], scored "
+                      f"with {spec.name}'s tied input embeddings ({head}); no pre-training; no cells (–) for "
+                      "extractive tasks")
     not_trained = [m for m in table_methods(paper, table) if m not in {row_name(k) for k in methods}]
     not_built = [m for m in not_trained if m not in METHODS]
     not_in_grid = [m for m in not_trained if m in METHODS]
@@ -488,7 +504,7 @@ def to_markdown(table: Table) -> str:
 
 def _tex_escape(s: str) -> str:
     return s.replace("\\", r"\textbackslash{}").replace("&", r"\&").replace("%", r"\%").replace("_", r"\_") \
-        .replace("#", r"\#").replace("±", r"$\pm$").replace("—", "--").replace("†", r"$^\dagger$")
+        .replace("#", r"\#").replace("±", r"$\pm$").replace("—", "--").replace("–", "--").replace("†", r"$^\dagger$")
 
 
 def to_latex(table: Table) -> str:

@@ -11,17 +11,29 @@ from replicate.errors import ConfigError
 from replicate.methods import METHODS
 from replicate.methods.blackbox import clipped_std
 from replicate.params import count
+from replicate.splits import Protocol, draw_split, resolve
 from replicate.tasks import TASKS
+from replicate.train import SeedData
 
 from test_mp2 import tiny_checkpoint
-from test_seed_batching import seed_data
 
 SEEDS = [8, 13]
 SMALL = {"max_length": 40, "prompt_length": 3, "intrinsic_dim": 8, "popsize": 4}
 MP2_SMALL = {**SMALL, "n_prompts": 4, "router_budget": 6, "init_points": 3, "router_eval_every": 2}
 
 
-def tune(name, seeds, spy=None, keep_hooks=False, **overrides):
+def seed_data(task, tokenizer, cfg, method, spec, seeds):
+    """Each seed's encoded 8-shot split, encoded as the method encodes (its formulation)."""
+    pools = task.load_pools("")
+    enc = method.encoder(tokenizer, task, cfg, spec)
+    out = []
+    for s in seeds:
+        parts = resolve(draw_split(task, pools, 8, s, Protocol(test_cap=16)), pools)
+        out.append(SeedData(s, *(list(map(enc.encode, parts[k])) for k in ("train", "dev", "test"))))
+    return out, enc
+
+
+def tune(name, seeds, spy=None, keep_hooks=False, task="bbc-topic", **overrides):
     """Tune ``seeds`` together with a black-box method; ``spy(tuner)`` may wrap the tuner;
     ``keep_hooks``: leave the prompt hooks on the backbone (to evaluate more afterwards)."""
     spec = BACKBONES.get("tiny-bert")
@@ -29,8 +41,8 @@ def tune(name, seeds, spy=None, keep_hooks=False, **overrides):
     base = MP2_SMALL if name.startswith("mp2") else SMALL
     cfg = method.make_config({"budget": 16, "eval_every": 4, **base, **overrides})
     backbone, tok = spec.load()
-    task = TASKS.get("bbc-topic")
-    data, enc = seed_data(task, tok, cfg, method, seeds, spec.uses_cls)
+    task = TASKS.get(task)
+    data, enc = seed_data(task, tok, cfg, method, spec, seeds)
     pretrained = tiny_checkpoint(spec, backbone, cfg.depth) if cfg.pretraining else None
     model = method.build(backbone, spec, tok, cfg, seeds, None, pretrained)
     tuner = BlackBoxTuner(model, method, cfg, task, enc, data, tok.pad_token_id, log=lambda m: None)
@@ -73,7 +85,7 @@ def test_budget_counts_forward_calls_and_a_population_is_one_batch(name):
 def test_batched_population_equals_one_member_at_a_time():
     tuner, _ = tune("bbt", [8, 13], keep_hooks=True, budget=8)
     space = tuner.spaces
-    x = torch.randn(3, 1, 8, generator=torch.Generator().manual_seed(0))
+    x = torch.randn(3, 1, 8, generator=torch.Generator().manual_seed(0)) * 100  # prompts of the scale of the states
     prompts = torch.cat([space[0].prompts(x), space[1].prompts(x)])
     together = tuner.evaluator.losses(prompts, [0, 0, 0, 1, 1, 1])
     alone = [tuner.evaluator.losses(prompts[i:i + 1], [s])[0] for i, s in enumerate([0, 0, 0, 1, 1, 1])]
@@ -144,6 +156,36 @@ def test_bbtv2_projection_scales_follow_the_features():
     assert not torch.equal(space.A[0], space.A[1])
 
 
+@pytest.mark.parametrize("formulation", ["mlm", "mrc"])
+def test_bbtv2_projections_beyond_layer_0_scale_with_the_hidden_states_entering_each_layer(formulation):
+    """A_l (l >= 1) is N(0, alpha * std_l / (sqrt(d) * sigma_l)), std_l the clipped std of the
+    hidden states entering layer l over the seed's training inputs (real tokens, no prompt;
+    BBTv2 deepbbt.py:424-474): rebuilt here from its generator and the states, one example
+    at a time (so no padding can enter), for each seed."""
+    from replicate.methods.common import seed_generator
+
+    tuner, _ = tune("bbtv2", SEEDS, formulation=formulation, sigma=1.0, sigma_deep=0.5)
+    cfg, backbone = tuner.cfg, tuner.model.backbone
+    emb = backbone.get_input_embeddings().weight.double().std().item()
+    depth = BACKBONES.get("tiny-bert").n_layers
+    for s, d in enumerate(tuner.data):
+        states = [[] for _ in range(depth)]
+        with torch.no_grad():
+            for e in d.train:
+                ids = torch.tensor([e.input_ids])
+                out = backbone(input_ids=ids, token_type_ids=torch.tensor([e.token_type_ids]),
+                               output_hidden_states=True)
+                for layer in range(depth):
+                    states[layer].append(out.hidden_states[layer][0])
+        for layer in range(1, depth):
+            std_l = clipped_std(torch.cat(states[layer]))
+            assert abs(std_l - emb) > 0.5 * emb  # the two statistics differ: the test can tell them apart
+            scale = cfg.alpha * std_l / (math.sqrt(cfg.intrinsic_dim) * cfg.sigmas(depth)[layer])
+            want = torch.randn(cfg.intrinsic_dim, cfg.prompt_length * backbone.config.hidden_size,
+                               generator=seed_generator(d.seed, f"projection/{layer}")) * scale
+            torch.testing.assert_close(tuner.spaces[s].A[layer].cpu(), want, rtol=1e-4, atol=1e-7)
+
+
 def test_clipped_std_clips_outliers():
     values = torch.cat([torch.zeros(1000), torch.tensor([1e6])])
     assert clipped_std(values) < 1.0 < values.std().item()
@@ -174,19 +216,53 @@ def test_optimiser_versions_are_in_provenance():
     assert versions["cma"].startswith("4.") and versions["bayesian-optimization"].startswith("3.")
 
 
-def test_test_examples_never_steer_the_search():
+@pytest.mark.parametrize("name", ["mp2-shallow-black-box", "bbt", "bbtv2"])
+def test_test_examples_never_steer_the_search(name):
     """Swapping every seed's test set for other examples changes nothing but the test score:
     the fitness reads the training set, selection the dev set, and stage I's test score (the
-    Router-only row) is only recorded."""
+    Router-only row) is only recorded; in both formulations (MRC; BBT's label words)."""
     def swap_test(tuner):
         for d in tuner.data:
             d.test = list(reversed(d.dev)) + d.train[:3]
 
-    _, plain = tune("mp2-shallow-black-box", SEEDS)
-    _, swapped = tune("mp2-shallow-black-box", SEEDS, spy=swap_test)
+    _, plain = tune(name, SEEDS)
+    _, swapped = tune(name, SEEDS, spy=swap_test)
     for a, b in zip(plain, swapped):
         assert a.loss_curve == b.loss_curve and a.dev_curve == b.dev_curve and a.best_epoch == b.best_epoch
         assert [st.get("best_call") for st in a.stages] == [st.get("best_call") for st in b.stages]
+
+
+@pytest.mark.parametrize("name", ["bbt", "bbtv2", "mp2-shallow-black-box"])
+def test_only_training_and_dev_examples_reach_the_model_before_testing(name):
+    """Every example the formulation batches while the search runs (fitness, projection
+    statistics, dev checks) is one of the seed's training or dev examples; test examples are
+    batched only by ``BlackBoxTuner.test`` (the final test, and stage I's own for MP2)."""
+    seen = {"search": [], "test": []}
+
+    def spy(tuner):
+        collate, test = tuner.formulation.collate, tuner.test
+        phase = ["search"]
+
+        def recording(items, *args, **kwargs):
+            seen[phase[0]].extend(id(e) for e in items)
+            return collate(items, *args, **kwargs)
+
+        def testing(cands):
+            phase[0] = "test"
+            try:
+                return test(cands)
+            finally:
+                phase[0] = "search"
+
+        tuner.formulation.collate, tuner.test = recording, testing
+        tuner.tested_ids = {id(e) for d in tuner.data for e in d.test}
+        tuner.allowed_ids = {id(e) for d in tuner.data for e in d.train + d.dev}
+
+    tuner, outcomes = tune(name, SEEDS, spy=spy)
+    assert all(o.status == "ok" for o in outcomes)
+    assert seen["search"] and set(seen["search"]) <= tuner.allowed_ids
+    assert not set(seen["search"]) & tuner.tested_ids
+    assert set(seen["test"]) == tuner.tested_ids  # and the test examples are all tested
 
 
 def test_bounds_keep_base_plus_offset_inside_and_allow_a_base_outside():

@@ -76,6 +76,7 @@ def test_tiny_dag_end_to_end(tmp_path, tiny_config):
 BLACK_BOX = ("bbt", "bbtv2", "mp2-shallow-black-box", "mp2-deep-black-box")
 PAPER_TASKS = ("amazon", "thucnews", "bq", "cmnli", "cmrc-2018", "ccpm", "cote-mfw",
                "chnsent", "tnews", "ocnli", "lcqmc", "drcd", "c3", "cote-bd")
+EXTRACTIVE = {"cmrc-2018", "drcd", "cote-bd", "cote-mfw"}  # BBT and BBTv2 have no cells (MP2 Table 3: "–")
 
 
 @pytest.mark.slow
@@ -127,7 +128,20 @@ def test_paper_config_runs_end_to_end_on_a_tiny_cpt(tmp_path, tiny_cpt_dir):
     black_box = {(r["method"], r["task"]): r for r in rows if "Black-Box" in r["block"]}
     for method in ("bbt", "bbtv2", "mp2-shallow", "mp2-shallow-router-only", "mp2-deep", "mp2-deep-router-only"):
         for task in PAPER_TASKS:
+            if method in ("bbt", "bbtv2") and task in EXTRACTIVE:  # no cell: MP2 Table 3 prints "–"
+                assert black_box[(method, task)]["status"] == "n/a" and black_box[(method, task)]["n_expected"] == "0"
+                continue
             assert black_box[(method, task)]["status"] == "ok" and black_box[(method, task)]["n"] == "5"
+    # BBT and BBTv2 ran Black-Box-Tuning's masked-LM formulation from CPT alone
+    for method in ("bbt", "bbtv2"):
+        for task in ("chnsent", "c3"):
+            bbt = json.loads((results / f"cells/tiny-cpt/{task}/shot32/{method}/seed8.json").read_text(encoding="utf-8"))
+            assert bbt["provenance"]["settings"]["method_config"]["formulation"] == "mlm"
+            assert bbt["provenance"]["pretrained_checkpoint"] is None and "pretraining" not in bbt["provenance"]["settings"]
+        assert not (results / f"cells/tiny-cpt/drcd/shot32/{method}").exists()
+    table = (results / "tables" / "mp2_table3.md").read_text(encoding="utf-8")
+    bbt_rows = [line for line in table.splitlines() if line.startswith("| BBT |")]
+    assert bbt_rows and all(line.count("| – |") + line.count("| –") >= 2 for line in bbt_rows)
     bb = json.loads((results / "cells/tiny-cpt/bq/shot32/mp2-deep-black-box/seed8.json").read_text(encoding="utf-8"))
     assert [(s["name"], s["forward_calls"]) for s in bb["stages"]] == [("I: router", 2), ("II: prompt", 16)]
     assert bb["dev"]["unit"] == "forward call" and set(bb["provenance"]["packages"]) >= {"cma", "bayesian-optimization"}
@@ -164,22 +178,34 @@ def test_paper_config_dry_run_lists_every_cell_offline():
     done = snakemake("-n", "--cores", "8", "table3", "--configfile", "config/paper.yaml")
     assert done.returncode == 0, done.stderr[-2000:]
     out = done.stdout
-    # Table 3: 7 gradient methods, MP2's eq 1 ablation (2) and 4 black-box methods x 14 tasks;
-    # MP2's (both router forms), SPoT's and Unified PPT's pre-trainings; MP2's Figs 3 and 5
-    assert job_counts(out) == {"split": 14, "pretrain_data": 6, "pretrain": 6, "train": 182, "paper_table": 1,
+    # Table 3: 7 gradient methods, MP2's eq 1 ablation (2) and 4 black-box methods x 14 tasks
+    # (BBT and BBTv2: no cells for the 4 extractive tasks); MP2's (both router forms), SPoT's
+    # and Unified PPT's pre-trainings; MP2's Figs 3 and 5
+    assert job_counts(out) == {"split": 14, "pretrain_data": 6, "pretrain": 6, "train": 182 - 2 * 4, "paper_table": 1,
                                "mp2_fig5_figure": 1, "mp2_fig3_figure": 1, "table3": 1}
     for task in PAPER_TASKS:
         for method in ("model-tuning", "pt", "ptv2", "ppt-unified", "spot", "mp2-shallow", "mp2-deep", "mp2-shallow-eq1",
                        "mp2-deep-eq1") + BLACK_BOX:
             for seed in (8, 13, 21, 42, 100):
-                assert f"results/paper/cells/cpt-large/{task}/shot32/{method}/seed{seed}.json" in out
+                path = f"results/paper/cells/cpt-large/{task}/shot32/{method}/seed{seed}.json"
+                assert (path not in out) if method in ("bbt", "bbtv2") and task in EXTRACTIVE else (path in out)
+    # BBT and BBTv2 start from CPT alone: none of their jobs waits on a pre-training (MP2's does)
+    jobs_of = {}
+    for block in out.split("rule train:")[1:]:
+        method = re.search(r"method=([a-z0-9-]+)", block).group(1)
+        inputs = re.search(r"input: (.*)", block).group(1)
+        jobs_of.setdefault(method, []).append(inputs)
+    assert len(jobs_of["bbt"]) == len(jobs_of["bbtv2"]) == 10
+    assert not any("/pretrain/" in inputs for m in ("bbt", "bbtv2") for inputs in jobs_of[m])
+    assert all("/pretrain/mp2-shallow/" in inputs for inputs in jobs_of["mp2-shallow-black-box"])
+    assert all("/pretrain/mp2-shallow-eq1/" in inputs for inputs in jobs_of["mp2-shallow-eq1"])
     for name in ("mp2-shallow", "mp2-deep", "spot", "ppt-unified", "mp2-shallow-eq1", "mp2-deep-eq1"):
         assert f"results/paper/pretrain/{name}/cpt-large/checkpoint.pt" in out
         assert f"results/paper/pretrain-data/{name}/manifest.json" in out
     # Tables 3-5 together: the Table 5 ablation adds its two pre-trainings and their cells
     done = snakemake("-n", "--cores", "8", "mp2_table3", "mp2_table4", "mp2_table5", "--configfile",
                      "config/paper.yaml")
-    assert job_counts(done.stdout) == {"split": 14, "pretrain_data": 8, "pretrain": 8, "train": 210,
+    assert job_counts(done.stdout) == {"split": 14, "pretrain_data": 8, "pretrain": 8, "train": 210 - 2 * 4,
                                        "paper_table": 3, "mp2_table3": 1, "mp2_table4": 1, "mp2_table5": 1}
     for name in ("mp2-shallow-fsl", "mp2-deep-nofsl"):
         assert f"results/paper/pretrain/{name}/cpt-large/checkpoint.pt" in done.stdout
@@ -199,7 +225,7 @@ def test_paper_config_dry_run_lists_every_cell_offline():
     # every table with a row of these methods, from the same training jobs
     done = snakemake("-n", "--cores", "8", "tables", "--configfile", "config/paper.yaml")
     # (+ MP2 Table 5 from the FSL ablation's cells and Table 4 from black-box MP2's)
-    assert job_counts(done.stdout) == {"split": 14, "pretrain_data": 10, "pretrain": 10, "train": 242,
+    assert job_counts(done.stdout) == {"split": 14, "pretrain_data": 10, "pretrain": 10, "train": 242 - 2 * 4,
                                        "paper_table": len(TABLES_WITH_BUILT_METHODS) + 2, "tables": 1}
 
 

@@ -22,8 +22,9 @@ EXTRA_CHARS = "，。？！：；、“”‘’（）《》【】…—·\"'"
 
 def _vocab(fixture_dir: Path) -> list:
     chars = set(EXTRA_CHARS)
-    templates = Path(__file__).resolve().parent.parent / "replicate" / "tasks" / "paper.py"
-    for path in sorted(fixture_dir.glob("*.jsonl")) + [templates]:
+    tasks = Path(__file__).resolve().parent.parent / "replicate" / "tasks"
+    templates = [tasks / "paper.py", tasks / "cloze.py"]  # MP2's templates; BBT's cloze templates and label words
+    for path in sorted(fixture_dir.glob("*.jsonl")) + templates:
         chars.update(ch for ch in path.read_text(encoding="utf-8") if not ch.isspace())
     chars.update("abcdefghijklmnopqrstuvwxyz0123456789")
     ordered = sorted(chars)

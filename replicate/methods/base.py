@@ -215,6 +215,14 @@ class Method:
         registered."""
         return task
 
+    def encoder(self, tokenizer, task, cfg: TrainConfig, spec, max_length: Optional[int] = None):
+        """What encodes ``task``'s examples for this method (default: MP2's MRC layout,
+        ``mrc.MRCEncoder``); ``max_length`` overrides the config's."""
+        from ..mrc import MRCEncoder
+
+        return MRCEncoder(tokenizer, task, max_length or cfg.max_length, self.prompt_length(cfg), spec.uses_cls,
+                          spec.token_type)
+
     def build(self, backbone, spec, tokenizer, cfg: TrainConfig, seeds: List[int],
               init_tokens: Optional[List[int]] = None, pretrained: Optional[Mapping[str, Any]] = None):
         """The model for ``seeds``; ``init_tokens``: candidate token ids of init="vocab";

@@ -14,11 +14,15 @@
   strategy; deep: divide and conquer, ``sigma`` at the embedding layer and ``sigma_deep`` at
   the others). Their stage I alone is MP2 Table 3's "Router-only" rows (``row_views``).
 
-The fitness is the training loss of the harness's MRC formulation (MPMP's span loss,
-``train.example_losses``) over the seed's whole few-shot training set; BBT's and MPMP's own
-choice is cross entropy on the training batch (``bbt.py:375-402``; MPMP ``Shallow/bbt.py:221``).
-No gradient is taken and no head is trained: the span head is the pre-training's (``pretraining``)
-or, with ``pretraining: null``, a random one drawn from the cell's seed.
+The fitness is the training loss of the method's formulation (``formulation.py``) over the
+seed's whole few-shot training set. BBT and BBTv2 run Black-Box-Tuning's CPT formulation
+(``formulation: mlm``): a cloze sentence with one [MASK], cross entropy over the label words'
+masked-LM scores (``bbt.py:375-402``), the backbone's own tied word embeddings as the
+masked-LM head; they start from the backbone alone (no pre-training, no span head) and have
+no cells for extractive tasks (``declines``), as MP2 Table 3 prints "–" there. MP2's
+black-box methods run the MRC formulation (MPMP ``Shallow/bbt.py:221``: its span loss,
+``train.example_losses``) with the span head of their pre-training. No gradient is taken and
+no head is trained.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import torch
 
 from ..blackbox import BlackBoxTuner, IntrinsicSpace, OffsetSearch, PopulationPrompt, RouterSearch, RowSpanHead
 from ..errors import ConfigError
+from ..formulation import FORMULATIONS, TiedWordScores, formulation
 from ..model import ROUTER_COMBINES, PromptedMRC
 from .base import Method, check_fields, register_method, require_pretraining
 from .common import HEAD_INIT_STD, seed_generator
@@ -54,8 +59,11 @@ class BlackBoxConfig:
     alpha: the random projection's scale factor (BBT: 1; BBT's std formula above).
     bound: keep every searched entry in [-bound, bound]; 0 = unbounded (BBT: 0).
     eval_every: score the best training candidate on dev every this many calls (BBT: 100).
-    pretraining: the pre-training whose span head (and, for MP2, z and A) this uses; None =
-        a random span head, drawn from the seed (BBT and BBTv2 only).
+    pretraining: the pre-training whose span head, z and A this uses (MP2's black-box
+        methods); BBT and BBTv2 take none (config check refuses one).
+    formulation: "mlm" (BBT and BBTv2: Black-Box-Tuning's label words at a [MASK], read by
+        the backbone's tied-embedding masked-LM head) or "mrc" (MP2's span formulation; for
+        BBT/BBTv2, a frozen random span head drawn from the seed). See ``formulation.py``.
     max_length, eval_batch_size, precision, dropout: as for gradient methods (TrainConfig);
         the backbone runs in eval mode, so dropout is never drawn.
     """
@@ -71,18 +79,22 @@ class BlackBoxConfig:
     bound: float = 0.0
     eval_every: int = 100
     pretraining: Optional[str] = None
+    formulation: str = "mrc"
     max_length: int = 128
     eval_batch_size: int = 64
     precision: str = "fp32"
     dropout: Optional[float] = None
 
     def validate(self) -> None:
-        check_fields(self, choices={"depth": DEPTHS, "precision": ("fp32", "bf16")},
+        check_fields(self, choices={"depth": DEPTHS, "precision": ("fp32", "bf16"), "formulation": FORMULATIONS},
                      at_least_one=("prompt_length", "intrinsic_dim", "budget", "eval_every", "max_length",
                                    "eval_batch_size"),
                      positive=("sigma", "sigma_deep", "alpha"), non_negative=("bound",))
         if self.popsize < 4:  # pycma's step-size adaptation fails on smaller populations
             raise ConfigError(f"popsize: CMA-ES needs a population of at least 4, not {self.popsize}")
+        if self.formulation == "mlm" and self.pretraining:
+            raise ConfigError(f"pretraining: the mlm formulation reads label words with the backbone's own "
+                              f"masked-LM head and starts from no pre-training, not {self.pretraining!r}")
 
     def sigmas(self, depth: int) -> List[float]:
         deep = self.sigma if self.sigma_deep is None else self.sigma_deep
@@ -146,6 +158,9 @@ class BlackBox(Method):
     paradigm = "black-box"
     trainer = BlackBoxTuner
     progress_unit = "forward call"
+    # BBT and BBTv2 are MP2's baselines: they start from the backbone alone. A pre-training
+    # (MP2's span head) would carry MP2's multi-task pre-training into the rows MP2 is compared with.
+    reads_pretraining = False
 
     def __init__(self, name: str, label: str, defaults: Dict, rows: tuple = (), row_views: Optional[Dict] = None):
         self.name, self.paper_label, self.defaults, self.rows = name, label, defaults, rows
@@ -154,20 +169,49 @@ class BlackBox(Method):
     def prompt_length(self, cfg) -> int:
         return cfg.prompt_length
 
+    def make_config(self, overrides=None):
+        cfg = super().make_config(overrides)
+        if cfg.pretraining and not self.reads_pretraining:
+            raise ConfigError(f"config methods/{self.name}/pretraining: {self.paper_label} starts from the backbone "
+                              f"alone; it may not read pre-training {cfg.pretraining!r} (set pretraining: null)")
+        return cfg
+
     def pretraining(self, cfg, task=None) -> Optional[str]:
         return cfg.pretraining
+
+    def formulation(self, cfg, task):
+        return formulation(cfg.formulation, task)
+
+    def declines(self, cfg, task) -> Optional[str]:
+        from ..tasks.cloze import cloze_for
+
+        if cfg.formulation == "mlm" and cloze_for(task) is None:
+            return (f"the mlm formulation has no cloze form for {task.kind} task {task.name} "
+                    "(MP2 Table 3: '–' for BBT and BBTv2 on its extractive tasks)")
+        return None
+
+    def encoder(self, tokenizer, task, cfg, spec, max_length: Optional[int] = None):
+        return self.formulation(cfg, task).encoder(tokenizer, max_length or cfg.max_length, self.prompt_length(cfg),
+                                                   spec)
 
     def check_pretraining(self, cfg, name: str, pretrain_cfg) -> None:
         require_pretraining(self.name, name, pretrain_cfg, prompt_length=cfg.prompt_length)
 
     def build(self, backbone, spec, tokenizer, cfg, seeds: List[int], init_tokens=None, pretrained=None):
         backbone.requires_grad_(False)
+        prompt = PopulationPrompt(n_layers_of(cfg.depth, spec))
+        if cfg.formulation == "mlm":  # the backbone's own tied-embedding masked-LM head; no span head
+            if pretrained is not None:
+                raise ValueError(f"{self.name}: the mlm formulation reads no pre-training")
+            model = PromptedMRC(backbone, spec, TiedWordScores(backbone.get_input_embeddings()), prompt)
+            model.pretrained = None
+            return model
         if pretrained is not None:
             head = pretrained["head"].float().unsqueeze(0).repeat(len(seeds), 1, 1)
         else:
             head = torch.stack([torch.randn(spec.d_model, 2, generator=seed_generator(s, "head")) * HEAD_INIT_STD
                                 for s in seeds])
-        model = PromptedMRC(backbone, spec, RowSpanHead(head), PopulationPrompt(n_layers_of(cfg.depth, spec)))
+        model = PromptedMRC(backbone, spec, RowSpanHead(head), prompt)
         model.pretrained = pretrained
         return model
 
@@ -193,8 +237,6 @@ class BlackBox(Method):
         ``bbt.py:270-285``) and, for deeper layers, that of the hidden states entering the
         layer on the seed's training set with no prompt (BBTv2), over real tokens only (BBTv2
         counts padding too, which would make A depend on how the set is batched)."""
-        from ..train import collate
-
         emb = float(tuner.model.backbone.get_input_embeddings().weight.detach().double().std())
         if depth == 1:
             return [[emb] for _ in range(tuner.n)]
@@ -202,8 +244,8 @@ class BlackBox(Method):
         backbone = tuner.model.backbone
         with torch.no_grad():
             for s in range(tuner.n):
-                batch = collate(tuner.data[s].train, [0] * len(tuner.data[s].train), tuner.evaluator.pad_id,
-                                tuner.evaluator.device)
+                batch = tuner.evaluator.formulation.collate(tuner.data[s].train, [0] * len(tuner.data[s].train),
+                                                            tuner.evaluator.pad_id, tuner.evaluator.device)
                 kwargs = {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask,
                           "output_hidden_states": True}
                 if tuner.model.arch != "t5":
@@ -239,6 +281,7 @@ class BlackBox(Method):
 
 class MP2BlackBox(BlackBox):
     config_cls = MP2BlackBoxConfig
+    reads_pretraining = True
 
     def prompt_budget(self, cfg) -> int:
         return cfg.budget - cfg.router_budget  # 0: stage I alone
@@ -281,8 +324,9 @@ class MP2BlackBox(BlackBox):
         return self.trainable_parameters(spec, cfg)["prompt"]
 
 
-BBT = {"depth": "shallow", "intrinsic_dim": 300, "pretraining": "mp2-shallow"}
-BBTV2 = {"depth": "deep", "intrinsic_dim": 300, "pretraining": "mp2-deep"}
+# BBT and BBTv2 as Black-Box-Tuning runs them on CPT: label words at a [MASK], no pre-training
+BBT = {"depth": "shallow", "intrinsic_dim": 300, "pretraining": None, "formulation": "mlm"}
+BBTV2 = {"depth": "deep", "intrinsic_dim": 300, "pretraining": None, "formulation": "mlm"}
 # MP2 A.2; the deep step sizes and bound: MP2 A.2 states 5e-2 / 1e-2 (MPMP's Deep/deepbbt.py:
 # 0.5 / 0.1) and no bound (MPMP: 5), see docs/methods/mp2.md.
 MP2_SHALLOW = {"depth": "shallow", "pretraining": "mp2-shallow", "router_budget": 200, "sigma": 0.1}
