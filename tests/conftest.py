@@ -56,3 +56,20 @@ def tiny_cpt_dir(tmp_path_factory):
     from tiny_cpt import write_tiny_cpt
 
     return write_tiny_cpt(tmp_path_factory.mktemp("tiny-cpt"), PAPER_FIXTURES)
+
+
+def train_first_group(cfg, checkpoint, seeds=None, outs=None):
+    """Split and train the config's first (method, task, shot) group through the train job
+    (``jobs.train_group``), from the pre-training ``checkpoint``: its results, one per seed
+    (``seeds``: the grid's; ``outs``: the result files, by default where the config puts them)."""
+    from replicate.config import Cell, cell_settings, groups, result_path, split_path, split_settings
+    from replicate.jobs import make_splits, train_group
+
+    group = groups(cfg)[0]
+    seeds = cfg["grid"]["seeds"] if seeds is None else seeds
+    splits = [split_path(cfg, group.task, group.shot, s) for s in seeds]
+    make_splits(split_settings(cfg, group.task, group.shot), seeds, str(FIXTURES), splits)
+    if outs is None:
+        outs = [result_path(cfg, Cell(group.method, group.backbone, group.task, group.shot, s)) for s in seeds]
+    return train_group(cell_settings(cfg, group), seeds, splits, outs, str(FIXTURES), device="cpu",
+                       pretrained_path=checkpoint)

@@ -9,11 +9,11 @@ from collections import Counter
 import pytest
 import torch
 
-from conftest import FIXTURES, TINY_CONFIG
+from conftest import FIXTURES, TINY_CONFIG, train_first_group
 from replicate.config import check_config, groups, load_config, pretrain_settings, pretrainings_of
 from replicate.errors import ConfigError
 from replicate.formats import LETTERS, in_format, ppt_format
-from replicate.jobs import CHECKPOINT_FILE, RESUME_FILE, SUMMARY_FILE, load_pretrained, pretrain_job, train_group
+from replicate.jobs import CHECKPOINT_FILE, RESUME_FILE, SUMMARY_FILE, load_pretrained, pretrain_job
 from replicate.methods import METHODS
 from replicate.pretrain import held_out_texts, make_pretrain_config, upstream_data, upstream_pools
 from replicate.splits import Protocol
@@ -199,18 +199,7 @@ def test_cells_start_from_the_pretrained_prompt_their_provenance_names(tmp_path)
         method.build(backbone, spec, tokenizer, method.make_config({**cfg["methods"]["spot"], "prompt_length": 4}),
                      [8], pretrained=tensors)
     # through the train job: the result names the checkpoint's hash
-    from replicate.config import cell_settings, split_path
-    from replicate.jobs import make_splits
-
-    group = groups(cfg)[0]
-    cell = cell_settings(cfg, group)
-    seeds = cfg["grid"]["seeds"][:1]
-    splits = [split_path(cfg, group.task, group.shot, s) for s in seeds]
-    from replicate.config import split_settings
-
-    make_splits(split_settings(cfg, group.task, group.shot), seeds, str(FIXTURES), splits)
-    [result] = train_group(cell, seeds, splits, [str(tmp_path / "cell.json")], str(FIXTURES), device="cpu",
-                           pretrained_path=checkpoint)
+    [result] = train_first_group(cfg, checkpoint, cfg["grid"]["seeds"][:1], [str(tmp_path / "cell.json")])
     assert result["status"] == "ok"
     assert result["provenance"]["pretrained_checkpoint"]["sha256"] == summary["checkpoint"]["sha256"]
 
@@ -298,18 +287,7 @@ def test_retrieval_takes_each_seeds_nearest_source_and_records_the_ranking(tmp_p
         assert torch.equal(model.prompt.weight[s], tensors["source_prompts"][best])
         assert torch.equal(model.head.weight[s], tensors["head"].float())
     # through the train job: the probe is never the tested checkpoint, and the result says what it took
-    from replicate.config import cell_settings, split_path, split_settings
-    from replicate.jobs import make_splits
-
-    group = groups(cfg)[0]
-    seeds = cfg["grid"]["seeds"]
-    splits = [split_path(cfg, group.task, group.shot, s) for s in seeds]
-    make_splits(split_settings(cfg, group.task, group.shot), seeds, str(FIXTURES), splits)
-    from replicate.config import Cell, result_path
-
-    outs = [result_path(cfg, Cell(group.method, group.backbone, group.task, group.shot, s)) for s in seeds]
-    results = train_group(cell_settings(cfg, group), seeds, splits, outs, str(FIXTURES), device="cpu",
-                          pretrained_path=checkpoint)
+    results = train_first_group(cfg, checkpoint)
     for r in results:
         probe_record, transfer = r["stages"]
         assert probe_record["retrieved"] in tensors["tasks"] and len(probe_record["similarity"]) == 3
@@ -319,7 +297,7 @@ def test_retrieval_takes_each_seeds_nearest_source_and_records_the_ranking(tmp_p
     # the report reads the same cells
     from replicate.retrieval import report_rows
 
-    [row] = [x for x in report_rows(cfg) if x["method"] == "spot-retrieval" and x["task"] == group.task]
+    [row] = [x for x in report_rows(cfg) if x["method"] == "spot-retrieval" and x["task"] == groups(cfg)[0].task]
     assert row["n"] == "2" and sum(int(p.split(" x")[1]) for p in row["retrieved"].split("; ")) == 2
     assert row["top3"].count(";") == 2
 
@@ -400,7 +378,7 @@ def test_the_paper_corpus_path_reads_local_jsonl_and_leaves_out_held_out_documen
 def _listing_losses(encoder, enc, ex):
     """Indices of ``ex``'s candidates whose letter, followed by the candidate's first token,
     is not in the encoded input before the options (the listing "A. <c> B. <c> ...")."""
-    tok, template = encoder.tok, encoder.task.template
+    template = encoder.task.template
     body = enc.input_ids[:enc.option_starts[0]]
     candidates = ex.options if ex.options is not None else template.labels
     missing = []

@@ -8,10 +8,9 @@ import dataclasses
 import pytest
 import torch
 
-from conftest import FIXTURES, TINY_CONFIG
-from replicate.config import (Cell, cell_settings, check_config, groups, pretrain_settings, result_path,
-                              split_path, split_settings)
-from replicate.jobs import CHECKPOINT_FILE, load_pretrained, make_splits, pretrain_job, train_group
+from conftest import FIXTURES, TINY_CONFIG, train_first_group
+from replicate.config import check_config, pretrain_settings
+from replicate.jobs import CHECKPOINT_FILE, load_pretrained, pretrain_job
 from replicate.methods import METHODS
 from replicate.methods.common import span_head
 
@@ -78,13 +77,8 @@ def test_the_probe_trains_against_the_checkpoints_head_which_stays_unchanged(sou
         return [dataclasses.replace(probe, enter=enter, leave=leave), *rest]
 
     monkeypatch.setattr(method, "stages", watched)
-    group = groups(cfg)[0]
     seeds = cfg["grid"]["seeds"]
-    splits = [split_path(cfg, group.task, group.shot, s) for s in seeds]
-    make_splits(split_settings(cfg, group.task, group.shot), seeds, str(FIXTURES), splits)
-    outs = [result_path(cfg, Cell(group.method, group.backbone, group.task, group.shot, s)) for s in seeds]
-    results = train_group(cell_settings(cfg, group), seeds, splits, outs, str(FIXTURES), device="cpu",
-                          pretrained_path=checkpoint)
+    results = train_first_group(cfg, checkpoint)
     assert all(r["status"] == "ok" for r in results)
     head = tensors["head"].float()
     assert seen["head_in"].shape[0] == len(seeds)
