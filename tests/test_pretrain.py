@@ -327,3 +327,23 @@ def test_the_loop_takes_its_tasks_from_the_sampler(tiny_bert):
     rows = [sampler.next() for _ in range(30)]
     expected = [rows.count(r) for r in range(len(TOY_TASKS))]
     assert out["task_steps"] == expected and expected != [10, 10, 10] and min(expected) > 0
+
+
+@pytest.mark.parametrize("combine", ["mpmp", "paper"])
+def test_the_routers_form_is_the_configs_at_dev_selection(tiny_bert, monkeypatch, combine):
+    """A pre-training's dev checks weigh its modular prompts in its own router form (MPMP's
+    sigmoid / sum, or eq 1's binary / K for the mp2-*-eq1 ablation), the form its
+    downstream methods must share (config check)."""
+    import replicate.model as model
+
+    seen = []
+    original = model.inference_weights
+
+    def recording(logits, form):
+        seen.append(form)
+        return original(logits, form)
+
+    monkeypatch.setattr(model, "inference_weights", recording)
+    _, out = toy_run(tiny_bert, combine=combine)
+    assert seen and set(seen) == {combine}
+    assert out["dev_curve"]
