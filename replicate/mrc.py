@@ -194,16 +194,16 @@ class MRCEncoder:
         per = candidate_tokens(template.limits, n, room) if room > 0 else 0
         return per, room - n * per
 
-    def fitting(self, examples: Sequence[Example]) -> Tuple[List[Example], List[Encoded]]:
-        """The examples that fit, and their encodings (those that raise TooLong are left out)."""
-        kept, encs = [], []
+    def fitting(self, examples: Sequence[Example]) -> List[Example]:
+        """The examples that fit (those whose encoding raises TooLong are left out)."""
+        kept = []
         for ex in examples:
             try:
-                encs.append(self.encode(ex))
+                self.encode(ex)
             except TooLong:
                 continue
             kept.append(ex)
-        return kept, encs
+        return kept
 
     def decode_span(self, enc: Encoded, start: int, end: int) -> str:
         """Text covered by tokens [start, end] (absolute indices); "" for an empty or

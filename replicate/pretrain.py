@@ -571,7 +571,7 @@ def fitting_data(tasks, encoders, data, log=print) -> Dict[str, Tuple[list, list
             continue
         parts = []
         for part, examples in zip(("train", "dev"), data[task.name]):
-            kept, _ = encoder.fitting(examples)
+            kept = encoder.fitting(examples)
             if len(kept) < len(examples):
                 log(f"{task.name}: dropped {len(examples) - len(kept)} of {len(examples)} {part} examples whose "
                     f"candidates do not fit max_length {encoder.max_length}")
