@@ -14,7 +14,7 @@ import string
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
-KINDS = ("classification", "multiple-choice", "extractive")
+KINDS = ("classification", "multiple-choice", "extractive", "regression")
 LANGUAGES = ("en", "zh")
 TRACKS = ("unseen-data", "unseen-task", "upstream")
 # What a task teaches, for grouping upstream tasks (MP2 Fig 5 names the router's groups by it).
@@ -27,7 +27,10 @@ class Example:
 
     ``label`` indexes ``options`` (classification, multiple choice); extractive examples
     carry ``answers`` (gold strings) and ``answer_start`` (char offset of the first one in
-    ``text``) instead.
+    ``text``) instead; regression examples (STS-B) carry their gold number in ``value``.
+    ``fields``: named texts beyond ``text`` and ``text_b`` that a text-to-text format
+    (``TextFormat``) inserts by name, e.g. MultiRC's ``answer`` or WSC's ``span1``, as
+    (name, text) pairs.
     """
 
     id: str
@@ -37,13 +40,29 @@ class Example:
     options: Optional[Tuple[str, ...]] = None
     answers: Tuple[str, ...] = ()
     answer_start: Optional[int] = None
+    value: Optional[float] = None
+    fields: Tuple[Tuple[str, str], ...] = ()
 
     def content_key(self) -> str:
-        """The fields that define this example, as canonical JSON (hashed into split manifests)."""
-        return json.dumps(
-            [self.id, self.text, self.text_b, self.label, self.options, self.answers, self.answer_start],
-            ensure_ascii=False,
-        )
+        """The fields that define this example, as canonical JSON (hashed into split manifests).
+        ``value`` and ``fields`` enter only when set, so the keys (and split hashes) of
+        examples without them are those of before they existed."""
+        key = [self.id, self.text, self.text_b, self.label, self.options, self.answers, self.answer_start]
+        if self.value is not None or self.fields:
+            key += [self.value, [list(f) for f in self.fields]]
+        return json.dumps(key, ensure_ascii=False)
+
+    def field(self, name: str) -> str:
+        """The text a format's ``{name}`` inserts: ``a`` is ``text``, ``b`` is ``text_b``,
+        anything else one of ``fields``."""
+        if name == "a":
+            return self.text
+        if name == "b":
+            return self.text_b if self.text_b is not None else ""
+        for key, value in self.fields:
+            if key == name:
+                return value
+        raise KeyError(f"example {self.id}: no field {name!r}")
 
 
 @dataclass(frozen=True)
@@ -112,6 +131,63 @@ class Template:
         return "".join(out), spans
 
 
+LINEAGES = ("attempt", "compt")
+
+
+@dataclass(frozen=True)
+class TextFormat:
+    """An example as text-to-text (T5): an input string and a target string, in the wording
+    of one lineage of code (``LINEAGES``: ATTEMPT's, which MPT inherits, or ComPT's).
+
+    input: a format string over the example's fields (``Example.field``: ``{a}``, ``{b}``,
+        or a named field), e.g. ATTEMPT's MNLI ``"premise: {a} hypothesis: {b}"``.
+    targets: the verbalizer of a classification task, label index -> target string
+        (ATTEMPT's digits "0", "1", ...; ComPT's words). Empty for other kinds.
+    number: regression targets: the gold value rounded to a multiple of ``step`` and written
+        with ``digits`` decimals (ATTEMPT's STS-B: steps of 0.2, one decimal).
+    step, digits: see ``number``.
+    prefix: a task name the lineage puts before the input ("mnli premise: ..."), or "".
+    """
+
+    input: str
+    targets: Tuple[str, ...] = ()
+    step: Optional[float] = None
+    digits: int = 1
+    prefix: str = ""
+
+    def source(self, example: "Example") -> str:
+        text = string.Formatter().vformat(self.input, (), _FieldView(example))
+        return f"{self.prefix} {text}" if self.prefix else text
+
+    def target(self, kind: str, example: "Example") -> Optional[str]:
+        """The gold target string, or None where the example has no gold (an unlabelled test row)."""
+        if kind == "regression":
+            if example.value is None:
+                return None
+            return self.number_text(example.value)
+        if kind == "extractive":
+            return example.answers[0] if example.answers else None
+        if example.label is None or example.label < 0:
+            return None
+        if kind == "multiple-choice":
+            return example.options[example.label]
+        return self.targets[example.label]
+
+    def number_text(self, value: float) -> str:
+        if self.step:
+            value = round(round(value / self.step) * self.step, 6)
+        return f"{value:.{self.digits}f}"
+
+
+class _FieldView(dict):
+    def __init__(self, example: "Example"):
+        super().__init__()
+        self.example = example
+
+    def __missing__(self, key: str) -> str:
+        return self.example.field(key)
+
+
 @dataclass(frozen=True)
 class TaskSpec:
     """A registered task.
@@ -137,6 +213,8 @@ class TaskSpec:
         groups by the families they hold.
     language: "en" or "zh", the language of its texts: PPT's formats word their patterns,
         label words and option letters in it (``replicate.formats``).
+    formats: its text-to-text forms (``TextFormat``) by lineage ("attempt", "compt"); the
+        seq2seq formulation reads the one its method's ``text_format`` names.
     """
 
     name: str
@@ -153,6 +231,7 @@ class TaskSpec:
     family: str = ""
     extra: Dict[str, object] = field(default_factory=dict)
     language: str = "en"
+    formats: Dict[str, TextFormat] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.language not in LANGUAGES:
@@ -165,6 +244,12 @@ class TaskSpec:
             raise ValueError(f"task {self.name}: family {self.family!r} not in {FAMILIES}")
         if self.kind == "classification" and len(self.labels) < 2:
             raise ValueError(f"task {self.name}: a classification task needs >= 2 labels")
+        for lineage, fmt in self.formats.items():
+            if lineage not in LINEAGES:
+                raise ValueError(f"task {self.name}: text format lineage {lineage!r} not in {LINEAGES}")
+            if self.kind == "classification" and len(fmt.targets) != len(self.labels):
+                raise ValueError(f"task {self.name}: {lineage} format has {len(fmt.targets)} targets for "
+                                 f"{len(self.labels)} labels")
 
     @property
     def num_labels(self) -> int:
