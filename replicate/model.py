@@ -246,3 +246,69 @@ class PromptedMRC(nn.Module):
         finally:
             self._layer_prompts = None
         return self.head(hidden, seed_index)  # (B, T, 2)
+
+
+class PromptedSeq2Seq(nn.Module):
+    """A T5 encoder-decoder with an optional per-seed prompt in the encoder input (the
+    text-to-text papers' form: Lester et al., ATTEMPT, MPT, ComPT prompt the encoder only).
+
+    The prompt REPLACES the embeddings of its L slots (``seq2seq.TextEncoder`` lays them
+    out: a prefix, or after the input), where ``PromptedMRC`` adds to them (MPMP's form):
+    T5 prompt tuning concatenates the prompt to the input embeddings, which is the same as
+    replacing placeholder embeddings. ``prompt()`` is (seeds, 1, L, d); each example takes
+    its seed's row (``seed_index``), so every seed's prompt trains over one frozen backbone.
+    Nothing is prompted in the decoder (peft's seq2seq default prompts it too)."""
+
+    def __init__(self, backbone: nn.Module, prompt: Optional[nn.Module] = None):
+        super().__init__()
+        self.backbone = backbone
+        self.prompt = prompt
+        if prompt is not None and prompt.depth != 1:
+            raise ValueError("the seq2seq model takes an input prompt (depth 1), not a deep one")
+        config = backbone.config
+        self.start_id = config.decoder_start_token_id if config.decoder_start_token_id is not None else 0
+        self.eos_id = config.eos_token_id
+        self.pad_id = config.pad_token_id if config.pad_token_id is not None else 0
+        self._hooks: List = []
+
+    def encode(self, input_ids, attention_mask, seed_index, prompt_start) -> torch.Tensor:
+        """The encoder's last hidden states (B, T, d), the prompt in its slots."""
+        embeds = self.backbone.get_input_embeddings()(input_ids)
+        if self.prompt is not None:
+            prompts = self.prompt()[seed_index][:, 0].to(embeds.dtype)  # (B, L, d)
+            length = prompts.shape[1]
+            positions = prompt_start[:, None] + torch.arange(length, device=embeds.device)  # (B, L)
+            has = (prompt_start >= 0)[:, None, None]
+            index = positions.clamp(min=0)[:, :, None].expand(-1, -1, embeds.shape[-1])
+            embeds = embeds.scatter(1, index, torch.where(has, prompts, embeds.gather(1, index)))
+        return self.backbone.encoder(inputs_embeds=embeds, attention_mask=attention_mask).last_hidden_state
+
+    def _logits(self, hidden, attention_mask, decoder_input_ids) -> torch.Tensor:
+        from transformers.modeling_outputs import BaseModelOutput
+
+        return self.backbone(encoder_outputs=BaseModelOutput(last_hidden_state=hidden), attention_mask=attention_mask,
+                             decoder_input_ids=decoder_input_ids, use_cache=False).logits
+
+    def token_logprobs(self, hidden, attention_mask, targets, target_mask) -> torch.Tensor:
+        """(B, S) log-probability of each target token under teacher forcing; 0 where masked."""
+        start = torch.full_like(targets[:, :1], self.start_id)
+        decoder_in = torch.cat([start, targets[:, :-1].masked_fill(~target_mask[:, :-1], self.pad_id)], dim=1)
+        logp = torch.log_softmax(self._logits(hidden, attention_mask, decoder_in).float(), dim=-1)
+        return logp.gather(2, targets[:, :, None])[:, :, 0] * target_mask
+
+    def generate(self, hidden, attention_mask, max_new_tokens: int) -> List[List[int]]:
+        """Greedy decoding from the encoder states: each row's tokens up to (without) ``</s>``."""
+        n = hidden.shape[0]
+        decoded = torch.full((n, 1), self.start_id, dtype=torch.long, device=hidden.device)
+        done = torch.zeros(n, dtype=torch.bool, device=hidden.device)
+        for _ in range(max_new_tokens):
+            step = self._logits(hidden, attention_mask, decoded)[:, -1].argmax(dim=-1)
+            step = step.masked_fill(done, self.pad_id)
+            decoded = torch.cat([decoded, step[:, None]], dim=1)
+            done |= step == self.eos_id
+            if bool(done.all()):
+                break
+        out = []
+        for row in decoded[:, 1:].tolist():
+            out.append(row[:row.index(self.eos_id)] if self.eos_id in row else row)
+        return out

@@ -18,7 +18,10 @@ context. Token types are the backbone's convention (CPT: all ones).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
 
 from .tasks.base import Example, TaskSpec
 
@@ -213,3 +216,108 @@ class MRCEncoder:
         if not covered:
             return ""
         return enc.text[covered[0][0]:covered[-1][1]]
+
+
+# --- tensors, loss and answers of the MRC formulation (formulation.MRC) -------------------
+
+@dataclass
+class Batch:
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    token_type_ids: torch.Tensor
+    seed_index: torch.Tensor
+    option_starts: torch.Tensor  # (B, K); zeros for extractive
+    option_ends: torch.Tensor
+    option_mask: torch.Tensor    # (B, K) bool
+    labels: torch.Tensor         # (B,) option index; -1 if none
+    answer_starts: torch.Tensor  # (B,) extractive gold start; -1 if none
+    answer_ends: torch.Tensor
+
+
+def collate(items: Sequence[Encoded], seed_index: Sequence[int], pad_id: int, device=None) -> Batch:
+    n = len(items)
+    width = max(len(e.input_ids) for e in items)
+    k = max(1, max(len(e.option_starts) for e in items))
+    ids = torch.full((n, width), pad_id, dtype=torch.long)
+    types = torch.zeros((n, width), dtype=torch.long)
+    mask = torch.zeros((n, width), dtype=torch.long)
+    starts = torch.zeros((n, k), dtype=torch.long)
+    ends = torch.zeros((n, k), dtype=torch.long)
+    omask = torch.zeros((n, k), dtype=torch.bool)
+    labels = torch.full((n,), -1, dtype=torch.long)
+    a_start = torch.full((n,), -1, dtype=torch.long)
+    a_end = torch.full((n,), -1, dtype=torch.long)
+    for i, e in enumerate(items):
+        t = len(e.input_ids)
+        ids[i, :t] = torch.tensor(e.input_ids)
+        types[i, :t] = torch.tensor(e.token_type_ids)
+        mask[i, :t] = 1
+        m = len(e.option_starts)
+        if m:
+            starts[i, :m] = torch.tensor(e.option_starts)
+            ends[i, :m] = torch.tensor(e.option_ends)
+            omask[i, :m] = True
+        if e.label is not None:
+            labels[i] = e.label
+        if e.answer_span is not None:
+            a_start[i], a_end[i] = e.answer_span
+    batch = Batch(ids, mask, types, torch.tensor(list(seed_index), dtype=torch.long), starts, ends, omask, labels,
+                  a_start, a_end)
+    if device is not None and device.type != "cpu":
+        batch = Batch(*(t.to(device, non_blocking=True) for t in vars(batch).values()))
+    return batch
+
+
+def _targets(batch: Batch, extractive: bool):
+    """Gold start and end token of each example: the gold option's first and last token, or
+    the answer's. -1 where there is none."""
+    if extractive:
+        return batch.answer_starts, batch.answer_ends
+    has = batch.labels >= 0
+    idx = batch.labels.clamp(min=0)[:, None]
+    start = batch.option_starts.gather(1, idx)[:, 0]
+    end = batch.option_ends.gather(1, idx)[:, 0]
+    return start.where(has, -1), end.where(has, -1)
+
+
+def example_losses(logits: torch.Tensor, batch: Batch, extractive: bool) -> torch.Tensor:
+    """Per-example loss as in MPMP (``Deep/modeling_cpt.py`` QA loss): cross-entropy of the
+    start and of the end position over every token of the input, averaged
+    ((start + end) / 2). Padding is masked out (MPMP attends to it and lets the loss pick
+    it, an artefact of batch shapes that would make an example's loss depend on its batch)."""
+    real = batch.attention_mask.bool()
+    start_t, end_t = _targets(batch, extractive)
+    keep = start_t >= 0
+    start = logits[..., 0].masked_fill(~real, -1e4)
+    end = logits[..., 1].masked_fill(~real, -1e4)
+    loss = (F.cross_entropy(start, start_t.clamp(min=0), reduction="none")
+            + F.cross_entropy(end, end_t.clamp(min=0), reduction="none")) / 2
+    return loss * keep
+
+
+def predictions(logits: torch.Tensor, batch: Batch, extractive: bool) -> List:
+    """Option index per example, or (start, end) token span for extractive tasks (MPMP
+    ``Deep/model.py:41-77``): an option scores start logit (at its first token) TIMES end
+    logit (at its last token); an extractive answer runs from the start argmax to the end
+    argmax, taken independently over the input (empty when the end comes first)."""
+    if not extractive:
+        start = logits[..., 0].gather(1, batch.option_starts)
+        end = logits[..., 1].gather(1, batch.option_ends)
+        scores = (start * end).masked_fill(~batch.option_mask, float("-inf"))
+        return scores.argmax(dim=1).tolist()
+    real = batch.attention_mask.bool()
+    start = logits[..., 0].masked_fill(~real, float("-inf")).argmax(dim=1)
+    end = logits[..., 1].masked_fill(~real, float("-inf")).argmax(dim=1)
+    return list(zip(start.tolist(), end.tolist()))
+
+
+def score_predictions(task, encoder: MRCEncoder, encs: List[Encoded], preds: List) -> Dict[str, float]:
+    """The task's metrics of ``preds`` (option indices, or token spans decoded to text)."""
+    from .metrics import score
+
+    if task.kind == "extractive":
+        texts = [encoder.decode_span(e, a, b) if b >= a else "" for e, (a, b) in zip(encs, preds)]
+        return score(task, texts, [e.answers for e in encs])
+    return score(task, preds, [e.label for e in encs])
+
+

@@ -593,9 +593,9 @@ def run_pretraining(cfg: PretrainConfig, spec, backbone, tokenizer, tasks: Seque
     encodings held at most (``EncodingCache``; None: every one seen, the old behaviour,
     O(examples seen) memory); it changes the memory and time, never the result."""
     from .formats import in_format
+    from .formulation import formulation
     from .methods.common import frequent_tokens
-    from .mrc import MRCEncoder
-    from .train import autocast_forward, collate, example_losses, predict_rows, score_predictions
+    from .train import autocast, predict_rows
 
     device = device or torch.device("cpu")
     tasks = [in_format(t, cfg.layout) for t in tasks]
@@ -607,8 +607,9 @@ def run_pretraining(cfg: PretrainConfig, spec, backbone, tokenizer, tasks: Seque
     # the prompt row of a task's examples: its router's, or the one shared prompt's
     row_of = (lambda row: 0) if cfg.prompt == "single" else (lambda row: row)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    encoders = [MRCEncoder(tokenizer, t, cfg.max_length, cfg.prompt_length, spec.uses_cls, spec.token_type)
-                for t in tasks]
+    # MP2's pre-training is MRC throughout (one span head for every upstream task)
+    formulations = [formulation("mrc", t) for t in tasks]
+    encoders = [f.encoder(tokenizer, cfg.max_length, cfg.prompt_length, spec) for f in formulations]
     cache = EncodingCache(cache_limit)
     data = fitting_data(tasks, encoders, data, log)
 
@@ -621,7 +622,6 @@ def run_pretraining(cfg: PretrainConfig, spec, backbone, tokenizer, tasks: Seque
     sampler = TaskSampler(len(tasks), cfg.seed)
     streams = [_Stream(len(data[t.name][0]), f"pretrain-batches|{cfg.seed}|{t.name}") for t in tasks]
     torch.manual_seed(cfg.seed)  # dropout
-    forward = autocast_forward(model, cfg.precision, device)
     progress = {"step": 0, "best_dev": float("-inf"), "best_step": 0, "best_state": None, "dev_curve": [],
                 "loss_curve": [], "task_steps": [0] * len(tasks)}
     if resume_path and os.path.exists(resume_path):
@@ -646,9 +646,9 @@ def run_pretraining(cfg: PretrainConfig, spec, backbone, tokenizer, tasks: Seque
         scores = {}
         for row, task in enumerate(tasks):
             encs = [encoded(row, "dev", ex) for ex in data[task.name][1]]
-            preds = predict_rows(forward, [(row_of(row), e) for e in encs], pad, device, cfg.eval_batch_size,
-                                 task.kind == "extractive")
-            scores[task.name] = round(score_predictions(task, encoders[row], encs, preds)[task.metric], 4)
+            preds = predict_rows(formulations[row], model, [(row_of(row), e) for e in encs], pad, device,
+                                 cfg.eval_batch_size, cfg.precision, final=False)
+            scores[task.name] = round(formulations[row].score(encoders[row], encs, preds)[task.metric], 4)
         mean = statistics.fmean(scores.values())
         progress["dev_curve"].append({"step": step, "mean": round(mean, 4), "tasks": scores})
         if mean > progress["best_dev"]:
@@ -666,8 +666,9 @@ def run_pretraining(cfg: PretrainConfig, spec, backbone, tokenizer, tasks: Seque
         train = data[task.name][0]
         items = [encoded(row, "train", train[j]) for j in streams[row].take(cfg.batch_size)]
         model.train(cfg.train_mode)
-        batch = collate(items, [row_of(row)] * len(items), pad, device)
-        loss = example_losses(forward(batch), batch, task.kind == "extractive").mean()
+        batch = formulations[row].collate(items, [row_of(row)] * len(items), pad, device)
+        with autocast(cfg.precision, device):
+            loss = formulations[row].example_losses(model, batch).float().mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -24,102 +24,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
-import torch.nn.functional as F
 
-from .metrics import score
 from .model import has_seed_axis
-from .mrc import Encoded, MRCEncoder
-
-
-@dataclass
-class Batch:
-    input_ids: torch.Tensor
-    attention_mask: torch.Tensor
-    token_type_ids: torch.Tensor
-    seed_index: torch.Tensor
-    option_starts: torch.Tensor  # (B, K); zeros for extractive
-    option_ends: torch.Tensor
-    option_mask: torch.Tensor    # (B, K) bool
-    labels: torch.Tensor         # (B,) option index; -1 if none
-    answer_starts: torch.Tensor  # (B,) extractive gold start; -1 if none
-    answer_ends: torch.Tensor
-
-
-def collate(items: Sequence[Encoded], seed_index: Sequence[int], pad_id: int, device=None) -> Batch:
-    n = len(items)
-    width = max(len(e.input_ids) for e in items)
-    k = max(1, max(len(e.option_starts) for e in items))
-    ids = torch.full((n, width), pad_id, dtype=torch.long)
-    types = torch.zeros((n, width), dtype=torch.long)
-    mask = torch.zeros((n, width), dtype=torch.long)
-    starts = torch.zeros((n, k), dtype=torch.long)
-    ends = torch.zeros((n, k), dtype=torch.long)
-    omask = torch.zeros((n, k), dtype=torch.bool)
-    labels = torch.full((n,), -1, dtype=torch.long)
-    a_start = torch.full((n,), -1, dtype=torch.long)
-    a_end = torch.full((n,), -1, dtype=torch.long)
-    for i, e in enumerate(items):
-        t = len(e.input_ids)
-        ids[i, :t] = torch.tensor(e.input_ids)
-        types[i, :t] = torch.tensor(e.token_type_ids)
-        mask[i, :t] = 1
-        m = len(e.option_starts)
-        if m:
-            starts[i, :m] = torch.tensor(e.option_starts)
-            ends[i, :m] = torch.tensor(e.option_ends)
-            omask[i, :m] = True
-        if e.label is not None:
-            labels[i] = e.label
-        if e.answer_span is not None:
-            a_start[i], a_end[i] = e.answer_span
-    batch = Batch(ids, mask, types, torch.tensor(list(seed_index), dtype=torch.long), starts, ends, omask, labels,
-                  a_start, a_end)
-    if device is not None and device.type != "cpu":
-        batch = Batch(*(t.to(device, non_blocking=True) for t in vars(batch).values()))
-    return batch
-
-
-def _targets(batch: Batch, extractive: bool):
-    """Gold start and end token of each example: the gold option's first and last token, or
-    the answer's. -1 where there is none."""
-    if extractive:
-        return batch.answer_starts, batch.answer_ends
-    has = batch.labels >= 0
-    idx = batch.labels.clamp(min=0)[:, None]
-    start = batch.option_starts.gather(1, idx)[:, 0]
-    end = batch.option_ends.gather(1, idx)[:, 0]
-    return start.where(has, -1), end.where(has, -1)
-
-
-def example_losses(logits: torch.Tensor, batch: Batch, extractive: bool) -> torch.Tensor:
-    """Per-example loss as in MPMP (``Deep/modeling_cpt.py`` QA loss): cross-entropy of the
-    start and of the end position over every token of the input, averaged
-    ((start + end) / 2). Padding is masked out (MPMP attends to it and lets the loss pick
-    it, an artefact of batch shapes that would make an example's loss depend on its batch)."""
-    real = batch.attention_mask.bool()
-    start_t, end_t = _targets(batch, extractive)
-    keep = start_t >= 0
-    start = logits[..., 0].masked_fill(~real, -1e4)
-    end = logits[..., 1].masked_fill(~real, -1e4)
-    loss = (F.cross_entropy(start, start_t.clamp(min=0), reduction="none")
-            + F.cross_entropy(end, end_t.clamp(min=0), reduction="none")) / 2
-    return loss * keep
-
-
-def predictions(logits: torch.Tensor, batch: Batch, extractive: bool) -> List:
-    """Option index per example, or (start, end) token span for extractive tasks (MPMP
-    ``Deep/model.py:41-77``): an option scores start logit (at its first token) TIMES end
-    logit (at its last token); an extractive answer runs from the start argmax to the end
-    argmax, taken independently over the input (empty when the end comes first)."""
-    if not extractive:
-        start = logits[..., 0].gather(1, batch.option_starts)
-        end = logits[..., 1].gather(1, batch.option_ends)
-        scores = (start * end).masked_fill(~batch.option_mask, float("-inf"))
-        return scores.argmax(dim=1).tolist()
-    real = batch.attention_mask.bool()
-    start = logits[..., 0].masked_fill(~real, float("-inf")).argmax(dim=1)
-    end = logits[..., 1].masked_fill(~real, float("-inf")).argmax(dim=1)
-    return list(zip(start.tolist(), end.tolist()))
 
 
 @dataclass
@@ -169,16 +75,18 @@ def clip_per_seed(seed_params: Sequence[torch.Tensor], other_params: Sequence[to
             p.grad.mul_(scale[0])
 
 
-def predict_rows(forward: Callable[[Batch], torch.Tensor], pairs: Sequence, pad_id: int, device, batch_size: int,
-                 extractive: bool) -> List:
+def predict_rows(formulation, model, pairs: Sequence, pad_id: int, device, batch_size: int,
+                 precision: str = "fp32", final: bool = True) -> List:
     """Predictions for (row, encoded example) pairs, ``batch_size`` at a time, without
-    gradients; the row (a seed, or a task in pre-training) picks the prompt."""
+    gradients; the row (a seed, or a task in pre-training) picks the prompt. ``final``: the
+    test set (every answer reader of the formulation runs; on dev only the selecting one)."""
     preds: List = []
     with torch.no_grad():
         for i in range(0, len(pairs), batch_size):
             chunk = pairs[i:i + batch_size]
-            batch = collate([e for _, e in chunk], [r for r, _ in chunk], pad_id, device)
-            preds += predictions(forward(batch), batch, extractive)
+            batch = formulation.collate([e for _, e in chunk], [r for r, _ in chunk], pad_id, device)
+            with autocast(precision, device):
+                preds += formulation.predict(model, batch, final)
     return preds
 
 
@@ -191,29 +99,34 @@ def split_by_sizes(values: Sequence, sizes: Sequence[int]) -> List[List]:
     return out
 
 
-def score_predictions(task, encoder: MRCEncoder, encs: List[Encoded], preds: List) -> Dict[str, float]:
-    """The task's metrics of ``preds`` (option indices, or token spans decoded to text)."""
-    if task.kind == "extractive":
-        texts = [encoder.decode_span(e, a, b) if b >= a else "" for e, (a, b) in zip(encs, preds)]
-        return score(task, texts, [e.answers for e in encs])
-    return score(task, preds, [e.label for e in encs])
+def autocast(precision: str, device):
+    """bfloat16 autocast of the backbone's forward when ``precision`` is bf16 (a no-op otherwise)."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
-def autocast_forward(model, precision: str, device) -> Callable[[Batch], torch.Tensor]:
-    """``model``'s logits for a batch, under bfloat16 autocast when ``precision`` is bf16."""
-    def forward(batch: Batch) -> torch.Tensor:
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
-            logits = model(batch.input_ids, batch.attention_mask, batch.token_type_ids, batch.seed_index)
-        return logits.float()
-    return forward
+def lr_lambda(schedule: str, warmup: float, total_steps: int, warmup_steps: int = 0) -> Callable[[int], float]:
+    """The learning-rate factor of optimizer step ``i`` (0-based) of ``total_steps``: a linear
+    warm-up over the first ``warmup`` fraction of the steps (or ``warmup_steps`` steps), then
+    constant ("constant") or linear decay to 0 at the end ("linear", transformers'
+    ``get_linear_schedule_with_warmup``, which ATTEMPT's and ComPT's trainers use). As
+    there, step i of the warm-up has factor i / warmup, so the first step's is 0."""
+    warm = int(round(warmup * total_steps)) if warmup else warmup_steps
+
+    def factor(i: int) -> float:
+        if i < warm:
+            return i / warm
+        if schedule == "linear":
+            return max(0.0, (total_steps - i) / max(1, total_steps - warm))
+        return 1.0
+    return factor
 
 
 @dataclass
 class SeedData:
     seed: int
-    train: List[Encoded]
-    dev: List[Encoded]
-    test: List[Encoded]
+    train: List  # encoded examples (the formulation's encoder's items)
+    dev: List
+    test: List
 
 
 @dataclass
@@ -226,6 +139,7 @@ class SeedOutcome:
     dev_curve: List = field(default_factory=list)
     loss_curve: List = field(default_factory=list)
     test_metrics: Dict[str, float] = field(default_factory=dict)
+    test_details: Dict = field(default_factory=dict)  # the formulation's ``details`` of the tested checkpoint
     # per stage: name, first and last epoch, its best dev epoch and score, and (for all but
     # the last stage) the test metrics of that best checkpoint ("stage I alone")
     stages: List[Dict] = field(default_factory=list)
@@ -234,28 +148,25 @@ class SeedOutcome:
 class GroupTrainer:
     """Runs the training loop for ``model`` over the seeds in ``data`` (in seed-index order)."""
 
-    def __init__(self, model, method, cfg, task, encoder: MRCEncoder, data: List[SeedData], pad_id: int,
+    def __init__(self, model, method, cfg, task, encoder, data: List[SeedData], pad_id: int,
                  log: Callable[[str], None] = print):
         self.model, self.method, self.cfg, self.task = model, method, cfg, task
         self.encoder, self.data, self.pad_id, self.log = encoder, data, pad_id, log
-        self.extractive = task.kind == "extractive"
+        self.formulation = method.formulation(cfg, task)
         self.n = len(data)
         self.device = next(model.parameters()).device
 
-    def _forward(self, batch: Batch) -> torch.Tensor:
-        return autocast_forward(self.model, self.cfg.precision, self.device)(batch)
-
     def _evaluate(self, split: str, seeds: Sequence[int]) -> Dict[int, List]:
         """Predictions of each seed in ``seeds`` on ``split``, all (seed, example) pairs in
-        shared batches."""
+        shared batches (every answer reader on the test set, the selecting one on dev)."""
         self.model.eval()
         pairs = [(s, e) for s in seeds for e in getattr(self.data[s], split)]
-        preds = predict_rows(self._forward, pairs, self.pad_id, self.device, self.cfg.eval_batch_size,
-                             self.extractive)
+        preds = predict_rows(self.formulation, self.model, pairs, self.pad_id, self.device, self.cfg.eval_batch_size,
+                             self.cfg.precision, final=split == "test")
         return dict(zip(seeds, split_by_sizes(preds, [len(getattr(self.data[s], split)) for s in seeds])))
 
-    def _score(self, encs: List[Encoded], preds: List) -> Dict[str, float]:
-        return score_predictions(self.task, self.encoder, encs, preds)
+    def _score(self, encs: List, preds: List) -> Dict[str, float]:
+        return self.formulation.score(self.encoder, encs, preds)
 
     def _diverged(self, loss: float, first: Optional[float]) -> str:
         """Why a seed's step loss counts as divergence ("" if it does not)."""
@@ -290,6 +201,9 @@ class GroupTrainer:
             seed_params = seed_axis_parameters(p for g in stage.groups for p in g["params"])
             other_params = [p for g in stage.groups for p in g["params"] if not has_seed_axis(p)]
             optimizer = torch.optim.AdamW(stage.groups, weight_decay=cfg.weight_decay)
+            scheduler = torch.optim.lr_scheduler.LambdaLR(
+                optimizer, lr_lambda(getattr(cfg, "lr_schedule", "constant"), getattr(cfg, "warmup", 0.0),
+                                     stage.epochs * steps, getattr(cfg, "warmup_steps", 0)))
             stage_best = [(float("-inf"), 0, None)] * n  # (dev, epoch, state) within this stage
             first_epoch = epoch + 1
             for _ in range(stage.epochs):
@@ -310,9 +224,9 @@ class GroupTrainer:
                         for j in perms[s][step * batch_size:(step + 1) * batch_size]:
                             items.append(self.data[s].train[j])
                             owners.append(s)
-                    batch = collate(items, owners, self.pad_id, self.device)
-                    logits = self._forward(batch)
-                    losses = example_losses(logits, batch, self.extractive)
+                    batch = self.formulation.collate(items, owners, self.pad_id, self.device)
+                    with autocast(cfg.precision, self.device):
+                        losses = self.formulation.example_losses(self.model, batch).float()
                     per_seed = torch.zeros(n, device=self.device).index_add(0, batch.seed_index, losses)
                     counts = torch.bincount(batch.seed_index, minlength=n).clamp(min=1)
                     seed_loss = per_seed / counts
@@ -336,6 +250,7 @@ class GroupTrainer:
                             p.grad[~keep] = 0
                     clip_per_seed(seed_params, other_params, n, cfg.grad_clip)
                     optimizer.step()
+                    scheduler.step()
                     epoch_loss += torch.tensor([v if k in active else 0.0 for k, v in enumerate(values)])
                 for s in active:
                     outcomes[s].loss_curve.append(round(float(epoch_loss[s]) / steps, 5))
@@ -364,14 +279,18 @@ class GroupTrainer:
                 # the test score of this stage's best checkpoint: what stopping here would give
                 self._test_snapshots(active, {s: stage_best[s][2] for s in active},
                                      lambda s, m: outcomes[s].stages[-1].__setitem__("test_metrics", m))
+        if not getattr(cfg, "select_on_dev", True):  # the last checkpoint is the tested one
+            best_state = [None] * n
         self._test_snapshots(active, {s: best_state[s] for s in active},
-                             lambda s, m: setattr(outcomes[s], "test_metrics", m))
+                             lambda s, m: setattr(outcomes[s], "test_metrics", m),
+                             lambda s, d: setattr(outcomes[s], "test_details", d))
         return outcomes
 
     def _test_snapshots(self, seeds: List[int], states: Dict[int, Optional[Dict[str, torch.Tensor]]],
-                        record: Callable[[int, Dict[str, float]], None]) -> None:
+                        record: Callable[[int, Dict[str, float]], None],
+                        record_details: Optional[Callable[[int, Dict], None]] = None) -> None:
         """Test each seed's parameters in ``states`` (None: the current ones), restoring the
-        current parameters afterwards."""
+        current parameters afterwards; ``record_details`` takes the formulation's details."""
         if not seeds:
             return
         current = {s: self._snapshot(s) for s in seeds}
@@ -380,6 +299,8 @@ class GroupTrainer:
         test_preds = self._evaluate("test", seeds)
         for s in seeds:
             record(s, self._score(self.data[s].test, test_preds[s]))
+            if record_details is not None:
+                record_details(s, self.formulation.details(self.encoder, self.data[s].test, test_preds[s]))
             self._restore(s, current[s])
 
     def _trainables(self, s: int) -> Dict[str, torch.Tensor]:
@@ -400,7 +321,7 @@ class GroupTrainer:
 
 
 def run_group(method, cfg, spec, task, backbone, tokenizer, pristine: Optional[dict], seed_data: List[SeedData],
-              encoder: MRCEncoder, on_done: Callable[[SeedOutcome, float], None], log=print,
+              encoder, on_done: Callable[[SeedOutcome, float], None], log=print,
               device: Optional[torch.device] = None, init_tokens: Optional[List[int]] = None,
               pretrained: Optional[dict] = None) -> None:
     """Train ``seed_data`` with ``method``; call ``on_done(outcome, wall_s)`` per finished seed.

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from replicate.metrics import score, span_f1
 from replicate.mrc import Encoded
 from replicate.tasks import TASKS, resolve_task
-from replicate.train import collate, example_losses, predictions
+from replicate.mrc import collate, example_losses, predictions
 
 
 def encoded(n_tokens, starts=(), ends=(), label=None, answer=None):

@@ -35,6 +35,9 @@ def check_fields(cfg, choices: Mapping[str, Sequence[str]] = {}, at_least_one: S
             raise ConfigError(f"{name}: must be >= 0, not {getattr(cfg, name)}")
 
 
+GRADIENT_FORMULATIONS = ("mrc", "seq2seq")
+
+
 @dataclass
 class TrainConfig:
     """Fields shared by every gradient-trained method. Defaults follow MP2's released code
@@ -60,6 +63,22 @@ class TrainConfig:
     eval_batch_size: examples per forward pass when evaluating.
     precision: "fp32", or "bf16" to run the backbone under bfloat16 autocast (parameters,
         optimizer state and losses stay fp32; about 1.7x faster on CPUs with AVX512-BF16).
+    lr_schedule: "constant", or "linear" decay to 0 over each stage's steps (transformers'
+        linear schedule, ATTEMPT's and ComPT's trainers).
+    warmup: the fraction of each stage's optimizer steps over which the learning rate
+        rises linearly from 0 (ComPT: 0.2); 0 = none.
+    warmup_steps: the same as a number of steps (ATTEMPT: 500); used when warmup is 0.
+    select_on_dev: test each seed's best checkpoint on dev (True), or its last one (False:
+        ComPT's released configs run no evaluation, ``do_eval: false``).
+    formulation: how a task becomes tensors and answers (``formulation.py``): "mrc" (MP2's
+        span format on an encoder, with a span head) or "seq2seq" (text-to-text on T5,
+        ``seq2seq.py``; no head).
+    text_format, reader, prompt_position, max_target_length: the seq2seq formulation's:
+        which lineage's text form of a task ("attempt" or "compt", ``TaskSpec.formats``);
+        which answer reader the metrics and dev selection read ("rank" classification or
+        "generate"; both are recorded on the test set); where the prompt sits ("prefix", or
+        "suffix": after the input, as ComPT's code); target tokens at most (``</s>``
+        included), which also bounds generation.
     """
 
     epochs: int = 20
@@ -75,14 +94,31 @@ class TrainConfig:
     diverge_factor: float = 100.0
     eval_batch_size: int = 64
     precision: str = "fp32"
+    lr_schedule: str = "constant"
+    warmup: float = 0.0
+    warmup_steps: int = 0
+    select_on_dev: bool = True
+    formulation: str = "mrc"
+    text_format: str = "attempt"
+    reader: str = "rank"
+    prompt_position: str = "prefix"
+    max_target_length: int = 16
 
     def validate(self) -> None:
         """Raise ConfigError("<field>: <what is wrong>") for the first field out of range."""
+        from ..seq2seq import PROMPT_POSITIONS, READERS
+        from ..tasks.base import LINEAGES
+
         if self.batch_size is not None and self.batch_size < 1:
             raise ConfigError(f"batch_size: must be >= 1 (or null: the whole training set), not {self.batch_size}")
-        check_fields(self, choices={"precision": ("fp32", "bf16")},
-                     at_least_one=("epochs", "max_length", "eval_every", "eval_batch_size"), positive=("lr", "head_lr"),
-                     non_negative=("weight_decay", "grad_clip", "diverge_factor"))
+        check_fields(self, choices={"precision": ("fp32", "bf16"), "lr_schedule": ("constant", "linear"),
+                                    "formulation": GRADIENT_FORMULATIONS, "text_format": LINEAGES,
+                                    "reader": READERS, "prompt_position": PROMPT_POSITIONS},
+                     at_least_one=("epochs", "max_length", "eval_every", "eval_batch_size", "max_target_length"),
+                     positive=("lr", "head_lr"),
+                     non_negative=("weight_decay", "grad_clip", "diverge_factor", "warmup", "warmup_steps"))
+        if self.warmup >= 1:
+            raise ConfigError(f"warmup: a fraction of the steps must be < 1, not {self.warmup}")
         if self.dropout is not None and not 0 <= self.dropout <= 1:
             raise ConfigError(f"dropout: a probability must be in [0, 1], not {self.dropout}")
 
@@ -169,6 +205,7 @@ class Method:
     # its rows follow that method's rows wherever the run regenerates them (tables.build_table).
     ablation_of: Optional[str] = None
     progress_unit: str = "epoch"  # what the dev curve's x counts
+    formulations: tuple = ("mrc",)  # the values of ``formulation`` this method builds a model for
     trainer: Any = None         # the class that tunes a group (None: train.GroupTrainer)
 
     # Field values that differ from config_cls's defaults: one config class serves several
@@ -187,6 +224,9 @@ class Method:
             cfg.validate()
         except ConfigError as e:
             raise ConfigError(f"config methods/{self.name}/{e}") from None
+        if getattr(cfg, "formulation", "mrc") not in self.formulations:
+            raise ConfigError(f"config methods/{self.name}/formulation: {self.name} is built for "
+                              f"{', '.join(map(repr, self.formulations))}, not {cfg.formulation!r}")
         return cfg
 
     def prompt_length(self, cfg: TrainConfig) -> int:
@@ -209,6 +249,19 @@ class Method:
 
     def check_backbone(self, cfg: TrainConfig, spec) -> None:
         """ConfigError (naming the method's field) if ``cfg`` cannot run on backbone ``spec``."""
+        if getattr(cfg, "formulation", "mrc") == "seq2seq" and spec.arch != "t5":
+            raise ConfigError(f"config methods/{self.name}/formulation: seq2seq needs an encoder-decoder (T5) "
+                              f"backbone; {spec.name} is {spec.arch}")
+
+    def formulation(self, cfg: TrainConfig, task):
+        """How ``task`` becomes tensors and answers for this method (``formulation.py``)."""
+        from ..formulation import formulation
+
+        return formulation(getattr(cfg, "formulation", "mrc"), task, cfg)
+
+    def seq2seq(self, cfg: TrainConfig) -> bool:
+        """Whether the backbone is loaded with its decoder and LM head (the seq2seq formulation)."""
+        return getattr(cfg, "formulation", "mrc") == "seq2seq"
 
     def task_view(self, task, cfg: TrainConfig):
         """The task as this method lays it out (``formats.in_format``); by default as
@@ -216,12 +269,10 @@ class Method:
         return task
 
     def encoder(self, tokenizer, task, cfg: TrainConfig, spec, max_length: Optional[int] = None):
-        """What encodes ``task``'s examples for this method (default: MP2's MRC layout,
-        ``mrc.MRCEncoder``); ``max_length`` overrides the config's."""
-        from ..mrc import MRCEncoder
-
-        return MRCEncoder(tokenizer, task, max_length or cfg.max_length, self.prompt_length(cfg), spec.uses_cls,
-                          spec.token_type)
+        """What encodes ``task``'s examples for this method: its formulation's encoder (MP2's
+        MRC layout by default); ``max_length`` overrides the config's."""
+        return self.formulation(cfg, task).encoder(tokenizer, max_length or cfg.max_length, self.prompt_length(cfg),
+                                                   spec)
 
     def build(self, backbone, spec, tokenizer, cfg: TrainConfig, seeds: List[int],
               init_tokens: Optional[List[int]] = None, pretrained: Optional[Mapping[str, Any]] = None):
@@ -264,16 +315,20 @@ class PromptMethod(Method):
 
     def build(self, backbone, spec, tokenizer, cfg, seeds: List[int], init_tokens: Optional[List[int]] = None,
               pretrained=None):
-        from ..model import PromptedMRC
+        from ..model import PromptedMRC, PromptedSeq2Seq
         from .common import span_head
 
         backbone.requires_grad_(False)
-        return PromptedMRC(backbone, spec, span_head(spec.d_model, seeds),
-                           self.make_prompt(backbone, spec, cfg, seeds, init_tokens))
+        prompt = self.make_prompt(backbone, spec, cfg, seeds, init_tokens)
+        if self.seq2seq(cfg):  # text-to-text: the LM head reads the answer, no span head
+            return PromptedSeq2Seq(backbone, prompt)
+        return PromptedMRC(backbone, spec, span_head(spec.d_model, seeds), prompt)
 
     def param_groups(self, model, cfg) -> List[Dict[str, Any]]:
-        return [{"params": list(model.prompt.parameters()), "lr": cfg.lr},
-                {"params": list(model.head.parameters()), "lr": cfg.head_lr}]
+        groups = [{"params": list(model.prompt.parameters()), "lr": cfg.lr}]
+        if getattr(model, "head", None) is not None:
+            groups.append({"params": list(model.head.parameters()), "lr": cfg.head_lr})
+        return groups
 
 
 METHODS: Registry[Method] = Registry("method")

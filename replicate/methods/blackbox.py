@@ -35,7 +35,9 @@ import torch
 
 from ..blackbox import BlackBoxTuner, IntrinsicSpace, OffsetSearch, PopulationPrompt, RouterSearch, RowSpanHead
 from ..errors import ConfigError
-from ..formulation import FORMULATIONS, TiedWordScores, formulation
+from ..formulation import TiedWordScores, formulation
+
+BLACK_BOX_FORMULATIONS = ("mrc", "mlm")  # seq2seq reads answers by decoding: no black-box method of the papers uses it
 from ..model import ROUTER_COMBINES, PromptedMRC
 from .base import Method, check_fields, register_method, require_pretraining
 from .common import HEAD_INIT_STD, seed_generator
@@ -86,7 +88,7 @@ class BlackBoxConfig:
     dropout: Optional[float] = None
 
     def validate(self) -> None:
-        check_fields(self, choices={"depth": DEPTHS, "precision": ("fp32", "bf16"), "formulation": FORMULATIONS},
+        check_fields(self, choices={"depth": DEPTHS, "precision": ("fp32", "bf16"), "formulation": BLACK_BOX_FORMULATIONS},
                      at_least_one=("prompt_length", "intrinsic_dim", "budget", "eval_every", "max_length",
                                    "eval_batch_size"),
                      positive=("sigma", "sigma_deep", "alpha"), non_negative=("bound",))
@@ -156,6 +158,7 @@ class BlackBox(Method):
 
     config_cls = BlackBoxConfig
     paradigm = "black-box"
+    formulations = BLACK_BOX_FORMULATIONS
     trainer = BlackBoxTuner
     progress_unit = "forward call"
     # BBT and BBTv2 are MP2's baselines: they start from the backbone alone. A pre-training

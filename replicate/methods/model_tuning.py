@@ -1,4 +1,6 @@
-"""Model tuning: every backbone weight and the MRC span head are trained.
+"""Model tuning: every backbone weight (and, in MP2's MRC formulation, the span head) is trained.
+On T5 in the text-to-text formulation (``formulation: seq2seq``) the whole encoder-decoder
+with its LM head trains, and there is no other head.
 
 Seeds cannot share a backbone whose weights they change, so the trainer runs them one at a
 time (``seed_batched = False``), each from the same pristine pretrained weights.
@@ -9,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import List
 
-from ..model import PromptedMRC
+from ..model import PromptedMRC, PromptedSeq2Seq
 from .base import Method, TrainConfig, register_method
 from .common import meta_span_head, span_head
 
@@ -30,20 +32,25 @@ class ModelTuning(Method):
     name = "model-tuning"
     config_cls = ModelTuningConfig
     seed_batched = False
+    formulations = ("mrc", "seq2seq")
     paper_label = "Model Tuning"
 
     def build(self, backbone, spec, tokenizer, cfg, seeds: List[int], init_tokens=None, pretrained=None) -> PromptedMRC:
         if len(seeds) != 1:
             raise ValueError("model tuning trains one seed per backbone copy")
         backbone.requires_grad_(True)
+        if self.seq2seq(cfg):
+            return PromptedSeq2Seq(backbone)
         return PromptedMRC(backbone, spec, span_head(spec.d_model, seeds))
 
     def param_groups(self, model, cfg):
-        return [{"params": list(model.backbone.parameters()), "lr": cfg.lr},
-                {"params": list(model.head.parameters()), "lr": cfg.head_lr}]
+        groups = [{"params": list(model.backbone.parameters()), "lr": cfg.lr}]
+        if getattr(model, "head", None) is not None:
+            groups.append({"params": list(model.head.parameters()), "lr": cfg.head_lr})
+        return groups
 
     def prompt_modules(self, spec, cfg, n_seeds=1):
-        return {"head": meta_span_head(spec.d_model, n_seeds)}
+        return {} if self.seq2seq(cfg) else {"head": meta_span_head(spec.d_model, n_seeds)}
 
     def trainable_parameters(self, spec, cfg):
         counts = super().trainable_parameters(spec, cfg)

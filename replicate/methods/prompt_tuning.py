@@ -1,9 +1,12 @@
 """Prompt tuning (PT; Lester et al. 2021): a soft prompt at the input of a frozen backbone.
 
-Trainable: the prompt (prompt_length x d), added to the embedding output at the prompt slots
-(MP2's formulation, see model.py), and the MRC span head's weight (d x 2). MP2 Table 3's
-"50K" for PT on CPT-large is the prompt alone (50 x 1024 = 51,200); the head is reported
-separately by ``params``.
+In MP2's MRC formulation (``formulation: mrc``) the trainables are the prompt
+(prompt_length x d), added to the embedding output at the prompt slots (see model.py), and
+the MRC span head's weight (d x 2). MP2 Table 3's "50K" for PT on CPT-large is the prompt
+alone (50 x 1024 = 51,200); the head is reported separately by ``params``.
+In the text-to-text formulation (``formulation: seq2seq``, T5; MPT's and ComPT's PT rows)
+the prompt replaces its slots' embeddings in the encoder input and is the only trainable
+tensor: 100 x 768 = 76,800 on T5-base (``params --paper mpt --method pt``).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ class PromptTuningConfig(PromptConfig):
 class PromptTuning(PromptMethod):
     name = "pt"
     config_cls = PromptTuningConfig
+    formulations = ("mrc", "seq2seq")
     paper_label = "Prompt Tuning"
 
     def make_prompt(self, backbone, spec, cfg, seeds: List[int], init_tokens=None) -> InputPrompt:
@@ -37,8 +41,10 @@ class PromptTuning(PromptMethod):
                                         for s in seeds]))
 
     def prompt_modules(self, spec, cfg, n_seeds=1):
-        return {"prompt": InputPrompt(torch.empty(n_seeds, cfg.prompt_length, spec.d_model, device="meta")),
-                "head": meta_span_head(spec.d_model, n_seeds)}
+        modules = {"prompt": InputPrompt(torch.empty(n_seeds, cfg.prompt_length, spec.d_model, device="meta"))}
+        if not self.seq2seq(cfg):
+            modules["head"] = meta_span_head(spec.d_model, n_seeds)
+        return modules
 
 
 register_method(PromptTuning())

@@ -1,0 +1,238 @@
+"""The text-to-text formulation on a tiny random T5 written as local files (tests/tiny_t5.py):
+the prompt replaces its slots in the encoder input, seeds batch as they train alone, the loss is
+the target tokens' cross entropy, and the two answer readers (rank classification, greedy
+generation) agree where the model is certain."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from replicate.backbones import BACKBONES
+from replicate.errors import ConfigError
+from replicate.methods import METHODS
+from replicate.model import InputPrompt, PromptedSeq2Seq
+from replicate.seq2seq import Seq2Seq, TextEncoder, collate_text, matthews, squad_f1, text_metrics
+from replicate.tasks.base import Example, TaskSpec, Template, TextFormat
+from replicate.train import GroupTrainer, SeedData
+from tiny_t5 import write_tiny_t5
+
+SPEC = BACKBONES.get("tiny-t5-files")
+
+# A two-label task in both lineages' wording: ATTEMPT's digits, ComPT's words (one of two tokens).
+TOY = TaskSpec("toy", "classification", ("negative", "positive"), "acc", "unseen-task", "paper", Template("{a}"),
+               None, "", "toy sentiment", formats={
+                   "attempt": TextFormat("sentence: {a}", ("0", "1")),
+                   "compt": TextFormat("sentence: {a}", ("negative", "not negative"))})
+EXAMPLES = [Example(id=str(i), text=("good fine great" if i % 2 else "bad awful poor") + f" w{i}", label=i % 2)
+            for i in range(16)]
+
+
+@pytest.fixture(scope="module")
+def t5_dir(tmp_path_factory):
+    texts = ["sentence: " + e.text for e in EXAMPLES] + ["negative not positive 0 1 yes no way"]
+    return write_tiny_t5(str(tmp_path_factory.mktemp("tiny-t5")), texts)
+
+
+def _load(t5_dir):
+    return SPEC.load(local_dir=t5_dir, seq2seq=True)
+
+
+def _setup(t5_dir, method_name: str, seeds, **overrides):
+    method = METHODS.get(method_name)
+    cfg = method.make_config({"formulation": "seq2seq", **overrides})
+    backbone, tok = _load(t5_dir)
+    encoder = method.encoder(tok, TOY, cfg, SPEC)
+    enc = [encoder.encode(e) for e in EXAMPLES]
+    data = [SeedData(s, enc[:8], enc[8:12], enc[12:]) for s in seeds]
+    model = method.build(backbone, SPEC, tok, cfg, list(seeds))
+    return method, cfg, encoder, data, model
+
+
+def test_the_prompt_replaces_its_slots_embeddings_in_the_encoder_input(t5_dir):
+    backbone, tok = _load(t5_dir)
+    prompt = InputPrompt(torch.randn(2, 3, 32))
+    model = PromptedSeq2Seq(backbone, prompt).eval()
+    for position in ("prefix", "suffix"):
+        encoder = TextEncoder(tok, TOY, "attempt", 64, 3, position)
+        e = encoder.encode(EXAMPLES[0])
+        batch = collate_text([e, e], [0, 1], 0)
+        hidden = model.encode(batch.input_ids, batch.attention_mask, batch.seed_index, batch.prompt_start)
+        # the slots' token ids do not matter: their embeddings are replaced, not added to
+        other = batch.input_ids.clone()
+        start = e.prompt_start
+        other[:, start:start + 3] = 7
+        again = model.encode(other, batch.attention_mask, batch.seed_index, batch.prompt_start)
+        assert torch.allclose(hidden, again)
+        # and the encoder sees exactly the prompt there: the same as feeding the embeddings by hand
+        embeds = backbone.get_input_embeddings()(batch.input_ids).detach().clone()
+        embeds[0, start:start + 3] = prompt.weight[0]
+        embeds[1, start:start + 3] = prompt.weight[1]
+        want = backbone.encoder(inputs_embeds=embeds, attention_mask=batch.attention_mask).last_hidden_state
+        assert torch.allclose(hidden, want, atol=1e-6)
+        assert not torch.allclose(hidden[0], hidden[1])  # each example reads its own seed's prompt
+    assert TextEncoder(tok, TOY, "attempt", 64, 3, "prefix").encode(EXAMPLES[0]).prompt_start == 0
+    suffix = TextEncoder(tok, TOY, "attempt", 64, 3, "suffix").encode(EXAMPLES[0])
+    assert suffix.prompt_start == len(suffix.input_ids) - 4 and suffix.input_ids[-1] == tok.eos_token_id
+
+
+def test_the_loss_is_the_target_tokens_cross_entropy(t5_dir):
+    backbone, tok = _load(t5_dir)
+    model = PromptedSeq2Seq(backbone).eval()
+    encoder = TextEncoder(tok, TOY, "compt", 64, 0)
+    items = [encoder.encode(EXAMPLES[0]), encoder.encode(EXAMPLES[1])]  # targets of 1 and 2 words
+    batch = collate_text(items, [0, 0], 0)
+    losses = Seq2Seq(TOY, "compt").example_losses(model, batch)
+    for i, e in enumerate(items):
+        want = backbone(input_ids=torch.tensor([e.input_ids]), labels=torch.tensor([e.target_ids])).loss
+        assert losses[i].item() == pytest.approx(want.item(), rel=1e-5)
+
+
+def test_batched_seeds_equal_solo_seeds_on_the_seq2seq_model(t5_dir):
+    overrides = dict(prompt_length=4, init="uniform", epochs=3, lr=0.3, batch_size=4, text_format="compt",
+                     lr_schedule="linear", warmup=0.2)
+    method, cfg, encoder, data, model = _setup(t5_dir, "pt", [3, 5], **overrides)
+    together = GroupTrainer(model, method, cfg, TOY, encoder, data, 0, log=lambda m: None).fit()
+    prompt_together = model.prompt.weight.detach().clone()
+    for k, seed in enumerate([3, 5]):
+        method, cfg, encoder, data, model = _setup(t5_dir, "pt", [seed], **overrides)
+        alone = GroupTrainer(model, method, cfg, TOY, encoder, data, 0, log=lambda m: None).fit()[0]
+        assert alone.loss_curve == together[k].loss_curve
+        assert alone.test_metrics == together[k].test_metrics
+        assert alone.test_details == together[k].test_details
+        assert torch.allclose(model.prompt.weight[0], prompt_together[k], atol=1e-6)
+    assert together[0].loss_curve != together[1].loss_curve  # the seeds did differ
+
+
+def test_rank_classification_and_generation_agree_where_the_model_is_certain(t5_dir):
+    """Model tuning memorises the training examples' targets; on each example where the model
+    is certain of its greedy output (every token's probability > 0.9) the generated string is
+    the verbalizer string that rank classification picks."""
+    method, cfg, encoder, data, model = _setup(t5_dir, "model-tuning", [1], epochs=30, lr=3e-2, batch_size=8,
+                                               text_format="compt")
+    GroupTrainer(model, method, cfg, TOY, encoder, data, 0, log=lambda m: None).fit()
+    model.eval()
+    formulation = Seq2Seq(TOY, "compt")
+    batch = collate_text(data[0].train, [0] * 8, 0)
+    with torch.no_grad():
+        preds = formulation.predict(model, batch, final=True)
+        hidden = model.encode(batch.input_ids, batch.attention_mask, batch.seed_index, batch.prompt_start)
+        generated = [p["generate"] + [1] for p in preds]
+        width = max(map(len, generated))
+        ids = torch.tensor([g + [0] * (width - len(g)) for g in generated])
+        mask = torch.tensor([[1] * len(g) + [0] * (width - len(g)) for g in generated], dtype=torch.bool)
+        token_p = model.token_logprobs(hidden, batch.attention_mask, ids, mask).exp().masked_fill(~mask, 1.0)
+    certain = (token_p > 0.9).all(dim=1).tolist()
+    assert sum(certain) >= 6, "the tuned model should be certain of most of its training examples"
+    for p, sure, e in zip(preds, certain, data[0].train):
+        if sure:
+            assert encoder.decode(p["generate"]) == TOY.formats["compt"].targets[p["rank"]]
+            assert p["rank"] == e.label
+
+
+class _FixedScores(torch.nn.Module):
+    """A stand-in model whose next-token log-probabilities are fixed per token id."""
+
+    def __init__(self, logp_of: dict, generated):
+        super().__init__()
+        self.logp_of, self.generated = logp_of, generated
+
+    def encode(self, input_ids, attention_mask, seed_index, prompt_start):
+        return torch.zeros(input_ids.shape[0], input_ids.shape[1], 2)
+
+    def token_logprobs(self, hidden, attention_mask, targets, target_mask):
+        table = torch.tensor([self.logp_of.get(i, -50.0) for i in range(int(targets.max()) + 1)])
+        return table[targets] * target_mask
+
+    def generate(self, hidden, attention_mask, max_new_tokens):
+        return [list(g) for g in self.generated[:hidden.shape[0]]]
+
+
+def test_rank_sums_every_token_of_a_multi_token_word_and_breaks_ties_to_the_lowest_label(t5_dir):
+    _, tok = _load(t5_dir)
+    two_words = TaskSpec("yn", "classification", ("yes", "no"), "acc", "unseen-task", "paper", Template("{a}"), None,
+                         "", "", formats={"compt": TextFormat("sentence: {a}", ("yes", "no way"))})
+    encoder = TextEncoder(tok, two_words, "compt", 64, 0)
+    (yes, eos), (no, way, _) = encoder.candidates
+    batch = collate_text([encoder.encode(EXAMPLES[0])], [0], 0)
+    formulation = Seq2Seq(two_words, "compt")
+    # "no" is likelier than "yes", but "no way" as a whole is not: -1.5 against -2.7
+    model = _FixedScores({yes: -1.0, no: -0.2, way: -2.0, eos: -0.5}, [[yes]])
+    assert formulation.predict(model, batch)[0]["rank"] == 0
+    model = _FixedScores({yes: -1.0, no: -0.2, way: -0.2, eos: -0.5}, [[yes]])
+    assert formulation.predict(model, batch)[0]["rank"] == 1  # -1.5 against -0.9
+    model = _FixedScores({yes: -1.0, no: -0.5, way: -0.5, eos: -0.5}, [[yes]])
+    assert formulation.predict(model, batch)[0]["rank"] == 0  # a tie goes to the lowest label
+    # a word that is the end of another ("negative", "not negative") competes as a whole string
+    encoder = TextEncoder(tok, TOY, "compt", 64, 0)
+    neg, not_neg = encoder.candidates
+    assert not_neg[1:] == neg
+
+
+def test_generation_counts_an_output_outside_the_verbalizer_as_invalid_and_wrong(t5_dir):
+    _, tok = _load(t5_dir)
+    encoder = TextEncoder(tok, TOY, "compt", 64, 0)
+    items = [encoder.encode(e) for e in EXAMPLES[:4]]  # labels 0, 1, 0, 1
+    neg = encoder.candidates[0][0]
+    not_id = encoder.candidates[1][0]
+    # outputs: "negative" (right), "not" (invalid), "negative" (right), "not negative" (right)
+    model = _FixedScores({neg: -1.0}, [[neg], [not_id], [neg], [not_id, neg]])
+    formulation = Seq2Seq(TOY, "compt", reader="generate")
+    preds = formulation.predict(model, collate_text(items, [0] * 4, 0), final=True)
+    metrics = formulation.score(encoder, items, preds)
+    assert metrics["generate/invalid"] == 1.0
+    assert metrics["acc"] == metrics["generate/acc"] == 75.0
+    assert metrics["rank/acc"] == 50.0  # rank always picks "negative" here
+    details = formulation.details(encoder, items, preds)["generated"]
+    assert details == {"negative": {"negative": 2}, "not negative": {"not": 1, "not negative": 1}}
+
+
+def test_metrics_as_the_papers_score_them():
+    assert matthews([1, 1, 0, 0], [1, 0, 0, 0], 2) == pytest.approx(0.5773502691896258)
+    assert matthews([0, 1, 2, 0], [0, 1, 2, 0], 3) == pytest.approx(1.0)
+    assert matthews([-1, 1, 0, 0], [1, 1, 0, 0], 2) < 1.0  # an invalid output is never right
+    assert squad_f1("The Eiffel tower!", "eiffel Tower") == 1.0
+    assert squad_f1("in Paris France", "Paris") == pytest.approx(0.5)
+    sts = TaskSpec("sts", "regression", (), "pearson", "unseen-task", "paper", Template("{a}"), None, "", "")
+    m = text_metrics(sts, [1.0, 2.0, None, 4.0], [1.2, 2.2, 3.0, 4.4])
+    from scipy import stats
+    assert m["pearson"] == pytest.approx(100 * stats.pearsonr([1.0, 2.0, 0.0, 4.0], [1.2, 2.2, 3.0, 4.4])[0])
+    assert m["spearman"] == pytest.approx(100 * stats.spearmanr([1.0, 2.0, 0.0, 4.0], [1.2, 2.2, 3.0, 4.4])[0])
+
+
+def test_seq2seq_settings_are_refused_in_one_line_where_they_cannot_run(t5_dir):
+    with pytest.raises(ConfigError, match="methods/ptv2/formulation"):
+        METHODS.get("ptv2").make_config({"formulation": "seq2seq"})
+    with pytest.raises(ConfigError, match="seq2seq needs an encoder-decoder"):
+        METHODS.get("pt").check_backbone(METHODS.get("pt").make_config({"formulation": "seq2seq"}),
+                                         BACKBONES.get("tiny-bert"))
+    with pytest.raises(ConfigError, match="reader"):
+        METHODS.get("pt").make_config({"formulation": "seq2seq", "reader": "vote"})
+    _, tok = _load(t5_dir)
+    bare = TaskSpec("bare", "classification", ("a", "b"), "acc", "unseen-task", "paper", Template("{a}"), None, "", "")
+    with pytest.raises(ConfigError, match="no 'attempt' text-to-text form"):
+        TextEncoder(tok, bare, "attempt", 64, 0)
+
+
+def test_pt_on_t5_base_counts_the_prompt_alone():
+    method = METHODS.get("pt")
+    cfg = method.make_config({"formulation": "seq2seq", "prompt_length": 100})
+    assert method.trainable_parameters(BACKBONES.get("t5-base"), cfg) == {"prompt": 76_800}
+    assert METHODS.get("model-tuning").trainable_parameters(
+        BACKBONES.get("t5-base"), METHODS.get("model-tuning").make_config({"formulation": "seq2seq"})) == {
+        "backbone": 222_903_552}
+
+
+def test_learning_rate_schedules_warm_up_then_decay():
+    from replicate.train import lr_lambda
+
+    linear = lr_lambda("linear", 0.2, 10)
+    assert [round(linear(i), 4) for i in range(10)] == [0.0, 0.5, 1.0, 0.875, 0.75, 0.625, 0.5, 0.375, 0.25, 0.125]
+    steps = lr_lambda("constant", 0.0, 10, warmup_steps=4)
+    assert [steps(i) for i in range(6)] == [0.0, 0.25, 0.5, 0.75, 1.0, 1.0]
+    assert [lr_lambda("constant", 0.0, 5)(i) for i in range(5)] == [1.0] * 5
+    from transformers import get_linear_schedule_with_warmup
+
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    hf = get_linear_schedule_with_warmup(opt, 2, 10).lr_lambdas[0]
+    assert [hf(i) for i in range(10)] == [linear(i) for i in range(10)]
