@@ -95,20 +95,32 @@ def check_config(cfg: Any, check_data: bool = True) -> dict:
     spec = BACKBONES.get(grid["backbone"])
     for name in grid["methods"]:
         METHODS.get(name)
-    for name, overrides in cfg["methods"].items():
-        METHODS.get(name).make_config(overrides)
+    for name in cfg["methods"]:
+        METHODS.get(name).make_config(method_overrides(cfg, name))
+        for task, values in (cfg["methods"][name].get("by_task") or {}).items():
+            if task not in grid["tasks"]:
+                raise ConfigError(f"config methods/{name}/by_task: {task!r} is not a task of grid/tasks")
+            if not isinstance(values, dict):
+                raise ConfigError(f"config methods/{name}/by_task/{task}: must be a mapping of fields")
+            METHODS.get(name).make_config(method_overrides(cfg, name, task))
+        for shot, values in (cfg["methods"][name].get("by_shot") or {}).items():
+            if str(shot) not in {str(s) for s in grid["shots"]}:
+                raise ConfigError(f"config methods/{name}/by_shot: {shot!r} is not a shot of grid/shots")
+            if not isinstance(values, dict):
+                raise ConfigError(f"config methods/{name}/by_shot/{shot}: must be a mapping of fields")
+            METHODS.get(name).make_config(method_overrides(cfg, name, shot=shot))
     _check_pretraining(cfg)
     tasks = [resolve_task(name, cfg.get("paper_data_files")) for name in grid["tasks"]]
     for name in cfg.get("paper_data_files", {}):
         resolve_task(name, cfg["paper_data_files"])
     for name in grid["methods"]:  # what a method's config needs of this backbone
         method = METHODS.get(name)
-        method.check_backbone(method.make_config(cfg["methods"].get(name)), spec)
+        method.check_backbone(method.make_config(method_overrides(cfg, name)), spec)
     for g in groups(cfg):  # the layout each method gives each task (e.g. PPT's pre-training pattern)
         method = METHODS.get(g.method)
         try:
             method.task_view(resolve_task(g.task, cfg.get("paper_data_files")),
-                             method.make_config(cfg["methods"].get(g.method)))
+                             method.make_config(method_overrides(cfg, g.method, g.task)))
         except ConfigError as e:
             raise ConfigError(f"config methods/{g.method}: {e}") from None
     if check_data:
@@ -148,7 +160,7 @@ def _check_pretraining(cfg: dict) -> None:
                                   f"config's pretraining section (known: "
                                   f"{', '.join(cfg.get('pretraining', {})) or 'none'})")
             m = METHODS.get(method)
-            m.check_pretraining(m.make_config(cfg["methods"].get(method)), name,
+            m.check_pretraining(m.make_config(method_overrides(cfg, method)), name,
                                 make_pretrain_config(name, cfg["pretraining"][name] or {}))
     if needed and cfg["protocol"].get("downstream_reserve") is None:
         raise ConfigError("config protocol/downstream_reserve: the run pre-trains, so UNSEEN DATA tasks need a "
@@ -176,7 +188,7 @@ def cell_pretraining(cfg: dict, method_name: str, task: str) -> Optional[str]:
     from .tasks import TASKS
 
     method = METHODS.get(method_name)
-    return method.pretraining(method.make_config(cfg["methods"].get(method_name)), TASKS.get(task))
+    return method.pretraining(method.make_config(method_overrides(cfg, method_name, task)), TASKS.get(task))
 
 
 def pretrain_settings(cfg: dict, name: str, backbone: str) -> Dict[str, Any]:
@@ -242,8 +254,8 @@ def _check_lengths(cfg: dict, spec, tasks) -> None:
     tokenizer = spec.load_tokenizer(local_dir)
     for name in cfg["grid"]["methods"]:
         method = METHODS.get(name)
-        mcfg = method.make_config(cfg["methods"].get(name))
         for task in tasks:
+            mcfg = method.make_config(method_overrides(cfg, name, task.name))
             if task.kind == "extractive" or method.declines(mcfg, task):
                 continue
             view = method.task_view(task, mcfg)  # e.g. the MCC layout lists the label words in the text
@@ -298,6 +310,21 @@ def _check_length(where: str, task, encoder, max_length: int, prompt_length: int
                                   f"{ex.id} with {prompt_length} prompt slots") from None
 
 
+def method_overrides(cfg: dict, name: str, task: Optional[str] = None, shot=None) -> Dict[str, Any]:
+    """The config's fields of method ``name`` (``methods/<name>``); with ``shot``, its
+    ``by_shot/<shot>`` fields over them (ComPT doubles the epochs when k <= 10), and with
+    ``task`` its ``by_task/<task>`` fields over those (MPT's source lengths and epochs
+    differ by task: MultiRC 348 tokens, MRQA 512 and 5 epochs, large tasks 10 epochs)."""
+    values = dict(cfg["methods"].get(name) or {})
+    by_task = values.pop("by_task", None) or {}
+    by_shot = values.pop("by_shot", None) or {}
+    if shot is not None:
+        values.update(by_shot.get(shot) or by_shot.get(str(shot)) or {})
+    if task is not None:
+        values.update(by_task.get(task) or {})
+    return values
+
+
 def groups(cfg: dict) -> List[Group]:
     """The grid's (method, task, shot) groups, less the tasks a method cannot take
     (``Method.declines``: PPT has no pre-trained prompt for single-sentence tasks here)."""
@@ -314,7 +341,7 @@ def _method_configs(cfg: dict) -> Dict[str, Any]:
     """Grid method -> its validated config."""
     from .methods import METHODS
 
-    return {m: METHODS.get(m).make_config(cfg["methods"].get(m)) for m in cfg["grid"]["methods"]}
+    return {m: METHODS.get(m).make_config(method_overrides(cfg, m)) for m in cfg["grid"]["methods"]}
 
 
 def cells(cfg: dict) -> Iterator[Cell]:
@@ -370,7 +397,7 @@ def cell_settings(cfg: dict, group: Group) -> Dict[str, Any]:
     from .methods import METHODS
 
     method = METHODS.get(group.method)
-    method_cfg = method.make_config(cfg["methods"].get(group.method))
+    method_cfg = method.make_config(method_overrides(cfg, group.method, group.task, group.shot))
     out = {
         "run": cfg["run"],
         "setup": cfg.get("setup", "embedded"),

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from . import published
-from .config import cells, groups, result_path, split_path
+from .config import cells, groups, method_overrides, result_path, split_path
 from .errors import ConfigError
 from .io import git_state, read_json, write_text_atomic
 from .params import PAPER_SETUPS
@@ -406,7 +406,7 @@ def build_table(cfg: dict, paper: str, table: str) -> Table:
     for name in methods:
         source, view = sources[name]
         method = METHODS.get(source)
-        method_cfg = method.make_config(cfg["methods"].get(source))
+        method_cfg = method.make_config(method_overrides(cfg, source))
         if hasattr(method_cfg, "epochs"):  # black-box methods count forward calls instead
             epochs[name] = method_cfg.epochs
         counts = method.trainable_parameters(spec, method_cfg)
@@ -461,7 +461,7 @@ def build_table(cfg: dict, paper: str, table: str) -> Table:
     cloze = []  # rows of methods that read label words at a [MASK] (BBT, BBTv2), not MP2's span head
     for key in methods:
         source = METHODS.get(sources[key][0])
-        if getattr(source.make_config(cfg["methods"].get(source.name)), "formulation", "") == "mlm":
+        if getattr(source.make_config(method_overrides(cfg, source.name)), "formulation", "") == "mlm":
             cloze.append(source.paper_label or source.name)
     if cloze:
         head = ("CPT's own masked-LM head, as Black-Box-Tuning runs it" if spec.arch == "cpt" else

@@ -77,6 +77,24 @@ def test_cells_and_settings():
     assert config_hash(cell_settings(changed, groups(cfg)[0])) != config_hash(a)
 
 
+def test_a_methods_fields_can_differ_by_task_and_by_shot():
+    cfg = copy.deepcopy(TINY_CONFIG)
+    cfg["grid"]["shots"] = [4, 8]
+    cfg["methods"]["pt"].update(by_task={"fine-foods": {"max_length": 40, "epochs": 3}}, by_shot={4: {"epochs": 5}})
+    cfg = check_config(cfg)
+    settings = {(g.task, g.shot): cell_settings(cfg, g)["method_config"] for g in groups(cfg) if g.method == "pt"}
+    assert settings[("bbc-topic", 8)]["epochs"] == 2 and settings[("bbc-topic", 8)]["max_length"] == 48
+    assert settings[("bbc-topic", 4)]["epochs"] == 5  # the shot's
+    assert settings[("fine-foods", 4)]["epochs"] == 3 and settings[("fine-foods", 8)]["max_length"] == 40  # the task's over it
+    for key, value, message in [("by_task", {"imdb": {"epochs": 1}}, "by_task: 'imdb' is not a task of grid/tasks"),
+                                ("by_shot", {16: {"epochs": 1}}, "by_shot: 16 is not a shot of grid/shots"),
+                                ("by_task", {"bbc-topic": {"epochs": 0}}, "methods/pt/epochs: must be >= 1")]:
+        bad = copy.deepcopy(TINY_CONFIG)
+        bad["methods"]["pt"][key] = value
+        with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+            check_config(bad)
+
+
 def test_shipped_configs_validate():
     for name in ("config.yaml", "paper.yaml", "hard-cases.yaml"):
         cfg = load_config(str(REPO / "config" / name))
