@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from itertools import product
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, NamedTuple, Optional
+from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Union
 
 import yaml
 
@@ -25,7 +25,7 @@ class Cell(NamedTuple):
     method: str
     backbone: str
     task: str
-    shot: int
+    shot: Union[int, str]  # a number of examples, or "full" (splits.parse_shot)
     seed: int
 
 
@@ -35,7 +35,7 @@ class Group(NamedTuple):
     method: str
     backbone: str
     task: str
-    shot: int
+    shot: Union[int, str]
 
 
 def load_config(path: str) -> dict:
@@ -110,6 +110,7 @@ def check_config(cfg: Any, check_data: bool = True) -> dict:
                 raise ConfigError(f"config methods/{name}/by_shot/{shot}: must be a mapping of fields")
             METHODS.get(name).make_config(method_overrides(cfg, name, shot=shot))
     _check_pretraining(cfg)
+    _check_scheme(cfg)
     tasks = [resolve_task(name, cfg.get("paper_data_files")) for name in grid["tasks"]]
     for name in cfg.get("paper_data_files", {}):
         resolve_task(name, cfg["paper_data_files"])
@@ -221,6 +222,23 @@ def pretrain_data_settings(cfg: dict, name: str) -> Dict[str, Any]:
     from .pretrain import data_settings_of
 
     return data_settings_of(pretrain_settings(cfg, name, cfg["grid"]["backbone"]))
+
+
+def _check_scheme(cfg: dict) -> None:
+    """A protocol scheme other than MP2's needs tasks with an ATTEMPT split rule; shot
+    "full" needs such a scheme."""
+    from .splits import FULL, Protocol
+    from .tasks import TASKS
+
+    protocol = Protocol(**cfg["protocol"])
+    if FULL in cfg["grid"]["shots"] and protocol.scheme == "mp2":
+        raise ConfigError("config grid/shots: 'full' needs protocol/scheme attempt or compt (MP2's few-shot "
+                          "protocol has no full-data split)")
+    if protocol.scheme != "mp2":
+        for name in cfg["grid"]["tasks"]:
+            if "attempt_split" not in TASKS.get(name).extra:
+                raise ConfigError(f"config grid/tasks: task {name} has no ATTEMPT split rule, which protocol/scheme "
+                                  f"{protocol.scheme} needs (replicate/tasks/text2text.py)")
 
 
 def _check_shots(cfg: dict, tasks) -> None:

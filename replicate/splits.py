@@ -21,7 +21,7 @@ import hashlib
 import json
 import random
 from dataclasses import asdict, dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from .errors import DataError
 from .io import write_json_atomic
@@ -45,6 +45,55 @@ class Protocol:
     drop_longer_than: Optional[int] = None
     length_prompt_slots: int = 0
     downstream_reserve: Optional[float] = None
+    # ATTEMPT's schemes (``draw_attempt``); the defaults keep MP2's, and ``protocol_dict``
+    # leaves these out while they are at their defaults, so manifests and their content
+    # hashes from before they existed are unchanged.
+    scheme: str = "mp2"
+    data_seed: Optional[int] = None
+    dev_cap: Optional[int] = None
+    dev_holdout: Optional[int] = None  # large tasks' dev rows (None: ATTEMPT's 1,000); tests set it small
+
+    def __post_init__(self) -> None:
+        if self.scheme not in SCHEMES:
+            raise ValueError(f"protocol scheme {self.scheme!r} not in {SCHEMES}")
+
+
+SCHEMES = ("mp2", "attempt", "compt")
+# Fields added after manifests existed: in ``protocol_dict`` only when not at their default.
+_LATE_FIELDS = {"scheme": "mp2", "data_seed": None, "dev_cap": None, "dev_holdout": None}
+# ATTEMPT's default data seed (``attempt/options.py:413-414``, ``data_seed`` 42) and
+# ComPT's (``d_seed`` 123 in ``compt/configs/crosspt/*.json``, passed as the task's
+# ``data_seed``, ``compt/run_seq2seq.py:967``).
+DEFAULT_DATA_SEED = {"attempt": 42, "compt": 123}
+# ComPT's caps (``max_val_samples`` 50, ``max_test_samples`` 100 in
+# ``compt/configs/crosspt/SL_wavg.json``; ``configs/baselines/base.json`` has 10/100).
+COMPT_CAPS = {"dev": 50, "test": 100}
+# ATTEMPT's large datasets hold out this many training rows as dev (attempt/data/tasks.py:126).
+ATTEMPT_DEV_HOLDOUT = 1000
+FULL = "full"
+
+
+def protocol_dict(protocol: Protocol) -> dict:
+    """``asdict(protocol)`` less the late fields at their defaults (what manifests record and
+    hash)."""
+    out = asdict(protocol)
+    for key, default in _LATE_FIELDS.items():
+        if out[key] == default:
+            del out[key]
+    return out
+
+
+def parse_shot(shot) -> Union[int, str]:
+    """A shot as configs and paths give it: a positive integer, or "full" (all the data)."""
+    if isinstance(shot, str):
+        if shot == FULL:
+            return FULL
+        if shot.isdigit():
+            return int(shot)
+        raise ValueError(f"shot {shot!r} is neither a positive integer nor {FULL!r}")
+    if isinstance(shot, bool) or not isinstance(shot, int):
+        raise ValueError(f"shot {shot!r} is neither a positive integer nor {FULL!r}")
+    return shot
 
 
 def reserve_key(example_id: str) -> str:
@@ -84,12 +133,23 @@ def drop_long(task: TaskSpec, pools: Pools, tokenizer, protocol: Protocol, spec)
 
     train = [ex for ex in pools.train if fits(ex)]
     test = [ex for ex in pools.test if fits(ex)]
-    return Pools(train=train, test=test), {"train": len(pools.train) - len(train), "test": len(pools.test) - len(test)}
+    lost = {"train": len(pools.train) - len(train), "test": len(pools.test) - len(test)}
+    if pools.dev is None:
+        return Pools(train=train, test=test), lost
+    dev = [ex for ex in pools.dev if fits(ex)]
+    lost["dev"] = len(pools.dev) - len(dev)
+    return Pools(train=train, test=test, dev=dev), lost
 
 
 def check_pool_size(task: TaskSpec, pools: Pools, shot: int, protocol: Protocol) -> None:
     """DataError (one line) if the training pool cannot give ``shot`` train + ``shot`` dev
-    examples under ``protocol``, whichever labels the seeded draw favours."""
+    examples under ``protocol``, whichever labels the seeded draw favours. ATTEMPT's schemes
+    are checked by drawing (``draw_attempt`` raises the same one-line DataError)."""
+    if protocol.scheme != "mp2":
+        draw_attempt(task, pools, shot, 0, protocol)
+        return
+    if shot == FULL:
+        raise DataError(f"task {task.name}: shot 'full' needs protocol scheme attempt or compt (MP2's is few-shot)")
     train = few_shot_pool(task, pools, protocol)
     where = " (its downstream reserve)" if len(train) < len(pools.train) else ""
     if task.kind != "classification":
@@ -117,8 +177,12 @@ def _per_label_counts(labels: Sequence[int], shot: int, protocol: Protocol, rng:
     return {lab: base + (lab in bonus) for lab in labels}
 
 
-def draw_split(task: TaskSpec, pools: Pools, shot: int, seed: int, protocol: Protocol) -> dict:
+def draw_split(task: TaskSpec, pools: Pools, shot, seed: int, protocol: Protocol) -> dict:
     """Choose train/dev/test ids for one (task, shot, seed); returns the manifest dict."""
+    if protocol.scheme != "mp2":
+        return draw_attempt(task, pools, shot, seed, protocol)
+    if shot == FULL:
+        raise DataError(f"task {task.name}: shot 'full' needs protocol scheme attempt or compt (MP2's is few-shot)")
     if shot < 1:
         raise ValueError("shot must be positive")
     rng = random.Random(f"{task.name}|{shot}|{seed}")
@@ -154,7 +218,7 @@ def draw_split(task: TaskSpec, pools: Pools, shot: int, seed: int, protocol: Pro
         "task": task.name,
         "shot": shot,
         "seed": seed,
-        "protocol": asdict(protocol),
+        "protocol": protocol_dict(protocol),
         "pool_sizes": {"train": len(pools.train), "test": len(pools.test)},
         "train": [ex.id for ex in train],
         "dev": [ex.id for ex in dev],
@@ -185,11 +249,11 @@ def content_hash(manifest: dict, parts: Dict[str, Sequence[Example]]) -> str:
 
 def resolve(manifest: dict, pools: Pools) -> Dict[str, List[Example]]:
     """The examples a manifest names, verified against its content hash."""
-    by_id = {ex.id: ex for ex in pools.train}
-    test_by_id = {ex.id: ex for ex in pools.test}
+    # Which raw pool each part came from: ATTEMPT's schemes record it; MP2's is fixed.
+    source = manifest.get("pools", {"train": "train", "dev": "train", "test": "test"})
+    by_pool = {name: {ex.id: ex for ex in (getattr(pools, name) or ())} for name in ("train", "dev", "test")}
     try:
-        parts = {"train": [by_id[i] for i in manifest["train"]], "dev": [by_id[i] for i in manifest["dev"]],
-                 "test": [test_by_id[i] for i in manifest["test"]]}
+        parts = {part: [by_pool[source[part]][i] for i in manifest[part]] for part in ("train", "dev", "test")}
     except KeyError as e:
         raise DataError(f"split of {manifest['task']} seed {manifest['seed']}: id {e} is not in the data") from None
     if content_hash(manifest, parts) != manifest["hash"]:
@@ -200,3 +264,136 @@ def resolve(manifest: dict, pools: Pools) -> Dict[str, List[Example]]:
 
 def write_manifest(path: str, manifest: dict) -> None:
     write_json_atomic(path, manifest)
+
+
+# ---------------------------------------------------------------------------------------
+# ATTEMPT's split protocol (AkariAsai/ATTEMPT ``attempt/data/tasks.py``, cited ``A:<line>``)
+# and ComPT's use of it (puraminy/ComPT ``compt/data/tasks.py``, ``C:<line>``).
+#
+# ``AbstractTask.get`` (A:97-141; C:171-249 is the same rule) with ``split_validation_test``:
+# * "small" tasks (A:29-31): train = the train split; the validation split is permuted
+#   (``shuffled_indices``: ``torch.randperm(n, generator=torch.Generator().manual_seed(seed))``,
+#   A:62-66) and its first ``n // 2`` positions are dev, the rest test (A:100-112, 86-91);
+# * "large" tasks (A:32-33): the train split is permuted; its first 1,000 positions are dev,
+#   the rest train; test = the mapped test split (A:116-127);
+# * other tasks ("given": MNLI, PAWS, ...): the mapped splits as they are (A:128-140).
+# ``n_obs`` (max_*_samples) then keeps the first n of each part's order (``subsample``,
+# A:68-81): of the permuted indices for the first two cases, of a fresh permutation of the
+# split (same seed) for the third. One seed (``data_seed``) drives every permutation.
+#
+# Here: the dev/test partition always uses the protocol's data seed (ATTEMPT 42, ComPT 123),
+# so every seed of a cell is scored on the same test examples, as in ATTEMPT's full-data runs
+# (the cell seed there only seeds training). A k-shot draw takes the first k of
+# ``randperm(len(train split), draw seed)`` that are not dev (large tasks); under "attempt"
+# the draw seed is the cell seed (MPT §4: "we randomly sample 10 times from the training set
+# with different random seeds"), under "compt" it is the data seed (ComPT's few-shot sets are
+# the first k of its seed-123 shuffle, whatever the run's seed). When the draw seed equals the
+# data seed this is exactly ATTEMPT's ``get("train", n_obs=k)``.
+
+
+def randperm(n: int, seed: int) -> List[int]:
+    """``torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()`` on CPU,
+    ATTEMPT's ``shuffled_indices`` (A:62-66). ATTEMPT pins no torch version (setup.py), so
+    the permutation is that of the installed torch; ``tests/test_text2text_splits.py`` pins
+    a few values to notice a change."""
+    import torch
+
+    generator = torch.Generator()
+    generator.manual_seed(seed)
+    return torch.randperm(n, generator=generator).tolist()
+
+
+def attempt_parts(task: TaskSpec, pools: Pools, protocol: Protocol) -> Dict[str, Tuple[str, List[int]]]:
+    """ATTEMPT's train/dev/test parts before any cap: part -> (raw pool, positions in it, in
+    ATTEMPT's order). Dev and test never share a position of the same pool."""
+    rule = task.extra.get("attempt_split")
+    if rule not in ("small", "large", "given"):
+        raise DataError(f"task {task.name}: no ATTEMPT split rule (scheme {protocol.scheme} needs one)")
+    seed = effective_data_seed(protocol)
+    if rule == "small":
+        n = len(pools.test)
+        perm = randperm(n, seed)
+        return {"train": ("train", list(range(len(pools.train)))), "dev": ("test", perm[:n // 2]),
+                "test": ("test", perm[n // 2:])}
+    if rule == "large":
+        perm = randperm(len(pools.train), seed)
+        hold = protocol.dev_holdout if protocol.dev_holdout is not None else ATTEMPT_DEV_HOLDOUT
+        return {"train": ("train", perm[hold:]), "dev": ("train", perm[:hold]),
+                "test": ("test", list(range(len(pools.test))))}
+    if pools.dev is None:
+        raise DataError(f"task {task.name}: its source gives no dev split (ATTEMPT rule 'given')")
+    return {"train": ("train", list(range(len(pools.train)))), "dev": ("dev", list(range(len(pools.dev)))),
+            "test": ("test", list(range(len(pools.test))))}
+
+
+def effective_data_seed(protocol: Protocol) -> int:
+    return protocol.data_seed if protocol.data_seed is not None else DEFAULT_DATA_SEED[protocol.scheme]
+
+
+def effective_caps(protocol: Protocol) -> Dict[str, Optional[int]]:
+    compt = protocol.scheme == "compt"
+    return {"dev": protocol.dev_cap if protocol.dev_cap is not None else (COMPT_CAPS["dev"] if compt else None),
+            "test": protocol.test_cap if protocol.test_cap is not None else (COMPT_CAPS["test"] if compt else None)}
+
+
+def _capped(task: TaskSpec, rule: str, part: str, positions: List[int], cap: Optional[int], seed: int) -> List[int]:
+    """``subsample(dataset, n_obs, indices)`` (A:68-81): the first ``cap`` of the part's
+    order; a "given" split, and a large task's test split, are permuted first (A:138-140)."""
+    if cap is None or cap >= len(positions):
+        return positions
+    if rule == "given" or (rule == "large" and part == "test"):
+        positions = [positions[i] for i in randperm(len(positions), seed)]
+    return positions[:cap]
+
+
+def draw_attempt(task: TaskSpec, pools: Pools, shot, seed: int, protocol: Protocol) -> dict:
+    """The manifest of one (task, shot, seed) under ATTEMPT's ("attempt") or ComPT's
+    ("compt") scheme. ``shot`` "full" keeps the whole train part. Every part records the
+    raw pool it came from (``manifest["pools"]``)."""
+    parts = attempt_parts(task, pools, protocol)
+    data_seed = effective_data_seed(protocol)
+    rule = task.extra["attempt_split"]
+    caps = effective_caps(protocol)
+    train_pool, train_pos = parts["train"]
+    if shot != FULL:
+        if shot < 1:
+            raise ValueError("shot must be positive")
+        draw_seed = seed if protocol.scheme == "attempt" else data_seed
+        if rule == "large" and draw_seed == data_seed:
+            order = train_pos  # ATTEMPT's own order: perm[1000:]
+        else:
+            held = set(parts["dev"][1]) if parts["dev"][0] == train_pool and rule == "large" else set()
+            order = [i for i in randperm(len(pools.train), draw_seed) if i not in held]
+        if len(order) < shot:
+            raise DataError(f"task {task.name}: shot {shot} needs {shot} training examples; the train part has "
+                            f"{len(order)}")
+        train_pos = order[:shot]
+    dev_pool, dev_pos = parts["dev"]
+    test_pool, test_pos = parts["test"]
+    dev_pos = _capped(task, rule, "dev", dev_pos, caps["dev"], data_seed)
+    test_pos = _capped(task, rule, "test", test_pos, caps["test"], data_seed)
+
+    def examples(pool: str, positions: List[int]) -> List[Example]:
+        items = getattr(pools, pool)
+        return [items[i] for i in positions]
+
+    chosen = {"train": examples(train_pool, train_pos), "dev": examples(dev_pool, dev_pos),
+              "test": examples(test_pool, test_pos)}
+    if dev_pool == test_pool and set(dev_pos) & set(test_pos):
+        raise AssertionError(f"task {task.name}: dev and test share examples")  # never: disjoint halves
+    manifest = {
+        "version": MANIFEST_VERSION,
+        "task": task.name,
+        "shot": shot,
+        "seed": seed,
+        "protocol": protocol_dict(protocol),
+        "pools": {"train": train_pool, "dev": dev_pool, "test": test_pool},
+        "pool_sizes": {name: len(getattr(pools, name)) for name in ("train", "dev", "test")
+                       if getattr(pools, name) is not None},
+        "train": [ex.id for ex in chosen["train"]],
+        "dev": [ex.id for ex in chosen["dev"]],
+        "test": [ex.id for ex in chosen["test"]],
+        "label_counts": _label_counts(task, chosen["train"], chosen["dev"], chosen["test"]),
+    }
+    manifest["hash"] = content_hash(manifest, chosen)
+    return manifest

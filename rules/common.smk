@@ -23,6 +23,7 @@ from replicate.config import (
     split_settings,
 )
 from replicate.errors import ReplicateError
+from replicate.splits import parse_shot
 from replicate.methods import METHODS
 from replicate.io import lock_directory
 from replicate.published import PAPERS
@@ -69,7 +70,7 @@ wildcard_constraints:
     method=r"[a-z0-9][a-z0-9-]*",
     pretraining=r"[a-z0-9][a-z0-9-]*",
     backbone=r"[a-z0-9][a-z0-9.-]*",
-    shot=r"\d+",
+    shot=r"\d+|full",
     seed=r"\d+",
 
 
@@ -112,11 +113,11 @@ def pretrained_checkpoint(wildcards):
 
 
 def group_of(wildcards):
-    return Group(wildcards.method, wildcards.backbone, wildcards.task, int(wildcards.shot))
+    return Group(wildcards.method, wildcards.backbone, wildcards.task, parse_shot(wildcards.shot))
 
 
 def split_files(task, shot):
-    return [split_path(config, task, int(shot), seed) for seed in SEEDS]
+    return [split_path(config, task, parse_shot(shot), seed) for seed in SEEDS]
 
 
 def result_files(group):

@@ -11,7 +11,7 @@ rule split:
             seed=SEEDS,
         ),
     params:
-        settings=lambda wc: json.dumps(split_settings(config, wc.task, int(wc.shot))),
+        settings=lambda wc: json.dumps(split_settings(config, wc.task, parse_shot(wc.shot))),
         seeds=" ".join(map(str, SEEDS)),
         data_dir=DATA,
     conda:

@@ -73,3 +73,20 @@ def train_first_group(cfg, checkpoint, seeds=None, outs=None):
         outs = [result_path(cfg, Cell(group.method, group.backbone, group.task, group.shot, s)) for s in seeds]
     return train_group(cell_settings(cfg, group), seeds, splits, outs, str(FIXTURES), device="cpu",
                        pretrained_path=checkpoint)
+
+
+T2T_FIXTURES = FIXTURES / "text2text"  # tests/fixtures/make_text2text_fixtures.py writes them
+T2T_STEM = {"sst-2": "sst2", "sts-b": "stsb", "naturalquestions": "mrqa", "hotpotqa": "mrqa", "searchqa": "mrqa",
+            "newsqa": "mrqa", "yelp-polarity": "yelp_polarity", "paws-en": "paws", "multinli": "multi_nli"}
+
+
+def t2t_files(*tasks):
+    """paper_data_files for ATTEMPT-suite tasks (replicate/tasks/text2text.py): every Hub
+    split the task's source reads, pointing at the Hub-schema fixtures."""
+    from replicate.tasks import TASKS
+
+    out = {}
+    for t in tasks:
+        splits = {s for s in TASKS.get(t).source.splits if s is not None}
+        out[t] = {s: str(T2T_FIXTURES / f"{T2T_STEM.get(t, t)}_{s}.jsonl") for s in splits}
+    return out

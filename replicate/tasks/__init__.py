@@ -15,10 +15,11 @@ from .documents import DOCUMENT_TASKS
 from .embedded import EMBEDDED_TASKS
 from .paper import PAPER_TASKS
 from .paper_upstream import FAMILY_OF_PAPER_UPSTREAM, PAPER_UPSTREAM_TASKS
+from .text2text import TEXT2TEXT_TASKS
 from .upstream import UPSTREAM_TASKS
 
 TASKS: Registry[TaskSpec] = Registry("task")
-for _spec in EMBEDDED_TASKS + UPSTREAM_TASKS + PAPER_TASKS + PAPER_UPSTREAM_TASKS + DOCUMENT_TASKS:
+for _spec in EMBEDDED_TASKS + UPSTREAM_TASKS + PAPER_TASKS + PAPER_UPSTREAM_TASKS + DOCUMENT_TASKS + TEXT2TEXT_TASKS:
     if not _spec.family and _spec.name in FAMILY_OF_PAPER_UPSTREAM:
         _spec = _replace(_spec, family=FAMILY_OF_PAPER_UPSTREAM[_spec.name])
     TASKS.register(_spec.name, _spec)

@@ -67,8 +67,11 @@ class Example:
 
 @dataclass(frozen=True)
 class Pools:
-    """The two disjoint pools a task draws from: few-shot train/dev come from ``train``;
-    the test set is ``test`` (the original dev/test split, or a held-out pool).
+    """The disjoint pools a task draws from: few-shot train/dev come from ``train``;
+    the test set is ``test`` (the original dev/test split, or a held-out pool). ``dev``, where
+    a source has one (ATTEMPT's MNLI: validation_mismatched, PAWS: validation), is a third
+    raw pool that ATTEMPT's split schemes take the dev set from (``replicate.splits``); MP2's
+    scheme ignores it.
 
     Ids are unique within a pool, never across pools: Hub splits number their rows from 0 in
     each split, so train id "7" and test id "7" are different examples. Everything keyed by
@@ -76,20 +79,27 @@ class Pools:
 
     train: List[Example]
     test: List[Example]
+    dev: Optional[List[Example]] = None
 
     def __post_init__(self) -> None:
         from ..errors import DataError
 
-        for name in ("train", "test"):
+        for name in ("train", "test", "dev"):
             seen: set = set()
-            for ex in getattr(self, name):
+            for ex in getattr(self, name) or ():
                 if ex.id in seen:
                     raise DataError(f"{name} pool: example id {ex.id!r} occurs twice; ids must be unique in a pool")
                 seen.add(ex.id)
 
 
-# Which pool each part of a few-shot split is drawn from.
-POOL_OF_PART = {"train": "train", "dev": "train", "test": "test"}
+# The cache key space of each part of a split (``jobs.encode_parts`` keys encodings by
+# (POOL_OF_PART[part], id)). MP2's scheme draws dev from the train pool, ATTEMPT's from a
+# pool of its own (half the validation split, 1,000 held-out training rows, or a dev split),
+# which the manifest names (``manifest["pools"]``). Keying dev by "dev" is right under
+# both: within a job (one task, one protocol) the dev part always comes from one pool, so
+# ("dev", id) names one example; an example in train for one seed and dev for another is
+# merely encoded twice.
+POOL_OF_PART = {"train": "train", "dev": "dev", "test": "test"}
 
 
 @dataclass(frozen=True)
@@ -147,6 +157,17 @@ class TextFormat:
         with ``digits`` decimals (ATTEMPT's STS-B: steps of 0.2, one decimal).
     step, digits: see ``number``.
     prefix: a task name the lineage puts before the input ("mnli premise: ..."), or "".
+    rounding: how a regression target is written: "step" (``step``/``digits`` above) or
+        "attempt": ATTEMPT's ``str(round_stsb_target(label))`` (ATTEMPT
+        ``attempt/data/utils.py:4-17``: ``np.round((label * 5) / 5, decimals=1)``, which,
+        despite its docstring, rounds to one decimal, not to a multiple of 0.2; numpy rounds
+        half to even on ``label * 10``), then numpy's ``str`` (shortest repr: "3.8", "5.0").
+    pad_punctuation: put spaces around every character that is not a letter, digit, mark,
+        underscore or space, then collapse whitespace, in every inserted field and the
+        extractive target (T5's ``_pad_punctuation``, ATTEMPT ``attempt/utils/utils.py:188-198``,
+        applied by its Squad class, ``attempt/data/tasks.py:151-158``).
+    Field precision truncates, as Python's format does: ``{a:.100}`` inserts the first 100
+    characters (ComPT's QNLI ``example['question'][:100]``).
     """
 
     input: str
@@ -154,10 +175,23 @@ class TextFormat:
     step: Optional[float] = None
     digits: int = 1
     prefix: str = ""
+    rounding: str = "step"
+    pad_punctuation: bool = False
+
+    def __post_init__(self) -> None:
+        if self.rounding not in ("step", "attempt"):
+            raise ValueError(f"TextFormat.rounding {self.rounding!r} not in ('step', 'attempt')")
 
     def source(self, example: "Example") -> str:
-        text = string.Formatter().vformat(self.input, (), _FieldView(example))
+        text = string.Formatter().vformat(self.input, (), _FieldView(example, self._pad if self.pad_punctuation else None))
         return f"{self.prefix} {text}" if self.prefix else text
+
+    @staticmethod
+    def _pad(text: str) -> str:
+        import regex  # \p{..} classes: the stdlib re has none
+
+        text = regex.sub(r"([^_\s\p{N}\p{L}\p{M}])", r" \1 ", str(text))
+        return regex.sub(r"\s+", " ", text)
 
     def target(self, kind: str, example: "Example") -> Optional[str]:
         """The gold target string, or None where the example has no gold (an unlabelled test row)."""
@@ -166,7 +200,9 @@ class TextFormat:
                 return None
             return self.number_text(example.value)
         if kind == "extractive":
-            return example.answers[0] if example.answers else None
+            if not example.answers:
+                return None
+            return self._pad(example.answers[0]) if self.pad_punctuation else example.answers[0]
         if example.label is None or example.label < 0:
             return None
         if kind == "multiple-choice":
@@ -174,18 +210,24 @@ class TextFormat:
         return self.targets[example.label]
 
     def number_text(self, value: float) -> str:
+        if self.rounding == "attempt":
+            # np.round(x, 1) is rint(x * 10) / 10; Python's round() of a float is the same
+            # half-to-even rounding of the same double, and str(float) numpy's str.
+            return str(round(value * 5 / 5 * 10) / 10)
         if self.step:
             value = round(round(value / self.step) * self.step, 6)
         return f"{value:.{self.digits}f}"
 
 
 class _FieldView(dict):
-    def __init__(self, example: "Example"):
+    def __init__(self, example: "Example", transform=None):
         super().__init__()
         self.example = example
+        self.transform = transform
 
     def __missing__(self, key: str) -> str:
-        return self.example.field(key)
+        value = self.example.field(key)
+        return self.transform(value) if self.transform else value
 
 
 @dataclass(frozen=True)

@@ -129,6 +129,9 @@ class HubSource:
 
     def check(self, data_dir: str) -> None:
         import os
+        missing = {"train", "test"} - set(self.data_files) if self.data_files else set()
+        if missing:  # the config schema lets a task name any Hub split; these read train and test
+            raise DataError(f"paper_data_files: no file for split(s) {sorted(missing)} ({self.provenance})")
         for split, path in self.data_files.items():
             if not os.path.exists(path):
                 raise DataError(f"missing data file {path} (paper_data_files, split {split})")
