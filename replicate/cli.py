@@ -29,10 +29,16 @@ def _job(args, for_training: bool):
         except json.JSONDecodeError as e:
             raise ReplicateError(f"--settings is not valid JSON ({e})") from None
         return settings, args.data_dir, args.splits, args.out
+    from .splits import FULL, parse_shot
+
     if not args.config or not args.task or args.shot is None:
         raise ReplicateError("give --config FILE --task T --shot K (or --settings JSON from the Snakefile)")
-    if args.shot < 1:
-        raise ReplicateError(f"--shot must be a positive number of examples, not {args.shot}")
+    try:
+        args.shot = parse_shot(args.shot)
+    except ValueError:
+        args.shot = None
+    if args.shot is None or (args.shot != FULL and args.shot < 1):
+        raise ReplicateError("--shot must be a positive number of examples or 'full'")
     cfg = load_config(args.config)
     if for_training:
         group = Group(args.method or "", args.backbone or cfg["grid"]["backbone"], args.task, args.shot)
@@ -323,7 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
             c.add_argument("--method")
             c.add_argument("--backbone")
         c.add_argument("--task")
-        c.add_argument("--shot", type=int)
+        c.add_argument("--shot", help="examples per training set, or 'full' (all the data)")
         c.add_argument("--seeds", type=int, nargs="+", required=True)
         c.add_argument("--data-dir", help="default: the config's data_dir")
         c.add_argument("--out", nargs="+", help="one output file per seed (default: the config's layout)")
