@@ -61,6 +61,7 @@ class TextEncoded:
     label: Optional[int]
     gold: object
     text: str = ""
+    group: Optional[str] = None  # MultiRC: the question its answer option belongs to (exact match per question)
 
 
 class TextEncoder:
@@ -111,9 +112,10 @@ class TextEncoder:
             input_ids, start = ids + slots + [self.eos], len(ids)
         target = self.fmt.target(self.task.kind, ex)
         label = ex.label if self.task.kind == "classification" and ex.label is not None and ex.label >= 0 else None
+        group = dict(ex.fields).get("group")
         return TextEncoded(input_ids=input_ids, prompt_start=start if self.prompt_length else -1,
                            target_ids=[] if target is None else self._target(target),
-                           candidates=self.candidates, label=label, gold=self.gold(ex), text=source)
+                           candidates=self.candidates, label=label, gold=self.gold(ex), text=source, group=group)
 
     def decode(self, ids: Sequence[int]) -> str:
         return self.tok.decode(list(ids), skip_special_tokens=True).strip()
@@ -192,11 +194,15 @@ def parse_number(text: str) -> Optional[float]:
         return None
 
 
-def text_metrics(task, preds: Sequence, golds: Sequence) -> Dict[str, float]:
-    """Every metric the papers print for ``task``'s kind, in percent: classification
-    accuracy, binary F1 of label 1 (2 labels), macro-F1 and Matthews correlation (an invalid
-    prediction, -1, is wrong); regression Pearson and Spearman correlation (an unparsable
-    output counts as 0.0); extractive SQuAD F1 and exact match (max over gold answers)."""
+def text_metrics(task, preds: Sequence, golds: Sequence, groups: Optional[Sequence] = None) -> Dict[str, float]:
+    """Every metric the papers print for ``task``'s kind, in percent, scored as ATTEMPT's
+    ``metrics/metrics.py`` does (docs/text2text-sources.md): classification accuracy (an
+    invalid prediction, -1, is wrong), binary F1 of label 1 (2 labels; an invalid output
+    counts as the opposite of the gold, ``f1_score_with_invalid``), macro-F1, Matthews
+    correlation (invalid outputs a class of their own), and with ``groups`` (MultiRC's
+    questions) exact match = the share of groups whose every option is right; regression
+    Pearson and Spearman correlation (an unparsable output counts as -1.0, a correlation
+    that is undefined as 0); extractive SQuAD F1 and exact match (max over gold answers)."""
     from scipy import stats
 
     if not golds:
@@ -206,27 +212,36 @@ def text_metrics(task, preds: Sequence, golds: Sequence) -> Dict[str, float]:
         em = [float(any(_squad_normalise(p) == _squad_normalise(g) for g in gs)) for p, gs in zip(preds, golds)]
         return {"f1": 100 * sum(f1) / len(f1), "em": 100 * sum(em) / len(em)}
     if task.kind == "regression":
-        xs = [0.0 if p is None else float(p) for p in preds]
+        xs = [-1.0 if p is None else float(p) for p in preds]
         out = {}
         for name, fn in (("pearson", stats.pearsonr), ("spearman", stats.spearmanr)):
             r = fn(xs, list(golds))[0] if len(set(xs)) > 1 and len(set(golds)) > 1 else 0.0
-            out[name] = 100 * float(r)
+            out[name] = 0.0 if r != r else 100 * float(r)
         return out
-    return class_metrics(list(preds), list(golds), task.num_labels)
+    out = class_metrics(list(preds), list(golds), task.num_labels)
+    if groups is not None and all(g is not None for g in groups):
+        right: Dict[str, bool] = {}
+        for p, g, q in zip(preds, golds, groups):
+            right[q] = right.get(q, True) and p == g
+        out["em"] = 100 * sum(right.values()) / len(right)
+    return out
 
 
 def class_metrics(preds: Sequence[int], golds: Sequence[int], n_labels: int) -> Dict[str, float]:
     n = len(golds)
     out = {"acc": 100 * sum(int(p == g) for p, g in zip(preds, golds)) / n}
-    f1s = []
-    for lab in range(n_labels):
-        tp = sum(p == lab and g == lab for p, g in zip(preds, golds))
-        fp = sum(p == lab and g != lab for p, g in zip(preds, golds))
-        fn = sum(p != lab and g == lab for p, g in zip(preds, golds))
-        f1s.append(0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn))
-    out["macro_f1"] = 100 * sum(f1s) / len(f1s)
-    if n_labels == 2:
-        out["f1"] = 100 * f1s[1]
+    def f1s_of(ps):
+        f1s = []
+        for lab in range(n_labels):
+            tp = sum(p == lab and g == lab for p, g in zip(ps, golds))
+            fp = sum(p == lab and g != lab for p, g in zip(ps, golds))
+            fn = sum(p != lab and g == lab for p, g in zip(ps, golds))
+            f1s.append(0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn))
+        return f1s
+
+    out["macro_f1"] = 100 * sum(f1s_of(preds)) / n_labels
+    if n_labels == 2:  # an invalid output is the opposite of the gold (ATTEMPT's f1_score_with_invalid)
+        out["f1"] = 100 * f1s_of([p if p in (0, 1) else 1 - g for p, g in zip(preds, golds)])[1]
     out["mcc"] = 100 * matthews(preds, golds, n_labels)
     return out
 
@@ -318,13 +333,20 @@ class Seq2Seq:
         return text
 
     def score(self, encoder: TextEncoder, encs: Sequence[TextEncoded], preds: Sequence[Dict]) -> Dict[str, float]:
+        """Each reader's metrics prefixed with its name, and the selecting reader's unprefixed,
+        with ``average``: the mean of the task's ``average_of`` metrics (ATTEMPT's
+        ``average_metrics``, what it selects checkpoints on; the task's metric alone where
+        none are listed)."""
         golds = [e.gold for e in encs]
+        groups = [e.group for e in encs]
         out: Dict[str, float] = {}
         for reader in self.readers:
             if reader not in preds[0]:
                 continue
             read = [self._read(encoder, reader, p) for p in preds]
-            metrics = text_metrics(self.task, read, golds)
+            metrics = text_metrics(self.task, read, golds, groups)
+            names = self.task.extra.get("average_of") or (self.task.metric,)
+            metrics["average"] = sum(metrics[n] for n in names) / len(names)
             out.update({f"{reader}/{k}": v for k, v in metrics.items()})
             if reader == "generate" and self.task.kind in ("classification", "regression"):
                 out["generate/invalid"] = float(sum(r is None or r == -1 for r in read))

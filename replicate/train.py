@@ -258,7 +258,7 @@ class GroupTrainer:
                 if stage.selects and active and (epoch % cfg.eval_every == 0 or last_of_stage):
                     dev_preds = self._evaluate("dev", active)
                     for s in active:
-                        dev = self._score(self.data[s].dev, dev_preds[s])[self.task.metric]
+                        dev = self._score(self.data[s].dev, dev_preds[s])[cfg.select_metric or self.task.metric]
                         outcomes[s].dev_curve.append([epoch, round(dev, 5)])
                         if dev > outcomes[s].best_dev:
                             outcomes[s].best_dev, outcomes[s].best_epoch = dev, epoch

@@ -12,7 +12,7 @@ from replicate.backbones import BACKBONES
 from replicate.errors import ConfigError
 from replicate.methods import METHODS
 from replicate.model import InputPrompt, PromptedSeq2Seq
-from replicate.seq2seq import Seq2Seq, TextEncoder, collate_text, matthews, squad_f1, text_metrics
+from replicate.seq2seq import Seq2Seq, TextEncoder, class_metrics, collate_text, matthews, squad_f1, text_metrics
 from replicate.tasks.base import Example, TaskSpec, Template, TextFormat
 from replicate.train import GroupTrainer, SeedData
 from tiny_t5 import write_tiny_t5
@@ -196,8 +196,18 @@ def test_metrics_as_the_papers_score_them():
     sts = TaskSpec("sts", "regression", (), "pearson", "unseen-task", "paper", Template("{a}"), None, "", "")
     m = text_metrics(sts, [1.0, 2.0, None, 4.0], [1.2, 2.2, 3.0, 4.4])
     from scipy import stats
-    assert m["pearson"] == pytest.approx(100 * stats.pearsonr([1.0, 2.0, 0.0, 4.0], [1.2, 2.2, 3.0, 4.4])[0])
-    assert m["spearman"] == pytest.approx(100 * stats.spearmanr([1.0, 2.0, 0.0, 4.0], [1.2, 2.2, 3.0, 4.4])[0])
+    # an unparsable output counts as -1.0 (ATTEMPT's string_to_float default)
+    assert m["pearson"] == pytest.approx(100 * stats.pearsonr([1.0, 2.0, -1.0, 4.0], [1.2, 2.2, 3.0, 4.4])[0])
+    assert m["spearman"] == pytest.approx(100 * stats.spearmanr([1.0, 2.0, -1.0, 4.0], [1.2, 2.2, 3.0, 4.4])[0])
+    # binary F1 (MRPC, QQP, MultiRC): an invalid output is the opposite of the gold, so on a
+    # gold 0 it is a false positive: tp 1, fp 1 (the invalid one), fn 1 -> 2 / 4
+    assert class_metrics([1, -1, 0, 0], [1, 0, 1, 0], 2)["f1"] == pytest.approx(50.0)
+    assert class_metrics([1, 0, 0, 0], [1, 0, 1, 0], 2)["f1"] == pytest.approx(100 * 2 / 3)
+    # MultiRC's exact match: a question counts when every one of its answer options is right
+    multirc = TaskSpec("mrc-toy", "classification", ("False", "True"), "f1", "unseen-task", "paper", Template("{a}"),
+                       None, "", "")
+    em = text_metrics(multirc, [1, 0, 1, 1, 0], [1, 0, 0, 1, 0], ["q1", "q1", "q2", "q2", "q3"])["em"]
+    assert em == pytest.approx(100 * 2 / 3)
 
 
 def test_seq2seq_settings_are_refused_in_one_line_where_they_cannot_run(t5_dir):
@@ -208,6 +218,8 @@ def test_seq2seq_settings_are_refused_in_one_line_where_they_cannot_run(t5_dir):
                                          BACKBONES.get("tiny-bert"))
     with pytest.raises(ConfigError, match="reader"):
         METHODS.get("pt").make_config({"formulation": "seq2seq", "reader": "vote"})
+    with pytest.raises(ConfigError, match="select_metric"):
+        METHODS.get("pt").make_config({"select_metric": "average"})  # the MRC formulation has no average
     _, tok = _load(t5_dir)
     bare = TaskSpec("bare", "classification", ("a", "b"), "acc", "unseen-task", "paper", Template("{a}"), None, "", "")
     with pytest.raises(ConfigError, match="no 'attempt' text-to-text form"):

@@ -70,6 +70,9 @@ class TrainConfig:
     warmup_steps: the same as a number of steps (ATTEMPT: 500); used when warmup is 0.
     select_on_dev: test each seed's best checkpoint on dev (True), or its last one (False:
         ComPT's released configs run no evaluation, ``do_eval: false``).
+    select_metric: the dev metric checkpoints are selected on (None: the task's metric);
+        "average" in the seq2seq formulation is ATTEMPT's ``average_metrics``, the mean of
+        the task's metrics (MRPC: accuracy and F1; STS-B: Pearson and Spearman).
     formulation: how a task becomes tensors and answers (``formulation.py``): "mrc" (MP2's
         span format on an encoder, with a span head) or "seq2seq" (text-to-text on T5,
         ``seq2seq.py``; no head).
@@ -98,6 +101,7 @@ class TrainConfig:
     warmup: float = 0.0
     warmup_steps: int = 0
     select_on_dev: bool = True
+    select_metric: Optional[str] = None
     formulation: str = "mrc"
     text_format: str = "attempt"
     reader: str = "rank"
@@ -119,6 +123,9 @@ class TrainConfig:
                      non_negative=("weight_decay", "grad_clip", "diverge_factor", "warmup", "warmup_steps"))
         if self.warmup >= 1:
             raise ConfigError(f"warmup: a fraction of the steps must be < 1, not {self.warmup}")
+        if self.select_metric is not None and (self.select_metric != "average" or self.formulation != "seq2seq"):
+            raise ConfigError(f"select_metric: null (the task's metric) or 'average' (seq2seq formulation only), "
+                              f"not {self.select_metric!r}")
         if self.dropout is not None and not 0 <= self.dropout <= 1:
             raise ConfigError(f"dropout: a probability must be in [0, 1], not {self.dropout}")
 

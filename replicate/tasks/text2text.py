@@ -399,6 +399,17 @@ ROWS: Tuple[Row, ...] = (
 )
 
 
+# The metrics ATTEMPT averages into ``average_metrics``, its checkpoint selection on dev
+# (``attempt/metrics/metrics.py:14-46`` TASK_TO_METRICS, averaged in
+# ``third_party/trainers/trainer.py:110-116``); tasks not listed select on their one metric.
+# The seq2seq formulation's "average" (``select_metric: average``) is their mean.
+ATTEMPT_AVERAGE = {
+    "mrpc": ("acc", "f1"), "qqp": ("acc", "f1"), "sts-b": ("pearson", "spearman"), "cb": ("macro_f1", "acc"),
+    "multirc": ("f1", "em"), "record": ("f1", "em"), "squad": ("em", "f1"), "naturalquestions": ("em", "f1"),
+    "hotpotqa": ("em", "f1"), "searchqa": ("em", "f1"), "newsqa": ("em", "f1"),
+}
+
+
 def _spec(row: Row) -> TaskSpec:
     formats = {"attempt": row.attempt}
     if row.compt is not None:
@@ -411,7 +422,8 @@ def _spec(row: Row) -> TaskSpec:
                          f"{row.attempt_id})".replace("  ", " ")),
         licence="see the dataset's own card", description=row.description or f"ATTEMPT suite ({row.group}): {row.name}",
         paper_name=row.paper_name or row.name, language="en", formats=formats,
-        extra={"attempt_split": row.attempt_split, "attempt_id": row.attempt_id, "group": row.group})
+        extra={"attempt_split": row.attempt_split, "attempt_id": row.attempt_id, "group": row.group,
+               "average_of": ATTEMPT_AVERAGE.get(row.name, (row.metric,))})
 
 
 TEXT2TEXT_TASKS: List[TaskSpec] = [_spec(r) for r in ROWS]
