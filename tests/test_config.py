@@ -105,6 +105,15 @@ def test_shipped_configs_validate():
             assert {n for names in pretrainings_of(cfg).values() for n in names} == set(cfg["pretraining"])
 
 
+@pytest.mark.parametrize("name", ["paper-mpt.yaml", "paper-compt.yaml", "t5-first-run.yaml"])
+def test_text_to_text_configs_validate_on_t5_with_their_split_schemes(name):
+    cfg = load_config(str(REPO / "config" / name))
+    assert cfg["grid"]["backbone"] == "t5-base" and cfg["protocol"]["scheme"] in ("attempt", "compt")
+    for group in groups(cfg):
+        settings = cell_settings(cfg, group)["method_config"]
+        assert settings["formulation"] == "seq2seq" and settings["reader"] == "generate"
+
+
 @pytest.mark.parametrize("method", ["mp2-shallow", "mp2-deep-black-box"])
 def test_a_router_form_other_than_the_pretrainings_is_refused_in_one_line(method):
     """Gradient and black-box MP2 read the routers' form of their pre-training: a mismatch
