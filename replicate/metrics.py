@@ -33,7 +33,11 @@ def _tokens(text: str):
 
 
 def span_f1(pred: str, gold: str) -> float:
-    p, g = _tokens(pred), _tokens(gold)
+    return token_f1(_tokens(pred), _tokens(gold))
+
+
+def token_f1(p: Sequence[str], g: Sequence[str]) -> float:
+    """SQuAD's F1 of two token lists (1 when both are empty, 0 when one is)."""
     common = sum((Counter(p) & Counter(g)).values())
     if not p or not g:
         return float(p == g)

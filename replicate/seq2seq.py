@@ -177,14 +177,9 @@ def _squad_normalise(text: str) -> str:
 
 
 def squad_f1(pred: str, gold: str) -> float:
-    p, g = _squad_normalise(pred).split(), _squad_normalise(gold).split()
-    common = sum((Counter(p) & Counter(g)).values())
-    if not p or not g:
-        return float(p == g)
-    if common == 0:
-        return 0.0
-    precision, recall = common / len(p), common / len(g)
-    return 2 * precision * recall / (precision + recall)
+    from .metrics import token_f1
+
+    return token_f1(_squad_normalise(pred).split(), _squad_normalise(gold).split())
 
 
 def parse_number(text: str) -> Optional[float]:
