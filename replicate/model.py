@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import List, Optional, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -51,6 +52,35 @@ class InputPrompt(nn.Module):
 
     def forward(self) -> torch.Tensor:
         return self.weight.unsqueeze(1)
+
+
+class MLPPrompt(nn.Module):
+    """An input prompt run through a prompt encoder, per seed: ComPT's PT (Pouramini & Faili,
+    §2 eq 3 and §3.2; code ``compt/encoders/encoders.py:230-268``). Each seed owns L embedding
+    rows E (L, d) and a two-layer MLP, Linear(d, h) -> GELU -> Linear(h, d) with biases, applied
+    to every row on its own; the prompt that reaches the encoder is MLP(E), not E (ComPT's
+    ``forward_step`` returns ``F.embedding(index, mlp(embedding(arange(L))))``, and
+    ``T5Stack.forward`` writes it over the placeholder tokens' embeddings,
+    ``third_party/models/t5/modeling_t5.py:2016-2024, 2046-2051``).
+
+    All five tensors carry the seed axis (``with_seed_axis``), so the trainer slices, clips and
+    checkpoints a seed's embedding and MLP together, and seeds batch as they train alone.
+    GELU is the exact (erf) form, ``torch.nn.GELU()``'s default, which ComPT uses (l. 242)."""
+
+    depth = 1
+
+    def __init__(self, embedding: torch.Tensor, w1: torch.Tensor, b1: torch.Tensor, w2: torch.Tensor,
+                 b2: torch.Tensor):  # (seeds, L, d), (seeds, h, d), (seeds, h), (seeds, d, h), (seeds, d)
+        super().__init__()
+        self.embedding = with_seed_axis(nn.Parameter(embedding.clone()))
+        self.w1 = with_seed_axis(nn.Parameter(w1.clone()))  # torch.nn.Linear's (out, in) layout
+        self.b1 = with_seed_axis(nn.Parameter(b1.clone()))
+        self.w2 = with_seed_axis(nn.Parameter(w2.clone()))
+        self.b2 = with_seed_axis(nn.Parameter(b2.clone()))
+
+    def forward(self) -> torch.Tensor:
+        hidden = F.gelu(torch.baddbmm(self.b1.unsqueeze(1), self.embedding, self.w1.transpose(1, 2)))
+        return torch.baddbmm(self.b2.unsqueeze(1), hidden, self.w2.transpose(1, 2)).unsqueeze(1)
 
 
 class DeepPrompt(nn.Module):

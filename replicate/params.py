@@ -9,7 +9,7 @@ span head MP2 trains beside them is reported separately as ``head``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, Optional
+from typing import Any, Dict, Optional
 
 from .errors import ReplicateError
 
@@ -29,6 +29,9 @@ class PaperSetup:
     # Training epochs per method where the paper states them (the diff names a run that trains
     # for another number); methods missing here have no stated budget.
     epochs: Dict[str, int] = field(default_factory=dict)
+    # A method's config fields as the paper's (or its code's) setup has them, where they change
+    # its count: prompt_length here overrides the setup's; --prompt-length overrides both.
+    method_fields: Dict[str, Dict[str, Any]] = field(default_factory=dict)
 
 
 PAPER_SETUPS: Dict[str, PaperSetup] = {
@@ -39,7 +42,10 @@ PAPER_SETUPS: Dict[str, PaperSetup] = {
     "ppt": PaperSetup("PPT", "t5-xxl", 100, False, 5, "PPT §4.1: T5-XXL (d=4096) and CPM-2, 100 soft tokens",
                       {"model-tuning": 50, "pt": 50}),
     "mpt": PaperSetup("MPT", "t5-base", 100, False, 3, "MPT §4.1: T5-base, prompt length 100"),
-    "compt": PaperSetup("ComPT", "t5-base", 100, False, 3, "ComPT: T5-base (ATTEMPT's setup: prompt length 100)"),
+    # ComPT's PT as its code runs it (configs/crosspt/PT.json:66-67): 50 tokens through an MLP prompt
+    # encoder (encoders.py:230-268; hidden size d); the paper prints no count for it.
+    "compt": PaperSetup("ComPT", "t5-base", 100, False, 3, "ComPT: T5-base (ATTEMPT's setup: prompt length 100)",
+                        method_fields={"pt": {"formulation": "seq2seq", "prompt_length": 50, "prompt_encoder": "mlp"}}),
 }
 
 
@@ -59,8 +65,11 @@ def count(paper: str, method_name: str, backbone: Optional[str] = None,
         METHODS.get(method_name)  # raises the unknown-method error
     method = METHODS.get(method_name)
     spec = BACKBONES.get(backbone or setup.backbone)
-    length = prompt_length or setup.prompt_length
+    fields = dict(setup.method_fields.get(method_name, {}))
+    length = fields.pop("prompt_length", None)
+    length = prompt_length or length or setup.prompt_length
     overrides = {"prompt_length": length} if "prompt_length" in method.config_cls.__dataclass_fields__ else {}
+    overrides.update(fields)
     counts = method.trainable_parameters(spec, method.make_config(overrides))
     trainable = counts.get("backbone", 0) + counts.get("prompt", 0)
     out = {
@@ -76,6 +85,13 @@ def count(paper: str, method_name: str, backbone: Optional[str] = None,
         out["trainable_with_head"] = trainable + counts["head"]
     if "backbone" in counts:
         out["note"] = "backbone size as published for this backbone (its weights are not counted here)"
+    if overrides.get("prompt_encoder", "none") != "none":
+        cfg = method.make_config(overrides)
+        rows = length * spec.d_model
+        out["prompt_encoder"] = cfg.prompt_encoder
+        out["prompt_rows"], out["prompt_encoder_params"] = rows, trainable - rows
+        out["note"] = (f"trainable counts the {length} prompt rows and the {cfg.prompt_encoder.upper()} prompt encoder "
+                       "they pass through, all of which train; the paper prints no count for this row")
     if hasattr(method, "stage_counts"):
         from .tables import format_count
 

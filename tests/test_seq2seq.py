@@ -11,7 +11,7 @@ import torch
 from replicate.backbones import BACKBONES
 from replicate.errors import ConfigError
 from replicate.methods import METHODS
-from replicate.model import InputPrompt, PromptedSeq2Seq
+from replicate.model import InputPrompt, MLPPrompt, PromptedSeq2Seq
 from replicate.seq2seq import Seq2Seq, TextEncoder, class_metrics, collate_text, matthews, squad_f1, text_metrics
 from replicate.tasks.base import Example, TaskSpec, Template, TextFormat
 from replicate.train import GroupTrainer, SeedData
@@ -233,6 +233,97 @@ def test_pt_on_t5_base_counts_the_prompt_alone():
     assert METHODS.get("model-tuning").trainable_parameters(
         BACKBONES.get("t5-base"), METHODS.get("model-tuning").make_config({"formulation": "seq2seq"})) == {
         "backbone": 222_903_552}
+
+
+MLP_TENSORS = ("embedding", "w1", "b1", "w2", "b2")
+
+
+def test_mlp_prompt_batched_seeds_equal_solo_seeds(t5_dir):
+    """ComPT's PT (an MLP prompt encoder, ordinal init): each seed's rows AND MLP train in its
+    own slice, so two seeds batched give each one's solo loss curve, test scores and tensors."""
+    overrides = dict(prompt_length=4, init="ordinal", prompt_encoder="mlp", prompt_encoder_hidden=8, epochs=3,
+                     lr=0.05, batch_size=4, text_format="compt", lr_schedule="linear", warmup=0.2,
+                     grad_clip=0.01)  # always clips: each seed's norm must be over its own tensors alone
+    method, cfg, encoder, data, model = _setup(t5_dir, "pt", [3, 5], **overrides)
+    assert isinstance(model.prompt, MLPPrompt) and model.prompt.w1.shape == (2, 8, 32)
+    start = {k: getattr(model.prompt, k).detach().clone() for k in MLP_TENSORS}
+    together = GroupTrainer(model, method, cfg, TOY, encoder, data, 0, log=lambda m: None).fit()
+    final = {k: getattr(model.prompt, k).detach().clone() for k in MLP_TENSORS}
+    for k, seed in enumerate([3, 5]):
+        method, cfg, encoder, data, model = _setup(t5_dir, "pt", [seed], **overrides)
+        for name in MLP_TENSORS:  # a seed's initial MLP is its own, alone or batched
+            assert torch.equal(getattr(model.prompt, name)[0], start[name][k]), name
+        alone = GroupTrainer(model, method, cfg, TOY, encoder, data, 0, log=lambda m: None).fit()[0]
+        assert alone.loss_curve == together[k].loss_curve
+        assert alone.test_metrics == together[k].test_metrics
+        assert alone.test_details == together[k].test_details
+        for name in MLP_TENSORS:
+            assert torch.allclose(getattr(model.prompt, name)[0], final[name][k], atol=1e-6), name
+            assert not torch.equal(final[name][k], start[name][k]), name  # every tensor trained
+    assert together[0].loss_curve != together[1].loss_curve  # the seeds did differ (their MLPs)
+    assert not torch.equal(start["w1"][0], start["w1"][1])
+
+
+def test_the_prompt_that_reaches_the_encoder_is_the_mlp_of_the_embedding(t5_dir):
+    """The encoder sees Linear -> GELU -> Linear of each seed's rows (ComPT's MLPPromptEncoder),
+    not the rows themselves; the MLP starts as torch.nn.Linear would (U(+-1/sqrt(fan_in)))."""
+    method, cfg, encoder, data, model = _setup(t5_dir, "pt", [3, 5], prompt_length=3, init="uniform",
+                                               prompt_encoder="mlp", prompt_encoder_hidden=8)
+    model.eval()
+    p = model.prompt
+    for name, fan_in in (("w1", 32), ("b1", 32), ("w2", 8), ("b2", 8)):
+        t = getattr(p, name)
+        assert t.abs().max() <= fan_in ** -0.5 and t.abs().max() > 0.5 * fan_in ** -0.5
+    e = encoder.encode(EXAMPLES[0])
+    batch = collate_text([e, e], [0, 1], 0)
+    with torch.no_grad():
+        hidden = model.encode(batch.input_ids, batch.attention_mask, batch.seed_index, batch.prompt_start)
+        embeds = model.backbone.get_input_embeddings()(batch.input_ids).clone()
+        for s in range(2):
+            mlp = torch.nn.Sequential(torch.nn.Linear(32, 8), torch.nn.GELU(), torch.nn.Linear(8, 32))
+            mlp[0].weight.copy_(p.w1[s]), mlp[0].bias.copy_(p.b1[s])
+            mlp[2].weight.copy_(p.w2[s]), mlp[2].bias.copy_(p.b2[s])
+            out = mlp(p.embedding[s])
+            assert not torch.allclose(out, p.embedding[s])
+            embeds[s, e.prompt_start:e.prompt_start + 3] = out
+        want = model.backbone.encoder(inputs_embeds=embeds, attention_mask=batch.attention_mask).last_hidden_state
+    assert torch.allclose(hidden, want, atol=1e-6)
+    assert not torch.allclose(hidden[0], hidden[1])
+
+
+def test_ordinal_init_copies_input_embedding_rows_0_to_l(t5_dir):
+    backbone, _ = _load(t5_dir)
+    rows = backbone.get_input_embeddings().weight.detach()[:5]
+    for encoder, field in (("none", "weight"), ("mlp", "embedding")):
+        _, _, _, _, model = _setup(t5_dir, "pt", [3, 5], prompt_length=5, init="ordinal", prompt_encoder=encoder)
+        got = getattr(model.prompt, field)
+        assert got.shape == (2, 5, 32) and torch.equal(got[0], rows) and torch.equal(got[1], rows)
+
+
+def test_a_prompt_encoder_is_refused_in_one_line_where_it_is_not_applied():
+    with pytest.raises(ConfigError, match="methods/pt/prompt_encoder: pt on the mrc formulation"):
+        METHODS.get("pt").make_config({"prompt_encoder": "mlp"})
+    for name in ("ptv2", "spot", "ppt-unified"):
+        with pytest.raises(ConfigError, match=f"methods/{name}/prompt_encoder: {name} applies no prompt encoder"):
+            METHODS.get(name).make_config({"prompt_encoder": "mlp", "formulation": "seq2seq"}
+                                          if name != "ptv2" else {"prompt_encoder": "mlp"})
+    with pytest.raises(ConfigError, match="methods/pt/prompt_encoder_hidden: set, but prompt_encoder is 'none'"):
+        METHODS.get("pt").make_config({"formulation": "seq2seq", "prompt_encoder_hidden": 8})
+    with pytest.raises(ConfigError, match="methods/pt/prompt_encoder: must be one of"):
+        METHODS.get("pt").make_config({"formulation": "seq2seq", "prompt_encoder": "lstm"})
+
+
+def test_compt_pt_counts_its_mlp_encoder():
+    """50 rows x 768 plus Linear(768, 768) and Linear(768, 768) with biases (ComPT's PT.json)."""
+    from replicate.params import count
+
+    method = METHODS.get("pt")
+    cfg = method.make_config({"formulation": "seq2seq", "prompt_length": 50, "prompt_encoder": "mlp"})
+    assert method.trainable_parameters(BACKBONES.get("t5-base"), cfg) == {"prompt": 50 * 768 + 2 * (768 * 768 + 768)}
+    out = count("compt", "pt")
+    assert out["trainable"] == 1_219_584 and out["prompt_rows"] == 38_400 and out["prompt_encoder_params"] == 1_181_184
+    assert count("compt", "pt", prompt_length=100)["trainable"] == 76_800 + 1_181_184
+    assert count("mpt", "pt")["trainable"] == 76_800
 
 
 def test_learning_rate_schedules_warm_up_then_decay():

@@ -36,6 +36,8 @@ def check_fields(cfg, choices: Mapping[str, Sequence[str]] = {}, at_least_one: S
 
 
 GRADIENT_FORMULATIONS = ("mrc", "seq2seq")
+PROMPT_INITS = ("vocab", "uniform", "ordinal")
+PROMPT_ENCODERS = ("none", "mlp")
 
 
 @dataclass
@@ -137,20 +139,35 @@ class PromptConfig(TrainConfig):
     prompt_length: soft tokens per layer (MP2: 50; PPT, Lester, MPT: 100).
     init: "vocab" copies embeddings of tokens drawn uniformly from the ``init_vocab_size``
         most frequent tokens of the task's training pool (Lester et al.'s sampled-vocabulary
-        init: "the 5,000 most common tokens"); "uniform" draws U(-init_range, init_range).
+        init: "the 5,000 most common tokens"); "uniform" draws U(-init_range, init_range);
+        "ordinal" copies input-embedding row i into prompt row i (ids 0..L-1; on T5 ``<pad>``,
+        ``</s>``, ``<unk>``, then the most frequent pieces), the same for every seed: ComPT's
+        prompt encoders start so because they index the embedding matrix by the prompt
+        token's position, not its id (``compt/encoders/encoders.py:64-67, 80-81, 138-143``;
+        its PT tokens ``<task_0>``... end in digits, so the word init of l. 69-78 skips them).
     init_vocab_size: how many of the most frequent tokens init="vocab" draws from.
     init_range: half-width for init="uniform" (Lester et al.: 0.5).
+    prompt_encoder: "none" (the prompt rows are the prompt) or "mlp": the rows pass through a
+        per-seed Linear(d, h) -> GELU -> Linear(h, d) before they reach the encoder (ComPT's
+        PT, ``model.MLPPrompt``); only PT on the seq2seq formulation applies it.
+    prompt_encoder_hidden: h, the MLP's hidden size; null = d_model (ComPT: ``hidden_size``
+        -1 means the embedding size, ``encoders.py:253``; paper §3.2: "a hidden size of d").
     """
 
     prompt_length: int = 20
     init: str = "vocab"
     init_vocab_size: int = 5000
     init_range: float = 0.5
+    prompt_encoder: str = "none"
+    prompt_encoder_hidden: Optional[int] = None
 
     def validate(self) -> None:
         super().validate()
-        check_fields(self, choices={"init": ("vocab", "uniform")}, at_least_one=("prompt_length", "init_vocab_size"),
+        check_fields(self, choices={"init": PROMPT_INITS, "prompt_encoder": PROMPT_ENCODERS},
+                     at_least_one=("prompt_length", "init_vocab_size", "prompt_encoder_hidden"),
                      positive=("init_range",))
+        if self.prompt_encoder_hidden is not None and self.prompt_encoder == "none":
+            raise ConfigError("prompt_encoder_hidden: set, but prompt_encoder is 'none' (no encoder to size)")
 
 
 def require_pretraining(method: str, name: str, pretrain_cfg, **want: Any) -> None:
@@ -213,6 +230,7 @@ class Method:
     ablation_of: Optional[str] = None
     progress_unit: str = "epoch"  # what the dev curve's x counts
     formulations: tuple = ("mrc",)  # the values of ``formulation`` this method builds a model for
+    prompt_encoders: tuple = ("none",)  # the values of ``prompt_encoder`` it applies (on seq2seq)
     trainer: Any = None         # the class that tunes a group (None: train.GroupTrainer)
 
     # Field values that differ from config_cls's defaults: one config class serves several
@@ -234,6 +252,11 @@ class Method:
         if getattr(cfg, "formulation", "mrc") not in self.formulations:
             raise ConfigError(f"config methods/{self.name}/formulation: {self.name} is built for "
                               f"{', '.join(map(repr, self.formulations))}, not {cfg.formulation!r}")
+        encoder = getattr(cfg, "prompt_encoder", "none")
+        if encoder != "none" and (encoder not in self.prompt_encoders or cfg.formulation != "seq2seq"):
+            where = f"{self.name} on the {cfg.formulation} formulation" if encoder in self.prompt_encoders else self.name
+            raise ConfigError(f"config methods/{self.name}/prompt_encoder: {where} applies no prompt encoder, "
+                              f"not {encoder!r} (only pt with formulation seq2seq does)")
         return cfg
 
     def prompt_length(self, cfg: TrainConfig) -> int:

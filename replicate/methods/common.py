@@ -8,8 +8,9 @@ are the same whether it trains alone or in a batch.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
-from typing import Iterable, List, Optional, Sequence
+from typing import Iterable, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -39,6 +40,20 @@ def meta_span_head(d_model: int, n_seeds: int) -> SpanHead:
     return SpanHead(torch.empty(n_seeds, d_model, 2, device="meta"))
 
 
+def linear_init(seed: int, purpose: str, out_features: int, in_features: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """One seed's (weight (out, in), bias (out,)) of a Linear layer in the form of
+    ``torch.nn.Linear.reset_parameters``: kaiming_uniform_(a=sqrt(5)) on the weight, which is
+    U(-1/sqrt(in), 1/sqrt(in)), and the bias from the same range; drawn (weight, then bias)
+    from the (seed, purpose) generator instead of the global one. ComPT builds its prompt
+    MLP's Linear layers with torch's default init and touches them no more
+    (``compt/encoders/encoders.py:254-262``)."""
+    g = seed_generator(seed, purpose)
+    bound = 1 / math.sqrt(in_features)
+    weight = (torch.rand(out_features, in_features, generator=g) * 2 - 1) * bound
+    bias = (torch.rand(out_features, generator=g) * 2 - 1) * bound
+    return weight, bias
+
+
 def frequent_tokens(tokenizer, texts: Iterable[str], k: int) -> List[int]:
     """The ``k`` most frequent token ids in ``texts`` (ties broken by id), special tokens and
     [unusedN] placeholders excluded: Lester et al.'s "5,000 most common tokens" for a
@@ -60,6 +75,10 @@ def init_prompt(backbone, cfg, seed: int, rows: int, purpose: str,
     g = seed_generator(seed, purpose)
     if cfg.init == "uniform":
         return (torch.rand(rows, emb.shape[1], generator=g) * 2 - 1) * cfg.init_range
+    if cfg.init == "ordinal":  # ComPT: row i from input-embedding row i (PromptConfig.init)
+        if rows > emb.shape[0]:
+            raise ValueError(f"init='ordinal' needs {rows} embedding rows; the vocabulary has {emb.shape[0]}")
+        return emb[:rows].float().clone()
     if not init_tokens:
         raise ValueError("init='vocab' needs the candidate tokens (frequent_tokens of the training pool)")
     candidates = torch.tensor(list(init_tokens))

@@ -79,6 +79,7 @@ class FormattedPrompt(PromptTuning):
 
     config_cls = PretrainedPromptConfig
     per_format = False  # True: the pre-training depends on the task's PPT format
+    prompt_encoders = ("none",)  # its prompt is read and written as rows (pre-training, SPoT's retrieval)
 
     def __init__(self, name: str, label: str, defaults: Dict, rows: tuple = (), per_format: bool = False):
         self.name, self.paper_label, self.defaults, self.rows = name, label, defaults, rows
