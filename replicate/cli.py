@@ -33,12 +33,13 @@ def _job(args, for_training: bool):
 
     if not args.config or not args.task or args.shot is None:
         raise ReplicateError("give --config FILE --task T --shot K (or --settings JSON from the Snakefile)")
+    given = args.shot
     try:
-        args.shot = parse_shot(args.shot)
+        args.shot = parse_shot(int(given) if given.lstrip("-").isdigit() else given)
     except ValueError:
         args.shot = None
     if args.shot is None or (args.shot != FULL and args.shot < 1):
-        raise ReplicateError("--shot must be a positive number of examples or 'full'")
+        raise ReplicateError(f"--shot must be a positive number of examples or '{FULL}', not {given}")
     cfg = load_config(args.config)
     if for_training:
         group = Group(args.method or "", args.backbone or cfg["grid"]["backbone"], args.task, args.shot)

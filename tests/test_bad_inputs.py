@@ -48,7 +48,7 @@ CONFIG_CASES = [
     ("methods/pt/epochs", "ten", "methods/pt/epochs: 'ten' is not a number"),
     ("methods/pt/lr", -1, "methods/pt/lr: must be > 0"),
     ("methods/pt/train_mode", "yes", "methods/pt/train_mode: must be true or false"),
-    ("methods/pt/warmup", 3, "unknown config field(s) warmup"),
+    ("methods/pt/warm_restarts", 3, "unknown config field(s) warm_restarts"),
     ("grid/shots", [5000], "config grid/shots: task bbc-topic: shot 5000 needs"),
     ("protocol/test_cap", -1, "config protocol/test_cap"),
     ("threads_per_job", 0, "config threads_per_job"),
@@ -122,8 +122,8 @@ def test_mp2_without_its_pretraining(capsys, tmp_path):
     assert not (tmp_path / "results" / "cells").exists() and not (tmp_path / "c.json").exists()
 
 
-@pytest.mark.parametrize("shot, message", [(-3, "--shot must be a positive number of examples, not -3"),
-                                           (0, "--shot must be a positive number of examples, not 0")])
+@pytest.mark.parametrize("shot, message", [(-3, "--shot must be a positive number of examples or 'full', not -3"),
+                                           (0, "--shot must be a positive number of examples or 'full', not 0")])
 def test_split_with_a_shot_that_is_not_positive(capsys, config_file, tmp_path, shot, message):
     code, err = run_cli(capsys, "split", "--config", config_file, "--task", "bbc-topic", "--shot", shot,
                         "--seeds", 8)
