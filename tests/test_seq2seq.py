@@ -191,6 +191,10 @@ def test_metrics_as_the_papers_score_them():
     assert matthews([1, 1, 0, 0], [1, 0, 0, 0], 2) == pytest.approx(0.5773502691896258)
     assert matthews([0, 1, 2, 0], [0, 1, 2, 0], 3) == pytest.approx(1.0)
     assert matthews([-1, 1, 0, 0], [1, 1, 0, 0], 2) < 1.0  # an invalid output is never right
+    # binary F1 is label 1's (MRPC's and QQP's "equivalent"/"duplicate"), macro-F1 the labels' mean
+    m = class_metrics([1, 1, 0, 0], [1, 0, 0, 0], 2)
+    assert m["acc"] == 75.0 and m["f1"] == pytest.approx(100 * 2 / 3) and m["macro_f1"] == pytest.approx(100 * (2 / 3 + 0.8) / 2)
+    assert class_metrics([-1, 1, 0], [1, 1, 0], 2)["f1"] == pytest.approx(100 * 2 / 3)  # an invalid 1 is a miss
     assert squad_f1("The Eiffel tower!", "eiffel Tower") == 1.0
     assert squad_f1("in Paris France", "Paris") == pytest.approx(0.5)
     sts = TaskSpec("sts", "regression", (), "pearson", "unseen-task", "paper", Template("{a}"), None, "", "")
@@ -339,3 +343,66 @@ def test_learning_rate_schedules_warm_up_then_decay():
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
     hf = get_linear_schedule_with_warmup(opt, 2, 10).lr_lambdas[0]
     assert [hf(i) for i in range(10)] == [linear(i) for i in range(10)]
+
+
+def test_a_long_input_gives_way_to_the_prompt_and_the_closing_eos(t5_dir):
+    """The input's end is cut so that input, prompt slots and </s> fill max_length exactly."""
+    _, tok = _load(t5_dir)
+    long = Example(id="long", text=" ".join(["good fine great"] * 10), label=1)
+    for position in ("prefix", "suffix"):
+        encoder = TextEncoder(tok, TOY, "attempt", 10, 3, position)
+        e = encoder.encode(long)
+        assert len(e.input_ids) == 10 and e.input_ids[-1] == tok.eos_token_id
+        slots = e.input_ids[e.prompt_start:e.prompt_start + 3]
+        assert slots == [encoder.slot] * 3
+        words = [i for k, i in enumerate(e.input_ids[:-1]) if not e.prompt_start <= k < e.prompt_start + 3]
+        assert words == encoder._ids(encoder.source_text(long))[:6]  # the first 6 tokens: the end gave way
+    short = TextEncoder(tok, TOY, "attempt", 64, 3).encode(EXAMPLES[0])
+    assert len(short.input_ids) == 3 + len(tok(short.text, add_special_tokens=False)["input_ids"]) + 1
+
+
+def test_the_trainers_learning_rate_follows_the_schedule_over_every_optimizer_step(t5_dir, monkeypatch):
+    """lr_schedule/warmup over the stage's optimizer steps (epochs x batches), not its epochs."""
+    from replicate.train import lr_lambda
+
+    lrs = []
+    step = torch.optim.AdamW.step
+
+    def recording_step(self, *args, **kwargs):
+        lrs.append(self.param_groups[0]["lr"])
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", recording_step)
+    method, cfg, encoder, data, model = _setup(t5_dir, "pt", [3], prompt_length=4, init="uniform", epochs=3, lr=0.3,
+                                               batch_size=4, text_format="compt", lr_schedule="linear", warmup=0.2)
+    GroupTrainer(model, method, cfg, TOY, encoder, data, 0, log=lambda m: None).fit()
+    factor = lr_lambda("linear", 0.2, 3 * 2)  # 3 epochs of 2 batches (8 training examples, 4 a batch)
+    assert lrs == pytest.approx([0.3 * factor(i) for i in range(6)])
+
+
+@pytest.mark.parametrize("select_on_dev", [True, False])
+def test_select_on_dev_tests_the_best_dev_checkpoint_or_else_the_last(t5_dir, select_on_dev):
+    """ATTEMPT tests each seed's best checkpoint on dev; ComPT (select_on_dev: false) its last."""
+    method, cfg, encoder, data, model = _setup(t5_dir, "pt", [3, 5], prompt_length=4, init="uniform", epochs=3,
+                                               lr=0.3, batch_size=4, text_format="compt", select_on_dev=select_on_dev)
+    trainer = GroupTrainer(model, method, cfg, TOY, encoder, data, 0, log=lambda m: None)
+    seen = {"dev": [], "test": []}
+    evaluate, score = trainer._evaluate, trainer._score
+
+    def spy_evaluate(split, seeds):
+        seen[split].append(model.prompt.weight.detach().clone())
+        return evaluate(split, seeds)
+
+    def dev_falls(encs, preds):  # the dev score falls epoch by epoch: epoch 1 is the best on dev
+        out = score(encs, preds)
+        if any(encs is d.dev for d in data):
+            out[TOY.metric] = 100.0 - len(seen["dev"])
+        return out
+
+    trainer._evaluate, trainer._score = spy_evaluate, dev_falls
+    outcomes = trainer.fit()
+    assert [o.best_epoch for o in outcomes] == [1, 1] and len(seen["dev"]) == 3 and len(seen["test"]) == 1
+    last = model.prompt.weight.detach()
+    assert not torch.allclose(seen["dev"][0], last)  # the prompts moved after epoch 1
+    tested = seen["test"][0]
+    assert torch.equal(tested, seen["dev"][0] if select_on_dev else last)

@@ -192,3 +192,64 @@ def test_ablation_rows_follow_the_row_they_vary(tiny_config):
     # without the row it varies, an ablation has no place in the paper's table
     cfg["grid"]["methods"] = ["pt", "mp2-shallow-eq1"]
     assert "mp2-shallow-eq1" not in regenerated_methods(cfg, "mp2", "3")
+
+
+def _mpt_config(tmp_path, tasks, shots):
+    """config/paper-mpt.yaml over ``tasks`` and ``shots``, read from the Hub-schema fixtures."""
+    import yaml
+
+    from conftest import REPO, t2t_files
+
+    cfg = yaml.safe_load((REPO / "config" / "paper-mpt.yaml").read_text())
+    cfg["results_dir"] = str(tmp_path / "results")
+    cfg["grid"].update(tasks=list(tasks), shots=list(shots))
+    cfg["paper_data_files"] = t2t_files(*tasks)
+    for method in cfg["methods"].values():
+        method["by_task"] = {t: v for t, v in method.get("by_task", {}).items() if t in tasks}
+    return check_config(cfg, check_data=False)
+
+
+def test_a_table_reads_only_the_shots_it_prints_and_no_other_tables_paper_tasks(tmp_path):
+    """MPT's tables over one grid of shots full and 4: Table 1 reads the full-data cells of its
+    GLUE/SuperGLUE tasks, Table 2 those of its MRQA task, Table 3 the 4-shot cells of BoolQ;
+    a paper-suite task of another table never stands in for a column (NQ is no Table 1 task)."""
+    from replicate.config import groups
+    from replicate.tables import standing_in_for, table_groups, table_shots, table_tasks
+
+    cfg = _mpt_config(tmp_path, ["rte", "naturalquestions", "boolq"], ["full", 4])
+    assert table_shots(cfg, "mpt", "1") == table_shots(cfg, "mpt", "2") == ["full"]
+    assert table_shots(cfg, "mpt", "3") == [4]
+    assert table_tasks(cfg, "mpt", "1") == ["rte", "boolq"]
+    assert table_tasks(cfg, "mpt", "2") == ["naturalquestions"]
+    assert table_tasks(cfg, "mpt", "3") == ["boolq"]
+    table1 = {(g.method, g.task, g.shot) for g in table_groups(cfg, "mpt", "1")}
+    assert table1 == {(m, t, "full") for m in ("pt", "model-tuning") for t in ("rte", "boolq")}
+    assert {(g.task, g.shot) for g in table_groups(cfg, "mpt", "3")} == {("boolq", 4)}
+    assert len(groups(cfg)) == 2 * 3 * 2  # the grid has every (method, task, shot); each table reads its own
+    for cell in cells(cfg):
+        fake_result(cfg, cell, 50.0 if cell.shot == "full" else 10.0)
+    table = build_table(cfg, "mpt", "1")
+    shown = {t for b in table.blocks for t in b.tasks}
+    assert shown == {"rte", "boolq"} and not any(b.stand_ins for b in table.blocks)
+    assert {s for b in table.blocks for _, s in b.rows if s} == {"full"}
+    assert {r["mean"] for r in csv_rows(table) if r["method"] == "pt" and r["task"] in shown} == {"50.0000"}
+    # an embedded task does stand in for the columns of a table (it is no paper's column)
+    from replicate import published
+
+    columns = {c for b in published.shape("mpt")["tables"]["1"]["blocks"].values() for c in b["columns"]}
+    assert standing_in_for({"grid": {"tasks": ["rte", "naturalquestions", "bbc-topic"]}}, columns) == ["bbc-topic"]
+
+
+def test_a_table_that_prints_none_of_the_grids_shots_reads_them_all_and_its_stand_ins(tiny_config):
+    from replicate.config import groups
+    from replicate.tables import table_groups, table_shots, table_tasks
+
+    tiny_config["grid"]["shots"] = [8, 16]  # MPT Table 3 prints 4, 16, 32
+    cfg = check_config(tiny_config)
+    assert table_shots(cfg, "mpt", "3") == [16]
+    cfg["grid"]["shots"] = [8]
+    assert table_shots(cfg, "mpt", "3") == [8]  # a run that stands in for the paper's setup
+    assert table_tasks(cfg, "mpt", "3") == ["bbc-topic", "fine-foods"]  # the embedded tasks stand in
+    assert {(g.method, g.task) for g in table_groups(cfg, "mpt", "3")} == {
+        (m, t) for m in ("model-tuning", "pt") for t in ("bbc-topic", "fine-foods")}
+    assert len(table_groups(cfg, "mpt", "3")) < len(groups(cfg))  # ptv2 is no row of MPT Table 3

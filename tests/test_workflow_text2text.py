@@ -99,6 +99,10 @@ def test_paper_mpt_config_runs_end_to_end_on_a_tiny_t5(tmp_path, tiny_t5_dir):
     for method in ("pt", "model-tuning"):
         for task in ("rte", "cola", "sts-b", "multirc", "boolq"):
             assert cells[(method, task)]["status"] == "ok" and cells[(method, task)]["n"] == "2", (method, task)
+    # Table 1 prints full data only, and NQ is a column of Table 2, no stand-in here
+    assert {r["shot"] for r in rows if r["method"] in ("pt", "model-tuning")} == {"full"}
+    assert "naturalquestions" not in {r["task"] for r in rows}
+    assert not any(r["note"].startswith("stand-in") for r in rows)
     table3 = list(csv.DictReader(open(results / "tables" / "mpt_table3.csv")))
     assert {(r["method"], r["task"], r["shot"]) for r in table3 if r["status"] == "ok"} >= {
         ("pt", "boolq", "4"), ("model-tuning", "boolq", "4")}
