@@ -121,7 +121,7 @@ def check_config(cfg: Any, check_data: bool = True) -> dict:
         method = METHODS.get(g.method)
         try:
             method.task_view(resolve_task(g.task, cfg.get("paper_data_files")),
-                             method.make_config(method_overrides(cfg, g.method, g.task)))
+                             method.make_config(method_overrides(cfg, g.method, g.task, g.shot)))
         except ConfigError as e:
             raise ConfigError(f"config methods/{g.method}: {e}") from None
     if check_data:
@@ -273,13 +273,14 @@ def _check_lengths(cfg: dict, spec, tasks) -> None:
     for name in cfg["grid"]["methods"]:
         method = METHODS.get(name)
         for task in tasks:
-            mcfg = method.make_config(method_overrides(cfg, name, task.name))
-            if task.kind == "extractive" or method.declines(mcfg, task):
-                continue
-            view = method.task_view(task, mcfg)  # e.g. the MCC layout lists the label words in the text
-            _check_length(f"config methods/{name}/max_length", view,
-                          method.encoder(tokenizer, view, mcfg, spec, max_length=10 ** 6), mcfg.max_length,
-                          method.prompt_length(mcfg), cfg["data_dir"])
+            for shot in cfg["grid"]["shots"]:  # by_task and by_shot may change the lengths
+                mcfg = method.make_config(method_overrides(cfg, name, task.name, shot))
+                if task.kind == "extractive" or method.declines(mcfg, task):
+                    continue
+                view = method.task_view(task, mcfg)  # e.g. the MCC layout lists the label words in the text
+                _check_length(f"config methods/{name}/max_length", view,
+                              method.encoder(tokenizer, view, mcfg, spec, max_length=10 ** 6), mcfg.max_length,
+                              method.prompt_length(mcfg), cfg["data_dir"])
     for name, values in cfg.get("pretraining", {}).items():
         pcfg = make_pretrain_config(name, values or {})
         for task in check_upstream_tasks(name, pcfg, cfg.get("paper_data_files")):

@@ -116,7 +116,7 @@ class Table:
     header: List[str]    # lines describing the setup
     blocks: List[Block]
     labels: Dict[Row, Tuple[str, str]]   # row -> (label, tunable params as printed)
-    epochs: Dict[str, int]               # method -> training epochs in this run
+    epochs: Dict[tuple, int]             # (method, shot, task) -> training epochs of its cells in this run
     cells: Dict[tuple, CellSummary]      # (method, shot, task) -> summary; majority has shot 0
     backbone: str
     setup: str
@@ -401,14 +401,18 @@ def build_table(cfg: dict, paper: str, table: str) -> Table:
 
     multi_shot = len(shots) > 1 or any(len(r) > 2 for b in shape["blocks"].values() for r in b["rows"])
     labels: Dict[Row, Tuple[str, str]] = {(MAJORITY, 0): ("Majority class (reference)", "0")}
-    epochs: Dict[str, int] = {}
+    epochs: Dict[tuple, int] = {}
     sources = row_sources(cfg)
+    row_tasks = list(dict.fromkeys(t for b in blocks for t in b.tasks))
     for name in methods:
         source, view = sources[name]
         method = METHODS.get(source)
         method_cfg = method.make_config(method_overrides(cfg, source))
-        if hasattr(method_cfg, "epochs"):  # black-box methods count forward calls instead
-            epochs[name] = method_cfg.epochs
+        for shot in shots:  # a method's epochs may differ by task and shot (by_task, by_shot)
+            for task in row_tasks:
+                cell_cfg = method.make_config(method_overrides(cfg, source, task, shot))
+                if hasattr(cell_cfg, "epochs"):  # black-box methods count forward calls instead
+                    epochs[(name, shot, task)] = cell_cfg.epochs
         counts = method.trainable_parameters(spec, method_cfg)
         main = counts.get("backbone", 0) + counts.get("prompt", 0)
         if view != "score" or method.paradigm == "black-box":  # what the row itself tunes (Router-only: 8)
@@ -493,14 +497,15 @@ def to_csv(table: Table) -> str:
             method, shot = row
             params = table.labels[row][1]
             shot_text = "" if method == MAJORITY else shot
-            epochs = table.epochs.get(method, "")
+            of_task = {t: table.epochs.get((method, shot, t), "") for t in block.tasks}
             note = "stand-in: this run's task, not a column of the paper's table"
             for task, metric in zip(block.tasks, block.metrics):
                 c = table.cell(row, task)
                 w.writerow([table.paper, table.table, block.title, row_name(method), table.backbone, task, shot_text, metric,
                             _fmt(c.mean), _fmt(c.std), params, "", note if task in block.stand_ins else "",
                             len(c.scores), c.n_expected, c.status, table.setup, table.run,
-                            ";".join(sorted(c.config_hashes)), epochs])
+                            ";".join(sorted(c.config_hashes)), of_task[task]])
+            epochs = of_task[block.tasks[0]] if len(set(of_task.values())) == 1 else ""  # the average's: one value or none
             avg = table.block_avg(block, row)
             if block.averaged and (method != MAJORITY or avg is not None):
                 w.writerow([table.paper, table.table, block.title, row_name(method), table.backbone, "avg", shot_text, "avg",

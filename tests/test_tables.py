@@ -253,3 +253,21 @@ def test_a_table_that_prints_none_of_the_grids_shots_reads_them_all_and_its_stan
     assert {(g.method, g.task) for g in table_groups(cfg, "mpt", "3")} == {
         (m, t) for m in ("model-tuning", "pt") for t in ("bbc-topic", "fine-foods")}
     assert len(table_groups(cfg, "mpt", "3")) < len(groups(cfg))  # ptv2 is no row of MPT Table 3
+
+
+def test_the_epochs_column_is_each_cells_own_by_task_and_by_shot():
+    """A method's epochs may differ by shot and task (ComPT doubles them for k <= 10; MPT
+    trains large tasks 10 epochs, MRQA 5): each row of the CSV says its cells' epochs."""
+    import copy
+
+    from replicate.config import check_config
+    from replicate.tables import build_table, to_csv
+    from conftest import TINY_CONFIG
+
+    cfg = copy.deepcopy(TINY_CONFIG)
+    cfg["grid"]["shots"] = [4, 8]
+    cfg["methods"]["pt"].update(by_shot={4: {"epochs": 5}}, by_task={"fine-foods": {"epochs": 3}})
+    rows = list(csv.DictReader(io.StringIO(to_csv(build_table(check_config(cfg), "mp2", "3")))))
+    epochs = {(r["shot"], r["task"]): r["epochs"] for r in rows if r["method"] == "pt"}
+    assert epochs[("4", "bbc-topic")] == "5" and epochs[("8", "bbc-topic")] == "2"
+    assert epochs[("4", "fine-foods")] == "3" and epochs[("8", "fine-foods")] == "3"
