@@ -231,15 +231,18 @@ class HeldOut:
         return any(t in self for t in (ex.text, ex.text_b, *(ex.options or ())))
 
 
-def held_out_texts(suite: str, data_dir: str, protocol, paper_data_files=None) -> HeldOut:
-    """The ``HeldOut`` texts of ``suite``."""
+def held_out_texts(suite: str, data_dir: str, protocol, paper_data_files=None, languages=None) -> HeldOut:
+    """The ``HeldOut`` texts of ``suite``'s downstream tasks in ``languages`` (None: all):
+    a text can only reach upstream data written in its own language, so MP2's Chinese
+    pre-training holds out the Chinese tasks' texts, and the English tasks of ATTEMPT's
+    suite (MPT's, ComPT's) are not loaded for it."""
     from .splits import few_shot_pool
     from .tasks import TASKS, resolve_task
 
     out: set = set()
     for name in TASKS:
         spec = TASKS.get(name)
-        if spec.suite != suite or spec.track == "upstream":
+        if spec.suite != suite or spec.track == "upstream" or (languages is not None and spec.language not in languages):
             continue
         pools = resolve_task(name, paper_data_files).load_pools(data_dir)
         held = list(pools.test)
@@ -324,7 +327,7 @@ def build_data(settings: Mapping[str, Any], data_dir: str, log=print) -> Tuple[D
     suites = {t.suite for t in tasks}
     if len(suites) != 1:
         raise ConfigError(f"pre-training {name}: its tasks come from several suites ({', '.join(sorted(suites))})")
-    held_out = held_out_texts(suites.pop(), data_dir, protocol, files)
+    held_out = held_out_texts(suites.pop(), data_dir, protocol, files, {t.language for t in tasks})
     data = {}
     for task in tasks:
         data[task.name] = upstream_data(task, upstream_pools(task, data_dir, held_out), protocol, held_out, cfg)

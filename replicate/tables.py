@@ -230,16 +230,17 @@ def table_tasks(cfg: dict, paper: str, table: str) -> List[str]:
     """The grid's tasks a paper table shows: its own columns, and the run's tasks that stand
     in for them (``standing_in_for``)."""
     columns = {c for b in _shape(paper, table)["blocks"].values() for c in b["columns"]}
-    return [t for t in cfg["grid"]["tasks"] if t in columns] + standing_in_for(cfg, columns)
+    return [t for t in cfg["grid"]["tasks"] if t in columns] + standing_in_for(cfg, columns, paper)
 
 
-def standing_in_for(cfg: dict, columns) -> List[str]:
-    """The grid's tasks that stand in for a table's columns: those not among them, unless
-    they are paper-suite tasks (those are other tables' columns, not stand-ins: MPT's MRQA
-    tasks in its Table 1)."""
-    from .tasks import TASKS
-
-    return [t for t in cfg["grid"]["tasks"] if t not in columns and TASKS.get(t).suite != "paper"]
+def standing_in_for(cfg: dict, columns, paper: Optional[str] = None) -> List[str]:
+    """The grid's tasks that stand in for a table's ``columns``: those not among them, less
+    the columns of the paper's other tables (MPT's MRQA tasks belong to its Table 2, not to
+    Table 1 as stand-ins; MP2's Table 5 prints four of MP2's tasks, and its ablation is not
+    trained on the other ten). MP2's tasks still stand in for PPT's columns."""
+    others = set() if paper is None else {
+        c for _, t in table_names() if _ == paper for b in _shape(paper, t)["blocks"].values() for c in b["columns"]}
+    return [t for t in cfg["grid"]["tasks"] if t not in columns and t not in others]
 
 
 def table_groups(cfg: dict, paper: str, table: str) -> list:
@@ -352,7 +353,7 @@ def build_table(cfg: dict, paper: str, table: str) -> Table:
     methods = regenerated_methods(cfg, paper, table)
     shots = table_shots(cfg, paper, table)
     paper_columns = {c for b in shape["blocks"].values() for c in b["columns"]}
-    standing_in = standing_in_for(cfg, paper_columns)
+    standing_in = standing_in_for(cfg, paper_columns, paper)
     placed: set = set()
     column_metrics: Dict[str, Dict[str, str]] = {}
 

@@ -94,9 +94,9 @@ def train_mp2(name, seeds, **overrides):
     snapshots = []
     original = trainer._test_snapshots
 
-    def spy(seeds_, states, record):  # the parameters at the end of each stage
+    def spy(seeds_, states, *records):  # the parameters at the end of each stage
         snapshots.append({k: v.detach().clone() for k, v in model.named_parameters()})
-        return original(seeds_, states, record)
+        return original(seeds_, states, *records)
 
     trainer._test_snapshots = spy
     outcomes = trainer.fit()

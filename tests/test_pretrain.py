@@ -347,3 +347,24 @@ def test_the_routers_form_is_the_configs_at_dev_selection(tiny_bert, monkeypatch
     _, out = toy_run(tiny_bert, combine=combine)
     assert seen and set(seen) == {combine}
     assert out["dev_curve"]
+
+
+def test_held_out_texts_are_those_of_the_pretrainings_language(monkeypatch):
+    """MP2's Chinese pre-training holds out the Chinese paper tasks' texts and never loads
+    the English tasks of ATTEMPT's suite (their Hub data); an English pre-training (MPT's
+    source training, next) holds out theirs: a test text of MNLI is in it."""
+    from conftest import paper_files, t2t_files
+    from replicate.tasks.text2text import TEXT2TEXT_TASKS
+
+    protocol = Protocol(downstream_reserve=1.0)
+    zh = [n for n in TASKS if TASKS.get(n).suite == "paper" and TASKS.get(n).language == "zh"
+          and TASKS.get(n).track != "upstream"]
+    held = held_out_texts("paper", str(FIXTURES), protocol, paper_files(*zh), languages={"zh"})  # no Hub: never en
+    from replicate.tasks import resolve_task
+
+    chnsent_test = resolve_task("chnsent", paper_files("chnsent")).load_pools(str(FIXTURES)).test[0].text
+    assert chnsent_test in held
+    english = [t.name for t in TEXT2TEXT_TASKS]
+    held_en = held_out_texts("paper", str(FIXTURES), protocol, t2t_files(*english), languages={"en"})
+    mnli_test = resolve_task("mnli", t2t_files("mnli")).load_pools(str(FIXTURES)).test[0].text
+    assert mnli_test in held_en and chnsent_test not in held_en

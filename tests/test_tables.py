@@ -237,7 +237,9 @@ def test_a_table_reads_only_the_shots_it_prints_and_no_other_tables_paper_tasks(
     from replicate import published
 
     columns = {c for b in published.shape("mpt")["tables"]["1"]["blocks"].values() for c in b["columns"]}
-    assert standing_in_for({"grid": {"tasks": ["rte", "naturalquestions", "bbc-topic"]}}, columns) == ["bbc-topic"]
+    assert standing_in_for({"grid": {"tasks": ["rte", "naturalquestions", "bbc-topic"]}}, columns, "mpt") == ["bbc-topic"]
+    # a task of another paper's table does stand in (MP2's tasks in PPT's tables)
+    assert standing_in_for({"grid": {"tasks": ["chnsent", "naturalquestions"]}}, columns, "mpt") == ["chnsent"]
 
 
 def test_a_table_that_prints_none_of_the_grids_shots_reads_them_all_and_its_stand_ins(tiny_config):
