@@ -213,19 +213,19 @@ def draw_split(task: TaskSpec, pools: Pools, shot, seed: int, protocol: Protocol
     if protocol.test_cap is not None and len(test) > protocol.test_cap:
         test = sorted(random.Random(f"{task.name}|test").sample(test, protocol.test_cap), key=lambda ex: ex.id)
 
-    manifest = {
-        "version": MANIFEST_VERSION,
-        "task": task.name,
-        "shot": shot,
-        "seed": seed,
-        "protocol": protocol_dict(protocol),
-        "pool_sizes": {"train": len(pools.train), "test": len(pools.test)},
-        "train": [ex.id for ex in train],
-        "dev": [ex.id for ex in dev],
-        "test": [ex.id for ex in test],
-        "label_counts": _label_counts(task, train, dev, test),
-    }
-    manifest["hash"] = content_hash(manifest, {"train": train, "dev": dev, "test": test})
+    return _manifest(task, shot, seed, protocol, {"train": train, "dev": dev, "test": test},
+                     {"pool_sizes": {"train": len(pools.train), "test": len(pools.test)}})
+
+
+def _manifest(task: TaskSpec, shot, seed: int, protocol: Protocol, chosen: Dict[str, List[Example]],
+              pools_entry: dict) -> dict:
+    """A split manifest of the ``chosen`` train, dev and test examples, with its content
+    hash; ``pools_entry``: what it records of the pools they came from."""
+    manifest = {"version": MANIFEST_VERSION, "task": task.name, "shot": shot, "seed": seed,
+                "protocol": protocol_dict(protocol), **pools_entry,
+                **{part: [ex.id for ex in chosen[part]] for part in ("train", "dev", "test")},
+                "label_counts": _label_counts(task, chosen["train"], chosen["dev"], chosen["test"])}
+    manifest["hash"] = content_hash(manifest, chosen)
     return manifest
 
 
@@ -381,19 +381,7 @@ def draw_attempt(task: TaskSpec, pools: Pools, shot, seed: int, protocol: Protoc
               "test": examples(test_pool, test_pos)}
     if dev_pool == test_pool and set(dev_pos) & set(test_pos):
         raise AssertionError(f"task {task.name}: dev and test share examples")  # never: disjoint halves
-    manifest = {
-        "version": MANIFEST_VERSION,
-        "task": task.name,
-        "shot": shot,
-        "seed": seed,
-        "protocol": protocol_dict(protocol),
+    return _manifest(task, shot, seed, protocol, chosen, {
         "pools": {"train": train_pool, "dev": dev_pool, "test": test_pool},
         "pool_sizes": {name: len(getattr(pools, name)) for name in ("train", "dev", "test")
-                       if getattr(pools, name) is not None},
-        "train": [ex.id for ex in chosen["train"]],
-        "dev": [ex.id for ex in chosen["dev"]],
-        "test": [ex.id for ex in chosen["test"]],
-        "label_counts": _label_counts(task, chosen["train"], chosen["dev"], chosen["test"]),
-    }
-    manifest["hash"] = content_hash(manifest, chosen)
-    return manifest
+                       if getattr(pools, name) is not None}})
