@@ -106,6 +106,10 @@ class Block:
     rows: List[Row]
     averaged: Optional[List[str]]    # the tasks the Avg column covers; None: the block has no Avg
     stand_ins: List[str]             # tasks of this run that are not columns of the paper's table
+    printed: Dict[str, str] = field(default_factory=dict)  # task -> the column name it fills, where they differ
+
+    def name(self, task: str) -> str:
+        return self.printed.get(task, task)
 
 
 @dataclass
@@ -226,11 +230,23 @@ def table_shots(cfg: dict, paper: str, table: str) -> list:
     return shots or list(cfg["grid"]["shots"])
 
 
+def column_of(task: str, columns) -> Optional[str]:
+    """The paper column a task fills: its name, or the name the papers print for it
+    (``TaskSpec.paper_name``: the English PAWS is ``paws-en`` here, "paws" in MPT's and
+    ComPT's tables); None if it fills none of ``columns``."""
+    from .tasks import TASKS
+
+    if task in columns:
+        return task
+    printed = TASKS.get(task).paper_name
+    return printed if printed in columns else None
+
+
 def table_tasks(cfg: dict, paper: str, table: str) -> List[str]:
     """The grid's tasks a paper table shows: its own columns, and the run's tasks that stand
     in for them (``standing_in_for``)."""
     columns = {c for b in _shape(paper, table)["blocks"].values() for c in b["columns"]}
-    return [t for t in cfg["grid"]["tasks"] if t in columns] + standing_in_for(cfg, columns, paper)
+    return [t for t in cfg["grid"]["tasks"] if column_of(t, columns)] + standing_in_for(cfg, columns, paper)
 
 
 def standing_in_for(cfg: dict, columns, paper: Optional[str] = None) -> List[str]:
@@ -240,7 +256,7 @@ def standing_in_for(cfg: dict, columns, paper: Optional[str] = None) -> List[str
     trained on the other ten). MP2's tasks still stand in for PPT's columns."""
     others = set() if paper is None else {
         c for _, t in table_names() if _ == paper for b in _shape(paper, t)["blocks"].values() for c in b["columns"]}
-    return [t for t in cfg["grid"]["tasks"] if t not in columns and t not in others]
+    return [t for t in cfg["grid"]["tasks"] if not column_of(t, columns) and not column_of(t, others)]
 
 
 def table_groups(cfg: dict, paper: str, table: str) -> list:
@@ -279,8 +295,9 @@ def _summaries(cfg: dict, methods: List[str], metrics: Dict[str, Dict[str, str]]
 
 def cell_value(result: dict, view: str, metric: Optional[str]) -> Optional[float]:
     """What a row reads from a finished cell: its test score ("score") or stage I's alone
-    ("stage1"); with the metric "minutes", the wall time of those stages, per seed (a
-    seed-batched group's time divided by its seeds, which share every forward pass)."""
+    ("stage1"), in ``metric`` where the column prints another metric than the task's own
+    (None: the task's); with the metric "minutes", the wall time of those stages, per seed
+    (a seed-batched group's time divided by its seeds, which share every forward pass)."""
     stages = result.get("stages") or []
     if metric == "minutes":
         upto = stages[:1] if view == "stage1" else stages
@@ -290,7 +307,9 @@ def cell_value(result: dict, view: str, metric: Optional[str]) -> Optional[float
     if view == "stage1":
         if len(stages) < 2:
             return None  # one stage: no "stage I alone" was tested
-        return stages[0].get("test_metrics", {}).get(result["metric"])
+        return stages[0].get("test_metrics", {}).get(metric or result["metric"])
+    if metric is not None and metric != result.get("metric"):  # the column's metric (ComPT's CoLA: accuracy)
+        return result.get("metrics", {}).get(metric)
     return result.get("score")
 
 
@@ -364,7 +383,9 @@ def build_table(cfg: dict, paper: str, table: str) -> Table:
         if not block_methods:
             continue
         averages = spec_block.get("averages") or {}
-        own = [c for c in spec_block["columns"] if c not in averages and c in grid["tasks"]]
+        task_of = {column_of(t, spec_block["columns"]): t for t in grid["tasks"] if column_of(t, spec_block["columns"])}
+        own_columns = [c for c in spec_block["columns"] if c not in averages and c in task_of]
+        own = [task_of[c] for c in own_columns]
         extra = _track_stand_ins(title, standing_in)
         placed.update(extra)
         tasks = own + extra
@@ -372,17 +393,22 @@ def build_table(cfg: dict, paper: str, table: str) -> Table:
             continue
         # The Avg column: the paper's, when every column it averages was trained; over the
         # stand-ins, when the block shows only stand-ins.
-        covered = next((cols for cols in averages.values() if cols and set(cols) <= set(own)), None)
-        averaged = covered if covered else (extra if averages and not own else None)
+        covered = next((cols for cols in averages.values() if cols and set(cols) <= set(own_columns)), None)
+        averaged = [task_of[c] for c in covered] if covered else (extra if averages and not own else None)
         rows = [(m, s) for m in block_methods for s in shots]
         # a block of another measure than the tasks' scores (MP2 Table 4: minutes) measures
         # the run's own columns in it too
         measure = _measure([spec_block])
-        block_metrics = [measure or TASKS.get(t).metric for t in tasks]
-        if measure:
-            for key in block_methods:
-                column_metrics.setdefault(key, {}).update({t: measure for t in tasks})
-        blocks.append(Block(title, tasks, block_metrics, rows, averaged, extra))
+        # the paper's metric of each of its columns (ComPT's CoLA: accuracy, MPT's: MCC), the
+        # task's own for a stand-in
+        printed_metric = spec_block.get("metrics", {})
+        block_metrics = [measure or printed_metric.get(c) or TASKS.get(t).metric
+                         for c, t in zip(own_columns + extra, tasks)]
+        for key in block_methods:
+            column_metrics.setdefault(key, {}).update(
+                {t: m for t, m in zip(tasks, block_metrics) if measure or m != TASKS.get(t).metric})
+        blocks.append(Block(title, tasks, block_metrics, rows, averaged, extra,
+                            {t: c for c, t in zip(own_columns, own) if c != t}))
     leftover = [t for t in standing_in if t not in placed]
     if leftover and methods:
         # the table's one measure where it is not a score (MP2 Table 4: minutes) measures them too
@@ -502,15 +528,16 @@ def to_csv(table: Table) -> str:
             note = "stand-in: this run's task, not a column of the paper's table"
             for task, metric in zip(block.tasks, block.metrics):
                 c = table.cell(row, task)
-                w.writerow([table.paper, table.table, block.title, row_name(method), table.backbone, task, shot_text, metric,
-                            _fmt(c.mean), _fmt(c.std), params, "", note if task in block.stand_ins else "",
+                w.writerow([table.paper, table.table, block.title, row_name(method), table.backbone, block.name(task),
+                            shot_text, metric, _fmt(c.mean), _fmt(c.std), params, "",
+                            note if task in block.stand_ins else "",
                             len(c.scores), c.n_expected, c.status, table.setup, table.run,
                             ";".join(sorted(c.config_hashes)), of_task[task]])
             epochs = of_task[block.tasks[0]] if len(set(of_task.values())) == 1 else ""  # the average's: one value or none
             avg = table.block_avg(block, row)
             if block.averaged and (method != MAJORITY or avg is not None):
                 w.writerow([table.paper, table.table, block.title, row_name(method), table.backbone, "avg", shot_text, "avg",
-                            _fmt(avg), "", params, "", "mean of " + ", ".join(block.averaged), "", "",
+                            _fmt(avg), "", params, "", "mean of " + ", ".join(map(block.name, block.averaged)), "", "",
                             "ok" if avg is not None else "incomplete", table.setup, table.run, "", epochs])
     return buf.getvalue()
 
@@ -525,7 +552,7 @@ def to_markdown(table: Table) -> str:
         lines += [f"## {block.title or 'All tasks'}", ""]
         if block.stand_ins:
             lines += [f"Columns {', '.join(block.stand_ins)} are this run's tasks, not the paper's.", ""]
-        head = ["Method", "Tunable Params"] + [f"{t} ({m})" for t, m in zip(block.tasks, block.metrics)]
+        head = ["Method", "Tunable Params"] + [f"{block.name(t)} ({m})" for t, m in zip(block.tasks, block.metrics)]
         head += ["Avg"] if block.averaged else []
         lines.append("| " + " | ".join(head) + " |")
         lines.append("|" + "|".join(["---"] * 2 + ["---:"] * (len(head) - 2)) + "|")
@@ -557,7 +584,7 @@ def to_latex(table: Table) -> str:
             out.append(r"\multicolumn{%d}{c}{%s} \\" % (n_cols + 2, _tex_escape(block.title)))
             out.append(r"\midrule")
         avg = ["Avg"] if block.averaged else []
-        out.append(" & ".join(["Method", "Params"] + [_tex_escape(t) for t in block.tasks] + avg) + r" \\")
+        out.append(" & ".join(["Method", "Params"] + [_tex_escape(block.name(t)) for t in block.tasks] + avg) + r" \\")
         out.append(" & ".join(["", ""] + [m.capitalize() + "." for m in block.metrics] + [""] * len(avg)) + r" \\")
         out.append(r"\midrule")
         for row in block.rows:

@@ -273,3 +273,26 @@ def test_the_epochs_column_is_each_cells_own_by_task_and_by_shot():
     epochs = {(r["shot"], r["task"]): r["epochs"] for r in rows if r["method"] == "pt"}
     assert epochs[("4", "bbc-topic")] == "5" and epochs[("8", "bbc-topic")] == "2"
     assert epochs[("4", "fine-foods")] == "3" and epochs[("8", "fine-foods")] == "3"
+
+
+def test_a_column_reads_the_metric_its_paper_prints_and_a_task_fills_the_column_of_its_printed_name(tmp_path):
+    """CoLA's cells hold MCC and accuracy: MPT Table 1 prints MCC, ComPT Table 1 accuracy, and
+    each reads its own. The English PAWS (``paws-en`` here, MP2's Chinese PAWS-X owns
+    ``paws``) fills MPT Table 2's "paws" column, under that name, so the diff pairs it."""
+    cfg = _mpt_config(tmp_path, ["cola", "paws-en"], ["full"])
+    for cell in cells(cfg):
+        metrics = {"mcc": 12.0, "acc": 70.0} if cell.task == "cola" else {"acc": 60.0}
+        write_json_atomic(result_path(cfg, cell), {
+            "status": "ok", "metric": "mcc" if cell.task == "cola" else "acc",
+            "score": metrics["mcc" if cell.task == "cola" else "acc"], "metrics": metrics,
+            "provenance": {"config_hash": "h"}})
+    mpt1 = {r["task"]: r for r in csv_rows(build_table(cfg, "mpt", "1")) if r["method"] == "pt"}
+    assert mpt1["cola"]["metric"] == "mcc" and mpt1["cola"]["mean"] == "12.0000"
+    compt_cfg = dict(cfg, grid=dict(cfg["grid"], shots=["full"]))
+    compt1 = {r["task"]: r for r in csv_rows(build_table(compt_cfg, "compt", "1")) if r["method"] == "pt"}
+    assert compt1["cola"]["metric"] == "acc" and compt1["cola"]["mean"] == "70.0000"
+    mpt2 = {r["task"]: r for r in csv_rows(build_table(cfg, "mpt", "2")) if r["method"] == "pt"}
+    assert "paws-en" not in mpt2 and mpt2["paws"]["mean"] == "60.0000" and not mpt2["paws"]["note"]
+    from replicate.tables import table_tasks
+
+    assert table_tasks(cfg, "mpt", "2") == ["paws-en"] and "paws-en" not in table_tasks(cfg, "mpt", "1")
