@@ -327,18 +327,13 @@ class PromptedSeq2Seq(nn.Module):
         return logp.gather(2, targets[:, :, None])[:, :, 0] * target_mask
 
     def generate(self, hidden, attention_mask, max_new_tokens: int) -> List[List[int]]:
-        """Greedy decoding from the encoder states: each row's tokens up to (without) ``</s>``."""
-        n = hidden.shape[0]
-        decoded = torch.full((n, 1), self.start_id, dtype=torch.long, device=hidden.device)
-        done = torch.zeros(n, dtype=torch.bool, device=hidden.device)
-        for _ in range(max_new_tokens):
-            step = self._logits(hidden, attention_mask, decoded)[:, -1].argmax(dim=-1)
-            step = step.masked_fill(done, self.pad_id)
-            decoded = torch.cat([decoded, step[:, None]], dim=1)
-            done |= step == self.eos_id
-            if bool(done.all()):
-                break
-        out = []
-        for row in decoded[:, 1:].tolist():
-            out.append(row[:row.index(self.eos_id)] if self.eos_id in row else row)
-        return out
+        """Greedy decoding from the encoder states (transformers' ``generate``, one beam, no
+        sampling, its key-value cache): each row's tokens up to (without) ``</s>``."""
+        from transformers.modeling_outputs import BaseModelOutput
+
+        out = self.backbone.generate(encoder_outputs=BaseModelOutput(last_hidden_state=hidden),
+                                     attention_mask=attention_mask, max_new_tokens=max_new_tokens, do_sample=False,
+                                     num_beams=1, decoder_start_token_id=self.start_id, eos_token_id=self.eos_id,
+                                     pad_token_id=self.pad_id)
+        rows = [row[1:] for row in out.tolist()]  # without the decoder's start token
+        return [row[:row.index(self.eos_id)] if self.eos_id in row else row for row in rows]
