@@ -21,7 +21,7 @@ masked-LM scores (``bbt.py:375-402``), the backbone's own tied word embeddings a
 masked-LM head; they start from the backbone alone (no pre-training, no span head) and have
 no cells for extractive tasks (``declines``), as MP2 Table 3 prints "–" there. MP2's
 black-box methods run the MRC formulation (MPMP ``Shallow/bbt.py:221``: its span loss,
-``train.example_losses``) with the span head of their pre-training. No gradient is taken and
+``mrc.example_losses``) with the span head of their pre-training. No gradient is taken and
 no head is trained.
 """
 
