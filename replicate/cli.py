@@ -132,7 +132,13 @@ def cmd_pretrain(args) -> int:
     settings, out_dir, data_dir = _pretraining_job_args(
         args, lambda cfg, name: pretrain_settings(cfg, name, backbone(cfg)),
         lambda cfg, name: pretrain_dir(cfg, name, backbone(cfg)))
-    summary = pretrain_job(settings, out_dir, data_dir, device=args.device, data_path=args.data)
+    teachers = args.teachers
+    if teachers is None and args.config and "teachers" in settings and "pretraining" in settings["teachers"]:
+        from .config import load_config, teachers_checkpoint
+
+        teachers = teachers_checkpoint(load_config(args.config), args.name, settings["backbone"])
+    summary = pretrain_job(settings, out_dir, data_dir, device=args.device, data_path=args.data,
+                           teachers_path=teachers)
     print(f"{out_dir}: best mean dev {summary['best_dev']} at step {summary['best_step']}, "
           f"checkpoint sha256 {summary['checkpoint']['sha256'][:12]}")
     return 0
@@ -360,6 +366,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--data-dir")
     c.add_argument("--out-dir", help="default: <results_dir>/pretrain/<name>/<backbone>")
     c.add_argument("--data", help="the pre-training's data node (pretrain-data's folder); default: build it here")
+    c.add_argument("--teachers", help="the checkpoint of the run's teachers (a distilling run, MPT; default: the "
+                                      "config's)")
     c.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, or auto (cuda when available)")
     c.set_defaults(func=cmd_pretrain)
 

@@ -7,6 +7,7 @@ touches the network.
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict
 from itertools import product
 from pathlib import Path
@@ -147,10 +148,13 @@ def _check_pretraining(cfg: dict) -> None:
     """Every pre-training entry is valid, names upstream tasks only, and every grid method
     that starts from a pre-training names one that exists; a run that pre-trains keeps a
     downstream reserve (else UNSEEN DATA few-shot examples could be pre-training data)."""
-    from .pretrain import check_upstream_tasks, make_pretrain_config
+    from .pretrain import check_teachers, check_upstream_tasks, make_pretrain_config
 
-    for name, values in cfg.get("pretraining", {}).items():
-        check_upstream_tasks(name, make_pretrain_config(name, values or {}), cfg.get("paper_data_files"))
+    configs = {name: make_pretrain_config(name, values or {}) for name, values in cfg.get("pretraining", {}).items()}
+    for name, pcfg in configs.items():
+        check_upstream_tasks(name, pcfg, cfg.get("paper_data_files"))
+        if pcfg.teachers is not None:
+            check_teachers(name, pcfg, pcfg.teachers, configs.get(pcfg.teachers))
     from .methods import METHODS
 
     needed = pretrainings_of(cfg)
@@ -199,7 +203,7 @@ def pretrain_settings(cfg: dict, name: str, backbone: str) -> Dict[str, Any]:
 
     pcfg = make_pretrain_config(name, cfg["pretraining"][name])
     files = cfg.get("paper_data_files", {})
-    return {
+    out = {
         "pretraining": name,
         "config": asdict_config(pcfg),
         "protocol": {"downstream_reserve": cfg["protocol"].get("downstream_reserve")},
@@ -207,6 +211,35 @@ def pretrain_settings(cfg: dict, name: str, backbone: str) -> Dict[str, Any]:
         **_backbone_settings(cfg, backbone),
         "threads": cfg["threads_per_job"],
     }
+    teachers = teachers_settings(cfg, name, pcfg, backbone)
+    if teachers is not None:  # left out without: the settings hashes of other runs stay as they were
+        out["teachers"] = teachers
+    return out
+
+
+def teachers_settings(cfg: dict, name: str, pcfg, backbone: str) -> Optional[Dict[str, Any]]:
+    """What a distilling pre-training's teachers are: the settings hash of its ``teachers``
+    pre-training (which determines their checkpoint), or the sha256 of each released
+    ``teacher_files`` prompt (ConfigError, one line, for a file that cannot be read)."""
+    from .io import sha256_file
+
+    if pcfg.teachers is not None:
+        return {"pretraining": pcfg.teachers,
+                "settings_hash": config_hash(pretrain_settings(cfg, pcfg.teachers, backbone))}
+    if pcfg.teacher_files is not None:
+        out = {}
+        for task, path in sorted(pcfg.teacher_files.items()):
+            if not os.path.isfile(path):
+                raise ConfigError(f"config pretraining/{name}/teacher_files/{task}: no file {path}")
+            out[task] = {"path": path, "sha256": sha256_file(path)}
+        return {"files": out}
+    return None
+
+
+def teachers_checkpoint(cfg: dict, name: str, backbone: str) -> Optional[str]:
+    """The checkpoint of pre-training ``name``'s teachers (a DAG input), or None."""
+    teachers = (cfg["pretraining"][name] or {}).get("teachers")
+    return f"{pretrain_dir(cfg, teachers, backbone)}/checkpoint.pt" if teachers else None
 
 
 def pretrain_dir(cfg: dict, name: str, backbone: str) -> str:
@@ -283,6 +316,8 @@ def _check_lengths(cfg: dict, spec, tasks) -> None:
                               method.prompt_length(mcfg), cfg["data_dir"])
     for name, values in cfg.get("pretraining", {}).items():
         pcfg = make_pretrain_config(name, values or {})
+        if pcfg.formulation != "mrc":
+            continue  # seq2seq encoders truncate the input, never the template or the target
         for task in check_upstream_tasks(name, pcfg, cfg.get("paper_data_files")):
             if task.extra.get("candidate_limits") and pcfg.layout != "mcc":
                 raise ConfigError(f"config pretraining/{name}/layout: task {task.name} lists its candidates in "

@@ -274,6 +274,20 @@ class MRC(ScoredFormulation):
 
         return predictions(logits, batch, self.extractive)
 
+    def outputs(self, model, batch):
+        """What distillation compares (``distill.Outputs``): the start and the end
+        distribution over the input's positions (pads excluded), and the backbone's last
+        hidden states over the input's tokens."""
+        from .distill import Outputs
+
+        hidden = model.hidden_states(batch.input_ids, batch.attention_mask, batch.token_type_ids, batch.seed_index)
+        logits = model.head(hidden, batch.seed_index).float()
+        valid = batch.attention_mask.bool()
+        over_positions = logits.transpose(1, 2).masked_fill(~valid[:, None, :], float("-inf"))  # (B, 2, T)
+        return Outputs(self.losses(logits, batch), over_positions,
+                       torch.ones(over_positions.shape[:2], dtype=torch.bool, device=logits.device),
+                       [(hidden, valid)])
+
     def score(self, encoder, encs, preds) -> Dict[str, float]:
         from .mrc import score_predictions
 

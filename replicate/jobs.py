@@ -88,12 +88,55 @@ def pretrain_data_job(settings: dict, out_dir: str, data_dir: str) -> dict:
     return write_data(out_dir, settings, data, tasks)
 
 
+def load_teachers(settings: dict, cfg, teachers_path: Optional[str]) -> Tuple[Optional[dict], Optional[dict]]:
+    """(the teachers {"tasks", "prompts" (n, L, d), "head"}, their provenance) of a
+    distilling pre-training: the checkpoint of its ``teachers`` pre-training at
+    ``teachers_path`` (checked against the settings hash its settings hold), or its
+    ``teacher_files`` (checked against their sha256 in the settings); (None, None) without."""
+    import torch
+
+    from .io import sha256_file
+
+    if cfg.teachers is not None:
+        if not teachers_path:
+            raise ConfigError(f"pre-training {settings['pretraining']!r} distils from {cfg.teachers!r}: pass its "
+                              "checkpoint (--teachers)")
+        raw = torch.load(teachers_path, map_location="cpu", weights_only=False)
+        want = settings["teachers"]["settings_hash"]
+        if raw.get("settings_hash") != want or raw.get("prompt") != "per-task":
+            raise ConfigError(f"teachers {teachers_path}: not the checkpoint of pre-training {cfg.teachers!r} with "
+                              f"settings {want} (it has {raw.get('settings_hash')}); rerun that pre-training")
+        return ({"tasks": list(raw["tasks"]), "prompts": raw["prompt_tensor"].float(), "head": raw.get("head")},
+                {"pretraining": cfg.teachers, "path": os.path.relpath(teachers_path),
+                 "sha256": sha256_file(teachers_path), "settings_hash": want})
+    if cfg.teacher_files is not None:
+        prompts, files = [], {}
+        for task in cfg.tasks:
+            path = cfg.teacher_files[task]
+            digest = sha256_file(path)
+            if digest != settings["teachers"]["files"][task]["sha256"]:
+                raise ConfigError(f"teacher file {path}: its sha256 is not the one the settings hold; the file "
+                                  "changed since the DAG was built")
+            tensor = torch.load(path, map_location="cpu", weights_only=True)
+            if not isinstance(tensor, torch.Tensor) or tensor.dim() != 2:
+                raise ConfigError(f"teacher file {path}: not one prompt tensor (length, d)")
+            prompts.append(tensor.float())
+            files[task] = {"path": path, "sha256": digest}
+        shapes = {tuple(p.shape) for p in prompts}
+        if len(shapes) != 1:
+            raise ConfigError(f"teacher files: their prompts differ in shape ({sorted(shapes)})")
+        return {"tasks": list(cfg.tasks), "prompts": torch.stack(prompts), "head": None}, {"files": files}
+    return None, None
+
+
 def pretrain_job(settings: dict, out_dir: str, data_dir: str, device: str = "auto",
-                 stop_after: Optional[int] = None, data_path: Optional[str] = None) -> Optional[dict]:
+                 stop_after: Optional[int] = None, data_path: Optional[str] = None,
+                 teachers_path: Optional[str] = None) -> Optional[dict]:
     """Run one pre-training; write ``checkpoint.pt`` (the best tensors) and ``pretrain.json``
     (curves, the routers, data sizes, provenance) under ``out_dir``. ``data_path``: its data
     node's folder (``pretrain_data_job``); without one the data is built here, the same way.
-    With ``stop_after`` (tests: a simulated kill) it stops after that many steps and writes
+    ``teachers_path``: the checkpoint of its teachers (a distilling run, MPT). With
+    ``stop_after`` (tests: a simulated kill) it stops after that many steps and writes
     neither."""
     import torch
 
@@ -114,15 +157,17 @@ def pretrain_job(settings: dict, out_dir: str, data_dir: str, device: str = "aut
     else:
         data, manifest = build_data(settings, data_dir, log=_log)[0], None
     sizes = {t.name: {"train": len(data[t.name][0]), "dev": len(data[t.name][1])} for t in tasks}
-    backbone, tokenizer = spec.load(local_dir=settings.get("backbone_dir"))
+    teachers, teachers_provenance = load_teachers(settings, cfg, teachers_path)
+    backbone, tokenizer = spec.load(local_dir=settings.get("backbone_dir"), seq2seq=cfg.formulation == "seq2seq")
     os.makedirs(out_dir, exist_ok=True)
     s_hash = config_hash(settings)
     outcome = run_pretraining(cfg, spec, backbone, tokenizer, tasks, data, os.path.join(out_dir, RESUME_FILE), s_hash,
-                              log=_log, device=torch.device(device_name), stop_after=stop_after)
+                              log=_log, device=torch.device(device_name), stop_after=stop_after, teachers=teachers)
     if outcome["steps_run"] < cfg.steps:
         return None
     checkpoint = {**outcome["state"], "tasks": [t.name for t in tasks], "prompt": cfg.prompt, "layout": cfg.layout,
                   "prompt_length": cfg.prompt_length, "n_prompts": cfg.n_prompts, "d_model": spec.d_model,
+                  "formulation": cfg.formulation,
                   "settings_hash": s_hash, "best_step": outcome["best_step"], "best_dev": outcome["best_dev"]}
     path = os.path.join(out_dir, CHECKPOINT_FILE)
     torch.save(checkpoint, path + ".part")
@@ -131,6 +176,7 @@ def pretrain_job(settings: dict, out_dir: str, data_dir: str, device: str = "aut
         "pretraining": name, "backbone": spec.name, "config_hash": s_hash, "settings": settings,
         "checkpoint": {"path": os.path.relpath(path), "sha256": sha256_file(path)},
         "data": None if manifest is None else {"path": os.path.relpath(data_path), "sha256": manifest["sha256"]},
+        "teachers": teachers_provenance,
         "tasks": [{"name": t.name, "family": t.family, "track": t.track, "kind": t.kind, **sizes[t.name]}
                   for t in tasks],
         "best_step": outcome["best_step"], "best_dev": round(outcome["best_dev"], 4),

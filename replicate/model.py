@@ -83,6 +83,29 @@ class MLPPrompt(nn.Module):
         return torch.baddbmm(self.b2.unsqueeze(1), hidden, self.w2.transpose(1, 2)).unsqueeze(1)
 
 
+class DecomposedPrompt(nn.Module):
+    """MPT's prompt (Wang et al. 2023, §3.1 eq 2): row k's prompt is P* ∘ (u_k v_kᵀ), the
+    Hadamard product of a shared prompt P* (L, d) with the rank-one matrix of a task's (or
+    seed's) vectors u_k (L) and v_k (d). In source training the rows are the source tasks
+    and P* has one row that every task shares; in target adaptation each seed owns its own
+    P*, u and v (all three carry the seed axis). ``forward`` is (rows, 1, L, d), an input
+    prompt as ``InputPrompt``'s."""
+
+    depth = 1
+
+    def __init__(self, shared: torch.Tensor, u: torch.Tensor, v: torch.Tensor, seed_axis: bool):
+        super().__init__()  # shared: (1 or rows, L, d); u: (rows, L); v: (rows, d)
+        self.shared = nn.Parameter(shared.clone())
+        self.u = nn.Parameter(u.clone())
+        self.v = nn.Parameter(v.clone())
+        if seed_axis:
+            for p in (self.shared, self.u, self.v):
+                with_seed_axis(p)
+
+    def forward(self) -> torch.Tensor:
+        return (self.shared * (self.u[:, :, None] * self.v[:, None, :])).unsqueeze(1)
+
+
 class DeepPrompt(nn.Module):
     """A prompt at every layer (P-tuning v2 as in MP2's code): layer k's prompt is ADDED to
     the hidden states entering layer k at the prompt slots, for every k from 0 (the embedding
@@ -265,16 +288,20 @@ class PromptedMRC(nn.Module):
             return (hidden,) + tuple(args[1:])
         return add_prompt
 
-    def forward(self, input_ids, attention_mask, token_type_ids, seed_index) -> torch.Tensor:
+    def hidden_states(self, input_ids, attention_mask, token_type_ids, seed_index) -> torch.Tensor:
+        """The backbone's last hidden states (B, T, d), the prompts added at their slots."""
         if self.prompt is not None:
             self._layer_prompts = self.prompt()[seed_index]  # (B, depth, L, d)
         kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
         if self.arch != "t5":
             kwargs["token_type_ids"] = token_type_ids
         try:
-            hidden = self.backbone(**kwargs).last_hidden_state
+            return self.backbone(**kwargs).last_hidden_state
         finally:
             self._layer_prompts = None
+
+    def forward(self, input_ids, attention_mask, token_type_ids, seed_index) -> torch.Tensor:
+        hidden = self.hidden_states(input_ids, attention_mask, token_type_ids, seed_index)
         return self.head(hidden, seed_index)  # (B, T, 2)
 
 
@@ -313,17 +340,21 @@ class PromptedSeq2Seq(nn.Module):
             embeds = embeds.scatter(1, index, torch.where(has, prompts, embeds.gather(1, index)))
         return self.backbone.encoder(inputs_embeds=embeds, attention_mask=attention_mask).last_hidden_state
 
-    def _logits(self, hidden, attention_mask, decoder_input_ids) -> torch.Tensor:
+    def decode(self, hidden, attention_mask, targets, target_mask, with_hidden: bool = False):
+        """Teacher-forced decoder logits (B, S, vocab) of the targets; with ``with_hidden``
+        also the decoder's last hidden states (B, S, d), what MPT's hidden-state distillation
+        compares on the decoder side."""
         from transformers.modeling_outputs import BaseModelOutput
 
-        return self.backbone(encoder_outputs=BaseModelOutput(last_hidden_state=hidden), attention_mask=attention_mask,
-                             decoder_input_ids=decoder_input_ids, use_cache=False).logits
+        start = torch.full_like(targets[:, :1], self.start_id)
+        decoder_in = torch.cat([start, targets[:, :-1].masked_fill(~target_mask[:, :-1], self.pad_id)], dim=1)
+        out = self.backbone(encoder_outputs=BaseModelOutput(last_hidden_state=hidden), attention_mask=attention_mask,
+                            decoder_input_ids=decoder_in, use_cache=False, output_hidden_states=with_hidden)
+        return (out.logits, out.decoder_hidden_states[-1]) if with_hidden else out.logits
 
     def token_logprobs(self, hidden, attention_mask, targets, target_mask) -> torch.Tensor:
         """(B, S) log-probability of each target token under teacher forcing; 0 where masked."""
-        start = torch.full_like(targets[:, :1], self.start_id)
-        decoder_in = torch.cat([start, targets[:, :-1].masked_fill(~target_mask[:, :-1], self.pad_id)], dim=1)
-        logp = torch.log_softmax(self._logits(hidden, attention_mask, decoder_in).float(), dim=-1)
+        logp = torch.log_softmax(self.decode(hidden, attention_mask, targets, target_mask).float(), dim=-1)
         return logp.gather(2, targets[:, :, None])[:, :, 0] * target_mask
 
     def generate(self, hidden, attention_mask, max_new_tokens: int) -> List[List[int]]:

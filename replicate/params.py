@@ -42,7 +42,8 @@ PAPER_SETUPS: Dict[str, PaperSetup] = {
     "ppt": PaperSetup("PPT", "t5-xxl", 100, False, 5, "PPT §4.1: T5-XXL (d=4096) and CPM-2, 100 soft tokens",
                       {"model-tuning": 50, "pt": 50}),
     "mpt": PaperSetup("MPT", "t5-base", 100, False, 3, "MPT §4.1: T5-base, prompt length 100",
-                      method_fields={"pt": {"formulation": "seq2seq"}, "model-tuning": {"formulation": "seq2seq"}}),
+                      method_fields={"pt": {"formulation": "seq2seq"}, "model-tuning": {"formulation": "seq2seq"},
+                                     "mpt": {"formulation": "seq2seq"}}),
     # ComPT's PT as its code runs it (configs/crosspt/PT.json:66-67): 50 tokens through an MLP prompt
     # encoder (encoders.py:230-268; hidden size d); the paper prints no count for it.
     "compt": PaperSetup("ComPT", "t5-base", 100, False, 3, "ComPT §3.2: T5-base; its code's PT (configs/crosspt/PT.json): 50 tokens through an MLP encoder",

@@ -35,15 +35,20 @@ import random
 import statistics
 import time
 from collections import OrderedDict
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 
 from .errors import ConfigError
+from .methods.base import check_fields
 
-PROMPT_KINDS = ("shallow", "deep", "single", "per-task")
+PROMPT_KINDS = ("shallow", "deep", "single", "per-task", "mpt")
 SINGLE_KINDS = ("single", "per-task")  # soft prompts at the input, no routers
+INPUT_KINDS = SINGLE_KINDS + ("mpt",)  # prompts at the input initialised from the vocabulary
+DISTILL_KINDS = ("none", "logits-hidden", "logits", "prompt-distance")
+TASK_SAMPLINGS = ("one", "stochastic", "proportional")
+UV_INITS = ("ones", "normal")
 
 
 @dataclass
@@ -96,6 +101,34 @@ class PretrainConfig:
     seed: seeds task sampling, batches, dev slices, dropout and the initialisation (MPMP: 42).
     precision: "fp32" or "bf16" (autocast of the backbone).
     eval_batch_size: examples per forward pass when evaluating.
+
+    MPT's source training (Wang et al. 2023 §3.2; docs/methods/mpt.md). ``prompt: mpt`` is the
+    decomposed prompt (``model.DecomposedPrompt``): a shared P* (vocabulary init, as
+    ``single``) and per task u_k, v_k; task k's prompt is P* ∘ (u_k v_kᵀ).
+    formulation: "mrc" (MP2's span format, one shared head) or "seq2seq" (T5 text to text,
+        no head; with text_format, prompt_position, max_target_length and reader, the
+        fields of the same name of ``methods.base.TrainConfig``: every downstream method
+        of the checkpoint must use the same, checked at config time).
+    teachers: a ``per-task`` pre-training whose prompts teach this run's tasks (each task
+        its own prompt; on MRC the student's head starts from the teachers'); its settings
+        hash is part of this run's settings, its checkpoint's sha256 of the summary.
+    teacher_files: task -> a released prompt file (a (L, d) tensor saved by torch, as
+        ATTEMPT publishes its source prompts), instead of ``teachers`` (seq2seq only: such
+        a file has no MRC head); each file's sha256 is part of the settings.
+    distill: "none", "logits-hidden" (MPT eq 5: L_PLM + λ (L_logits + L_hidden)), "logits"
+        (§4.3: without the hidden-state loss) or "prompt-distance" (§4.3: L_PLM + λ times the
+        mean squared distance of the student's task prompt to its teacher's).
+    distill_lambda: λ (MPT: 0.9). distill_temperature: T of eq 3 (MPT gives no value; 1.0).
+    task_sampling: how a step's batch is drawn: "one" (MP2: one task, uniform), "stochastic"
+        (MPT: K uniform in [2, κ], then K tasks without replacement with probabilities
+        proportional to their training examples, the batch split evenly between them) or
+        "proportional" (every example's task drawn in proportion to the tasks' training
+        examples: examples-proportional mixing, MPT's ablation without stochastic sampling).
+    max_tasks_per_batch: κ (null: every task).
+    uv_init: u_k and v_k start at "ones" (P* ∘ 1 = P*: the student prompt starts from the
+        sampled vocabulary, as MPT App. A initialises it) or "normal": N(0, uv_init_std),
+        peft's MPT module (``tuners/multitask_prompt_tuning/model.py:44-57``, std 0.02), where
+        the task prompts start near zero.
     """
 
     prompt: str = "deep"
@@ -124,6 +157,20 @@ class PretrainConfig:
     seed: int = 42
     precision: str = "fp32"
     eval_batch_size: int = 64
+    formulation: str = "mrc"
+    text_format: str = "attempt"
+    prompt_position: str = "prefix"
+    max_target_length: int = 16
+    reader: str = "rank"
+    teachers: Optional[str] = None
+    teacher_files: Optional[Dict[str, str]] = None
+    distill: str = "none"
+    distill_lambda: float = 0.9
+    distill_temperature: float = 1.0
+    task_sampling: str = "one"
+    max_tasks_per_batch: Optional[int] = None
+    uv_init: str = "ones"
+    uv_init_std: float = 0.02
 
     @property
     def fsl(self) -> bool:
@@ -134,7 +181,7 @@ class PretrainConfig:
 def make_pretrain_config(name: str, values: Mapping[str, Any]) -> PretrainConfig:
     """The validated config of pre-training ``name``; ConfigError names the first bad field."""
     from .formats import LAYOUTS
-    from .methods.base import check_fields, coerce
+    from .methods.base import coerce
     from .model import ROUTER_COMBINES
 
     types = {f.name: f.type for f in fields(PretrainConfig)}
@@ -150,6 +197,11 @@ def make_pretrain_config(name: str, values: Mapping[str, Any]) -> PretrainConfig
             if len(set(value)) != len(value):
                 raise ConfigError(f"config pretraining/{name}/tasks: a task is listed twice")
             out[key] = tuple(value)
+        elif key == "teacher_files":
+            if value is not None and (not isinstance(value, Mapping) or not value
+                                      or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())):
+                raise ConfigError(f"config pretraining/{name}/teacher_files: a mapping of task names to prompt files")
+            out[key] = None if value is None else dict(value)
         else:
             out[key] = coerce(f"pretraining/{name}/{key}", types[key], value)
     cfg = PretrainConfig(**out)
@@ -164,9 +216,64 @@ def make_pretrain_config(name: str, values: Mapping[str, Any]) -> PretrainConfig
                      positive=("router_lr", "prompt_lr", "head_lr", "temperature"), non_negative=("weight_decay",))
         if not 0 < cfg.dev_fraction < 1:
             raise ConfigError(f"dev_fraction: must be in (0, 1), not {cfg.dev_fraction}")
+        _check_mpt_fields(cfg)
     except ConfigError as e:
         raise ConfigError(f"config pretraining/{name}/{e}") from None
     return cfg
+
+
+def _check_mpt_fields(cfg: PretrainConfig) -> None:
+    """The formulation, distillation and task-sampling fields (ConfigError "<field>: ...")."""
+    from .methods.base import GRADIENT_FORMULATIONS
+    from .seq2seq import PROMPT_POSITIONS, READERS
+    from .tasks.base import LINEAGES
+
+    check_fields(cfg, choices={"formulation": GRADIENT_FORMULATIONS, "text_format": LINEAGES,
+                               "prompt_position": PROMPT_POSITIONS, "reader": READERS, "distill": DISTILL_KINDS,
+                               "task_sampling": TASK_SAMPLINGS, "uv_init": UV_INITS},
+                 at_least_one=("max_target_length", "max_tasks_per_batch"),
+                 positive=("distill_temperature", "uv_init_std"), non_negative=("distill_lambda",))
+    if cfg.formulation == "seq2seq" and cfg.prompt not in INPUT_KINDS:
+        raise ConfigError(f"prompt: the seq2seq formulation takes input prompts ({', '.join(INPUT_KINDS)}), "
+                          f"not {cfg.prompt!r}")
+    if cfg.max_tasks_per_batch is not None and cfg.max_tasks_per_batch < 2:
+        raise ConfigError(f"max_tasks_per_batch: κ must be >= 2 (MPT draws K from [2, κ]), not {cfg.max_tasks_per_batch}")
+    if cfg.teachers is not None and cfg.teacher_files is not None:
+        raise ConfigError("teachers: set teachers (a pre-training) or teacher_files (released prompts), not both")
+    taught = cfg.teachers is not None or cfg.teacher_files is not None
+    if cfg.distill != "none" and not taught:
+        raise ConfigError(f"distill: {cfg.distill!r} needs teachers (a per-task pre-training) or teacher_files")
+    if taught and cfg.distill == "none":
+        raise ConfigError("distill: teachers are set, but distill is 'none' (say which loss they teach with)")
+    if cfg.teacher_files is not None and cfg.formulation != "seq2seq":
+        raise ConfigError("teacher_files: released prompt files carry no MRC head; they teach the seq2seq formulation")
+    if cfg.prompt not in INPUT_KINDS and taught:
+        raise ConfigError(f"teachers: distillation trains input prompts ({', '.join(INPUT_KINDS)}), not {cfg.prompt!r}")
+    if cfg.teacher_files is not None and sorted(cfg.teacher_files) != sorted(cfg.tasks):
+        raise ConfigError(f"teacher_files: one file per task of the run ({', '.join(cfg.tasks)}); it names "
+                          f"{', '.join(sorted(cfg.teacher_files))}")
+
+
+def check_teachers(name: str, cfg: PretrainConfig, teachers_name: str, teachers_cfg: Optional[PretrainConfig]) -> None:
+    """ConfigError unless pre-training ``teachers_name`` can teach ``cfg``: a per-task run
+    holding every task of ``cfg``, with the same prompt length and formulation (and text
+    format and prompt position on seq2seq, layout on MRC): the student's inputs must be laid
+    out as the teachers' were."""
+    where = f"config pretraining/{name}/teachers"
+    if teachers_cfg is None:
+        raise ConfigError(f"{where}: no pre-training named {teachers_name!r}")
+    if teachers_cfg.prompt != "per-task":
+        raise ConfigError(f"{where}: {teachers_name!r} is a {teachers_cfg.prompt!r} pre-training; teachers are "
+                          "one prompt per task (prompt: per-task)")
+    missing = [t for t in cfg.tasks if t not in teachers_cfg.tasks]
+    if missing:
+        raise ConfigError(f"{where}: {teachers_name!r} has no teacher for {', '.join(missing)}")
+    shared = ("prompt_length", "formulation", "layout") + (
+        ("text_format", "prompt_position", "max_target_length") if cfg.formulation == "seq2seq" else ())
+    for key in shared:
+        if getattr(cfg, key) != getattr(teachers_cfg, key):
+            raise ConfigError(f"{where}: {teachers_name!r} has {key} {getattr(teachers_cfg, key)!r}; this run has "
+                              f"{getattr(cfg, key)!r} (student and teachers must read the same inputs)")
 
 
 def check_upstream_tasks(name: str, cfg: PretrainConfig, paper_data_files=None) -> List:
@@ -302,6 +409,10 @@ DATA_FIELDS = ("tasks", "dev_fraction", "dev_max", "dev_cap", "train_cap", "seed
 # Fields left out of the settings while null (``asdict_config``): fields added after the
 # embedded default's data and checkpoints were built, so their settings hashes stay valid.
 OMITTED_WHEN_NULL = ("dev_max",)
+# The same for fields added later still, left out while at their defaults (MPT's).
+OMITTED_WHEN_DEFAULT = ("formulation", "text_format", "prompt_position", "max_target_length", "reader", "teachers",
+                        "teacher_files", "distill", "distill_lambda", "distill_temperature", "task_sampling",
+                        "max_tasks_per_batch", "uv_init", "uv_init_std")
 DATA_FILE = "examples.json.gz"
 DATA_MANIFEST = "manifest.json"
 
@@ -399,20 +510,52 @@ def n_prompted_layers(cfg: PretrainConfig, spec) -> int:
     return spec.n_layers if cfg.prompt == "deep" else 1
 
 
-def build_model(backbone, spec, cfg: PretrainConfig, init_tokens: Optional[Sequence[int]] = None):
-    """The model a pre-training trains: modular (``build_modular_model``) or one prompt."""
-    if cfg.prompt not in SINGLE_KINDS:
+def build_model(backbone, spec, cfg: PretrainConfig, init_tokens: Optional[Sequence[int]] = None,
+                teacher_head: Optional[torch.Tensor] = None):
+    """The model a pre-training trains: modular (``build_modular_model``), one prompt, one
+    per task, or MPT's decomposed prompts; on MRC with one span head for every task (from
+    ``teacher_head``, the teachers', when they teach), on seq2seq with T5's own LM head."""
+    if cfg.prompt not in INPUT_KINDS:
         return build_modular_model(backbone, spec, cfg)
     from .methods.common import HEAD_INIT_STD, init_prompt, seed_generator
     from .methods.base import PromptConfig
-    from .model import InputPrompt, PromptedMRC, SharedSpanHead
+    from .model import DecomposedPrompt, InputPrompt, PromptedMRC, PromptedSeq2Seq, SharedSpanHead
 
-    purposes = ["pretrain-prompt"] if cfg.prompt == "single" else [f"pretrain-prompt:{t}" for t in cfg.tasks]
+    purposes = ["pretrain-prompt"] if cfg.prompt != "per-task" else [f"pretrain-prompt:{t}" for t in cfg.tasks]
     init = torch.stack([init_prompt(backbone, PromptConfig(init="vocab"), cfg.seed, cfg.prompt_length, purpose,
                                     init_tokens) for purpose in purposes])
-    head = torch.randn(spec.d_model, 2, generator=seed_generator(cfg.seed, "pretrain-head")) * HEAD_INIT_STD
+    if cfg.prompt == "mpt":
+        n, d = len(cfg.tasks), init.shape[-1]
+        if cfg.uv_init == "ones":
+            u, v = torch.ones(n, cfg.prompt_length), torch.ones(n, d)
+        else:
+            g = seed_generator(cfg.seed, "pretrain-uv")
+            u = torch.randn(n, cfg.prompt_length, generator=g) * cfg.uv_init_std
+            v = torch.randn(n, d, generator=g) * cfg.uv_init_std
+        prompt = DecomposedPrompt(init, u, v, seed_axis=False)
+    else:
+        prompt = InputPrompt(init)
     backbone.requires_grad_(False)
-    return PromptedMRC(backbone, spec, SharedSpanHead(head), InputPrompt(init))
+    if cfg.formulation == "seq2seq":
+        return PromptedSeq2Seq(backbone, prompt)
+    head = torch.randn(spec.d_model, 2, generator=seed_generator(cfg.seed, "pretrain-head")) * HEAD_INIT_STD
+    if teacher_head is not None:
+        head = teacher_head.float().clone()
+    return PromptedMRC(backbone, spec, SharedSpanHead(head), prompt)
+
+
+def build_teacher(backbone, spec, cfg: PretrainConfig, teachers: Mapping[str, Any]):
+    """The teachers as one frozen model over the same backbone: row i is the prompt of
+    ``teachers["tasks"][i]`` (on MRC with the teachers' head)."""
+    from .model import InputPrompt, PromptedMRC, PromptedSeq2Seq, SharedSpanHead
+
+    prompts = InputPrompt(teachers["prompts"].float())
+    prompts.weight.requires_grad_(False)
+    if cfg.formulation == "seq2seq":
+        return PromptedSeq2Seq(backbone, prompts)
+    head = SharedSpanHead(teachers["head"].float())
+    head.weight.requires_grad_(False)
+    return PromptedMRC(backbone, spec, head, prompts)
 
 
 def build_modular_model(backbone, spec, cfg: PretrainConfig):
@@ -440,9 +583,15 @@ def build_modular_model(backbone, spec, cfg: PretrainConfig):
 def _trained(model) -> List[Tuple[torch.nn.Parameter, str]]:
     """The trained tensors and their checkpoint keys."""
     p = model.prompt
-    if not hasattr(p, "router"):
-        return [(p.weight, "prompt_tensor"), (model.head.weight, "head")]
-    return [(p.router, "router"), (p.bank.z, "z"), (p.bank.A, "A"), (model.head.weight, "head")]
+    if hasattr(p, "router"):
+        out = [(p.router, "router"), (p.bank.z, "z"), (p.bank.A, "A")]
+    elif hasattr(p, "shared"):  # MPT's decomposed prompts
+        out = [(p.shared, "shared"), (p.u, "u"), (p.v, "v")]
+    else:
+        out = [(p.weight, "prompt_tensor")]
+    if getattr(model, "head", None) is not None:
+        out.append((model.head.weight, "head"))
+    return out
 
 
 def _state_tensors(model) -> Dict[str, torch.Tensor]:
@@ -461,28 +610,55 @@ def _load_tensors(model, state: Mapping[str, torch.Tensor]) -> None:
 
 def param_groups(model, cfg: PretrainConfig) -> List[Dict[str, Any]]:
     """The AdamW parameter groups: the routers at ``router_lr``; z and A (or the single
-    prompts) at ``prompt_lr``; the head at ``head_lr``, or ``prompt_lr`` when that is null
-    (MPMP ``Deep/run.py:87-96``). Fast and slow learning is router_lr != prompt_lr."""
+    prompts, or MPT's P*, u and v: MPT App. A trains both at one rate in source training)
+    at ``prompt_lr``; the head, where there is one, at ``head_lr``, or ``prompt_lr`` when
+    that is null (MPMP ``Deep/run.py:87-96``). Fast and slow learning is router_lr !=
+    prompt_lr."""
     prompt = model.prompt
-    head = {"params": [model.head.weight], "lr": cfg.prompt_lr if cfg.head_lr is None else cfg.head_lr}
-    if not hasattr(prompt, "router"):
-        return [{"params": [prompt.weight], "lr": cfg.prompt_lr}, head]
-    return [{"params": [prompt.router], "lr": cfg.router_lr},
-            {"params": [prompt.bank.z, prompt.bank.A], "lr": cfg.prompt_lr}, head]
+    if hasattr(prompt, "router"):
+        groups = [{"params": [prompt.router], "lr": cfg.router_lr},
+                  {"params": [prompt.bank.z, prompt.bank.A], "lr": cfg.prompt_lr}]
+    elif hasattr(prompt, "shared"):
+        groups = [{"params": [prompt.shared, prompt.u, prompt.v], "lr": cfg.prompt_lr}]
+    else:
+        groups = [{"params": [prompt.weight], "lr": cfg.prompt_lr}]
+    if getattr(model, "head", None) is not None:
+        groups.append({"params": [model.head.weight], "lr": cfg.prompt_lr if cfg.head_lr is None else cfg.head_lr})
+    return groups
 
 
 class TaskSampler:
-    """The upstream task of each step: uniform at random and independent of the steps
-    before (MP2 3.3; MPMP draws a random index of an endless dataset whose index modulo the
-    number of tasks is the task, ``Deep/dataloader.py:9,53-54``), from a generator keyed by
-    the seed."""
+    """The upstream tasks of each step, as (task row, examples) pairs
+    (``PretrainConfig.task_sampling``), from a generator keyed by the seed.
 
-    def __init__(self, n_tasks: int, seed: int):
-        self.n = n_tasks
+    "one": one task, uniform at random and independent of the steps before (MP2 3.3; MPMP
+    draws a random index of an endless dataset whose index modulo the number of tasks is
+    the task, ``Deep/dataloader.py:9,53-54``). "stochastic": MPT §3.2's stochastic task
+    sampling: K uniform in [2, κ], K tasks drawn without replacement with probabilities
+    proportional to their training examples (examples-proportional mixing, MPT §4.1), the
+    batch split evenly (the first tasks drawn take the remainder). "proportional": each
+    example's task drawn in proportion to the tasks' training examples."""
+
+    def __init__(self, n_tasks: int, seed: int, how: str = "one", sizes: Sequence[int] = (), batch_size: int = 1,
+                 max_tasks: Optional[int] = None):
+        self.n, self.how, self.sizes, self.batch_size = n_tasks, how, list(sizes), batch_size
+        self.max_tasks = min(max_tasks or n_tasks, n_tasks, batch_size)
         self.rng = random.Random(f"pretrain-tasks|{seed}")
 
-    def next(self) -> int:
-        return self.rng.randrange(self.n)
+    def next(self) -> List[Tuple[int, int]]:
+        if self.how == "one":
+            return [(self.rng.randrange(self.n), self.batch_size)]
+        if self.how == "proportional":
+            rows = self.rng.choices(range(self.n), weights=self.sizes, k=self.batch_size)
+            return [(r, rows.count(r)) for r in sorted(set(rows))]
+        k = self.rng.randint(min(2, self.max_tasks), self.max_tasks)
+        left, chosen = list(range(self.n)), []
+        for _ in range(k):
+            pick = self.rng.choices(left, weights=[self.sizes[r] for r in left])[0]
+            left.remove(pick)
+            chosen.append(pick)
+        base, extra = divmod(self.batch_size, k)
+        return [(r, base + (i < extra)) for i, r in enumerate(chosen)]
 
     def getstate(self):
         return self.rng.getstate()
@@ -586,33 +762,56 @@ def fitting_data(tasks, encoders, data, log=print) -> Dict[str, Tuple[list, list
     return out
 
 
+def pretrain_formulation(cfg: PretrainConfig, task):
+    """The formulation a pre-training lays ``task`` out in (``PretrainConfig.formulation``)."""
+    from .formulation import formulation
+
+    return formulation(cfg.formulation, task, cfg)
+
+
 def run_pretraining(cfg: PretrainConfig, spec, backbone, tokenizer, tasks: Sequence, data: Dict[str, Tuple[list, list]],
                     resume_path: Optional[str], settings_hash: str, log=print, device=None,
-                    stop_after: Optional[int] = None, cache_limit: Optional[int] = ENCODING_CACHE) -> Dict[str, Any]:
+                    stop_after: Optional[int] = None, cache_limit: Optional[int] = ENCODING_CACHE,
+                    teachers: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
     """Pre-train; return {"state": best tensors, "best_step", "best_dev", "dev_curve",
-    "loss_curve", "steps_run", "task_steps": steps per task (None after resuming a file that
-    did not count them), "encoding_cache": its ``stats``}. ``stop_after``: return after that
-    many steps (a simulated kill: the resume checkpoint is what survives). ``cache_limit``:
-    encodings held at most (``EncodingCache``; None: every one seen, the old behaviour,
-    O(examples seen) memory); it changes the memory and time, never the result."""
+    "loss_curve", "steps_run", "task_steps": steps in which each task had examples (None
+    after resuming a file that did not count them), "encoding_cache": its ``stats``}.
+    ``stop_after``: return after that many steps (a simulated kill: the resume checkpoint is
+    what survives). ``cache_limit``: encodings held at most (``EncodingCache``; None: every
+    one seen, O(examples seen) memory); it changes the memory and time, never the result.
+    ``teachers``: {"tasks", "prompts" (n, L, d), "head" (MRC)} when ``cfg.distill`` is set."""
+    from .distill import hidden_mse, logits_kl, prompt_distance
     from .formats import in_format
-    from .formulation import formulation
     from .methods.common import frequent_tokens
     from .train import autocast, predict_rows
 
     device = device or torch.device("cpu")
     tasks = [in_format(t, cfg.layout) for t in tasks]
+    formulations = [pretrain_formulation(cfg, t) for t in tasks]
+    encoders = [f.encoder(tokenizer, cfg.max_length, cfg.prompt_length, spec) for f in formulations]
     init_tokens = None
-    if cfg.prompt in SINGLE_KINDS:  # from the upstream training texts only
-        init_tokens = frequent_tokens(tokenizer, (t.template.fill(ex)[0] for t in tasks for ex in data[t.name][0]),
-                                      cfg.init_vocab_size)
-    model = build_model(backbone, spec, cfg, init_tokens).to(device)
-    # the prompt row of a task's examples: its router's, or the one shared prompt's
+    if cfg.prompt in INPUT_KINDS:  # from the upstream training texts only
+        source = ((lambda i, ex: encoders[i].source_text(ex)) if cfg.formulation == "seq2seq" else
+                  (lambda i, ex: tasks[i].template.fill(ex)[0]))
+        init_tokens = frequent_tokens(tokenizer, (source(i, ex) for i, t in enumerate(tasks)
+                                                  for ex in data[t.name][0]), cfg.init_vocab_size)
+    if cfg.distill != "none" and teachers is None:
+        raise ConfigError(f"distill {cfg.distill!r}: the run needs its teachers' prompts")
+    teacher_head = teachers.get("head") if teachers is not None else None
+    model = build_model(backbone, spec, cfg, init_tokens, teacher_head).to(device)
+    teacher, teacher_row = None, []
+    if teachers is not None:
+        missing = [t.name for t in tasks if t.name not in teachers["tasks"]]
+        if missing:
+            raise ConfigError(f"the teachers have no prompt for {', '.join(missing)}")
+        teacher_row = [list(teachers["tasks"]).index(t.name) for t in tasks]
+        if tuple(teachers["prompts"].shape[1:]) != (cfg.prompt_length, spec.d_model):
+            raise ConfigError(f"the teachers' prompts are {tuple(teachers['prompts'].shape[1:])} (length, d); this "
+                              f"run needs ({cfg.prompt_length}, {spec.d_model})")
+        teacher = build_teacher(backbone, spec, cfg, teachers).to(device)
+    # the prompt row of a task's examples: its router's or its own prompt's, or the one shared prompt's
     row_of = (lambda row: 0) if cfg.prompt == "single" else (lambda row: row)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    # MP2's pre-training is MRC throughout (one span head for every upstream task)
-    formulations = [formulation("mrc", t) for t in tasks]
-    encoders = [f.encoder(tokenizer, cfg.max_length, cfg.prompt_length, spec) for f in formulations]
     cache = EncodingCache(cache_limit)
     data = fitting_data(tasks, encoders, data, log)
 
@@ -622,7 +821,8 @@ def run_pretraining(cfg: PretrainConfig, spec, backbone, tokenizer, tasks: Seque
     prompt = model.prompt
     optimizer = torch.optim.AdamW(param_groups(model, cfg), weight_decay=cfg.weight_decay)
     noise = getattr(prompt, "generators", [])
-    sampler = TaskSampler(len(tasks), cfg.seed)
+    sampler = TaskSampler(len(tasks), cfg.seed, cfg.task_sampling, [len(data[t.name][0]) for t in tasks],
+                          cfg.batch_size, cfg.max_tasks_per_batch)
     streams = [_Stream(len(data[t.name][0]), f"pretrain-batches|{cfg.seed}|{t.name}") for t in tasks]
     torch.manual_seed(cfg.seed)  # dropout
     progress = {"step": 0, "best_dev": float("-inf"), "best_step": 0, "best_state": None, "dev_curve": [],
@@ -656,22 +856,46 @@ def run_pretraining(cfg: PretrainConfig, spec, backbone, tokenizer, tasks: Seque
         progress["dev_curve"].append({"step": step, "mean": round(mean, 4), "tasks": scores})
         if mean > progress["best_dev"]:
             progress.update(best_dev=mean, best_step=step, best_state=_state_tensors(model))
-        log(f"step {step}: mean dev {mean:.2f} (best {progress['best_dev']:.2f} at step {progress['best_step']})")
+        log(f"step {step}/{cfg.steps}: mean dev {mean:.2f} (best {progress['best_dev']:.2f} at step "
+            f"{progress['best_step']})")
+
+    def example_losses(row: int, batch) -> torch.Tensor:
+        """(B,) the training loss of each example of one task's sub-batch: its task loss, plus
+        λ times its distillation loss (``cfg.distill``)."""
+        f = formulations[row]
+        if cfg.distill in ("none", "prompt-distance"):
+            losses = f.example_losses(model, batch).float()
+            if cfg.distill == "prompt-distance":
+                losses = losses + cfg.distill_lambda * prompt_distance(
+                    model.prompt()[row_of(row), 0], teacher.prompt.weight[teacher_row[row]])
+            return losses
+        teacher.eval()  # the teachers run without dropout; the student as configured
+        with torch.no_grad():
+            taught = f.outputs(teacher, replace(batch, seed_index=torch.full_like(batch.seed_index, teacher_row[row])))
+        model.train(cfg.train_mode)
+        out = f.outputs(model, batch)
+        distill = logits_kl(out, taught, cfg.distill_temperature)
+        if cfg.distill == "logits-hidden":
+            distill = distill + hidden_mse(out, taught)
+        return out.losses.float() + cfg.distill_lambda * distill
 
     window: List[float] = []
     start = time.perf_counter()
     while progress["step"] < cfg.steps:
         step = progress["step"] + 1
-        row = sampler.next()
+        plan = sampler.next()
         if progress["task_steps"] is not None:
-            progress["task_steps"][row] += 1
-        task = tasks[row]
-        train = data[task.name][0]
-        items = [encoded(row, "train", train[j]) for j in streams[row].take(cfg.batch_size)]
+            for row, _ in plan:
+                progress["task_steps"][row] += 1
         model.train(cfg.train_mode)
-        batch = formulations[row].collate(items, [row_of(row)] * len(items), pad, device)
-        with autocast(cfg.precision, device):
-            loss = formulations[row].example_losses(model, batch).float().mean()
+        total = torch.zeros((), device=device)
+        for row, count in plan:  # each task's examples through its own formulation, one optimiser step
+            train = data[tasks[row].name][0]
+            items = [encoded(row, "train", train[j]) for j in streams[row].take(count)]
+            batch = formulations[row].collate(items, [row_of(row)] * len(items), pad, device)
+            with autocast(cfg.precision, device):
+                total = total + example_losses(row, batch).sum()
+        loss = total / sum(count for _, count in plan)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -688,7 +912,7 @@ def run_pretraining(cfg: PretrainConfig, spec, backbone, tokenizer, tasks: Seque
                           "torch_rng": torch.get_rng_state(), "progress": progress}, resume_path)
         if stop_after is not None and step >= stop_after:
             break
-    for hook in model._hooks:
+    for hook in model._hooks + (teacher._hooks if teacher is not None else []):
         hook.remove()  # the backbone may be used again in the same process
     log(f"{progress['step']} steps in {time.perf_counter() - start:.1f}s")
     return {"state": progress["best_state"], "best_step": progress["best_step"], "best_dev": progress["best_dev"],
@@ -701,11 +925,14 @@ def checkpoint_tensors(raw: Mapping[str, Any]) -> Dict[str, Any]:
     (layers, K, length, d) = z A, the head, and the pre-training routers; or, for a single
     prompt, that prompt (length, d) and the head."""
     if raw.get("prompt") == "single":
-        return {"prompt": raw["prompt_tensor"].float()[0], "head": raw["head"], "tasks": raw["tasks"],
+        return {"prompt": raw["prompt_tensor"].float()[0], "head": raw.get("head"), "tasks": raw["tasks"],
                 "layout": raw.get("layout", "options")}
     if raw.get("prompt") == "per-task":
-        return {"source_prompts": raw["prompt_tensor"].float(), "head": raw["head"], "tasks": raw["tasks"],
+        return {"source_prompts": raw["prompt_tensor"].float(), "head": raw.get("head"), "tasks": raw["tasks"],
                 "layout": raw.get("layout", "options")}
+    if raw.get("prompt") == "mpt":  # P* (L, d), u (tasks, L), v (tasks, d)
+        return {"shared": raw["shared"].float()[0], "u": raw["u"].float(), "v": raw["v"].float(),
+                "head": raw.get("head"), "tasks": raw["tasks"], "layout": raw.get("layout", "options")}
     z, A = raw["z"], raw["A"]
     depth, k, _ = z.shape
     prompts = torch.bmm(z.float(), A.float()).view(depth, k, raw["prompt_length"], raw["d_model"])
@@ -719,5 +946,9 @@ def asdict_config(cfg: PretrainConfig) -> Dict[str, Any]:
     out["tasks"] = list(cfg.tasks)
     for key in OMITTED_WHEN_NULL:
         if out[key] is None:
+            del out[key]
+    defaults = PretrainConfig()
+    for key in OMITTED_WHEN_DEFAULT:
+        if out[key] == getattr(defaults, key):
             del out[key]
     return out

@@ -262,6 +262,12 @@ def matthews(preds: Sequence[int], golds: Sequence[int], n_labels: int) -> float
 
 # --- the formulation ---------------------------------------------------------------------
 
+def mean_target_loss(token_logp: torch.Tensor, target_mask: torch.Tensor) -> torch.Tensor:
+    """(B,) each example's mean cross entropy over its target tokens (0 without one)."""
+    count = target_mask.sum(dim=1)
+    return -(token_logp.sum(dim=1) / count.clamp(min=1)) * (count > 0)
+
+
 class Seq2Seq:
     """The text-to-text formulation (module docstring). Needs a ``model.PromptedSeq2Seq``."""
 
@@ -290,9 +296,21 @@ class Seq2Seq:
     def example_losses(self, model, batch: TextBatch) -> torch.Tensor:
         """Mean cross-entropy of each example's target tokens (0 for an example without one)."""
         hidden = model.encode(batch.input_ids, batch.attention_mask, batch.seed_index, batch.prompt_start)
-        logp = model.token_logprobs(hidden, batch.attention_mask, batch.target_ids, batch.target_mask)
-        count = batch.target_mask.sum(dim=1)
-        return -(logp.sum(dim=1) / count.clamp(min=1)) * (count > 0)
+        return mean_target_loss(model.token_logprobs(hidden, batch.attention_mask, batch.target_ids, batch.target_mask),
+                                batch.target_mask)
+
+    def outputs(self, model, batch: TextBatch):
+        """What distillation compares (``distill.Outputs``): the vocabulary distribution at
+        each target token under teacher forcing, and the encoder's and the decoder's last
+        hidden states (MPT §4.1)."""
+        from .distill import Outputs
+
+        hidden = model.encode(batch.input_ids, batch.attention_mask, batch.seed_index, batch.prompt_start)
+        logits, decoder_hidden = model.decode(hidden, batch.attention_mask, batch.target_ids, batch.target_mask,
+                                              with_hidden=True)
+        logp = torch.log_softmax(logits.float(), dim=-1).gather(2, batch.target_ids[:, :, None])[:, :, 0]
+        return Outputs(mean_target_loss(logp * batch.target_mask, batch.target_mask), logits.float(), batch.target_mask.bool(),
+                       [(hidden, batch.attention_mask.bool()), (decoder_hidden, batch.target_mask.bool())])
 
     def predict(self, model, batch: TextBatch, final: bool = True) -> List[Dict[str, object]]:
         """Per example {"rank": label index, "generate": token ids}; only the reader that

@@ -3,6 +3,7 @@
 # with one line.
 import json
 import os
+import shlex
 import sys
 
 from snakemake.utils import validate
@@ -21,6 +22,7 @@ from replicate.config import (
     result_path,
     split_path,
     split_settings,
+    teachers_checkpoint,
 )
 from replicate.errors import ReplicateError
 from replicate.splits import parse_shot

@@ -25,11 +25,13 @@ rule pretrain_data:
 
 
 rule pretrain:
-    """One pre-training (MP2's modular prompts, or SPoT's / PPT's single prompts): the
-    checkpoint every downstream cell of its methods starts from. A killed run resumes from
-    resume.pt in its folder."""
+    """One pre-training (MP2's modular prompts, SPoT's / PPT's single prompts, MPT's teachers
+    or its distilled decomposed prompts): the checkpoint every downstream cell of its methods
+    starts from. A killed run resumes from resume.pt in its folder."""
     input:
         manifest=f"{RESULTS}/pretrain-data/{{pretraining}}/manifest.json",
+        # a distilling run (MPT) starts after its teachers' pre-training
+        teachers=lambda wc: teachers_checkpoint(config, wc.pretraining, wc.backbone) or [],
     output:
         checkpoint=f"{RESULTS}/pretrain/{{pretraining}}/{{backbone}}/checkpoint.pt",
         summary=f"{RESULTS}/pretrain/{{pretraining}}/{{backbone}}/pretrain.json",
@@ -38,6 +40,7 @@ rule pretrain:
         data_dir=DATA,
         out_dir=lambda wc, output: os.path.dirname(output.checkpoint),
         data=lambda wc, input: os.path.dirname(input.manifest),
+        teachers=lambda wc, input: f"--teachers {shlex.quote(input.teachers)}" if input.teachers else "",
     threads: config["threads_per_job"]
     # first in line: every cell of its methods waits for it
     priority: 50
@@ -49,4 +52,4 @@ rule pretrain:
         f"{RESULTS}/benchmarks/pretrain/{{pretraining}}_{{backbone}}.tsv"
     shell:
         "python -m replicate pretrain --settings {params.settings:q} --data-dir {params.data_dir:q}"
-        " --data {params.data:q} --out-dir {params.out_dir:q} > {log:q} 2>&1"
+        " --data {params.data:q} --out-dir {params.out_dir:q} {params.teachers} > {log:q} 2>&1"

@@ -28,6 +28,7 @@ BUILT = [
     ("mp2", "3", "ppt-unified", "cpt-large", 51_200),  # MP2's PPT and SPoT: length 50 (MP2 A.1)
     ("mp2", "3", "spot", "cpt-large", 51_200),
     ("mpt", "1", "pt", "t5-base", 76_800),
+    ("mpt", "1", "mpt", "t5-base", 77_668),  # P* 100 x 768, u 100, v 768 (MPT Fig 2: "77.6K")
 ]
 
 
@@ -60,7 +61,7 @@ def test_overrides_and_head():
 
 
 NOT_BUILT = [
-    ("mpt", "1", "mpt", "t5-base"),
+    ("mpt", "1", "mpt-star", "t5-base"),  # MPT*: P* shared by a group of targets (later work)
 ]
 
 

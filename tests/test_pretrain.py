@@ -311,20 +311,20 @@ def test_gradients_reach_both_z_and_A(one_step):
 
 def test_tasks_are_drawn_uniformly_and_independently():
     draws = TaskSampler(5, 42)
-    rows = [draws.next() for _ in range(5000)]
+    rows = [draws.next()[0][0] for _ in range(5000)]
     counts = [rows.count(r) for r in range(5)]
     assert all(900 < c < 1100 for c in counts), counts  # 1000 expected, sd 28
     pairs = [(a, b) for a, b in zip(rows, rows[1:])]
     transitions = [pairs.count((a, b)) for a in range(5) for b in range(5)]
     assert all(140 < c < 260 for c in transitions), transitions  # 200 expected, sd 13: not round-robin
     again = TaskSampler(5, 42)
-    assert [again.next() for _ in range(50)] == rows[:50]  # seeded
+    assert [again.next()[0][0] for _ in range(50)] == rows[:50]  # seeded
 
 
 def test_the_loop_takes_its_tasks_from_the_sampler(tiny_bert):
     cfg, out = toy_run(tiny_bert, steps=30, eval_every=30)
     sampler = TaskSampler(len(TOY_TASKS), cfg.seed)
-    rows = [sampler.next() for _ in range(30)]
+    rows = [sampler.next()[0][0] for _ in range(30)]
     expected = [rows.count(r) for r in range(len(TOY_TASKS))]
     assert out["task_steps"] == expected and expected != [10, 10, 10] and min(expected) > 0
 

@@ -1,4 +1,4 @@
 """Method registry. Each module registers one method on import (peft-style)."""
 
 from .base import METHODS, Method, PromptConfig, PromptMethod, TrainConfig, register_method  # noqa: F401
-from . import blackbox, model_tuning, mp2, ppt, prompt_tuning, ptuning_v2, spot  # noqa: F401,E402  (registration)
+from . import blackbox, model_tuning, mp2, mpt, ppt, prompt_tuning, ptuning_v2, spot  # noqa: F401,E402  (registration)
