@@ -98,8 +98,8 @@ def test_multi_shot_rows_and_stand_in_block(tiny_config):
     assert by_shot[("16", "bbc-topic")] == "16.0000" and by_shot[("4", "avg")] == "4.0000"
     md = to_markdown(table)
     assert "the paper's cells are at shot 4, 16, 32" in md
-    assert ("paper rows not regenerated: adapters, hyperformer, attempt, mpt (not built yet); "
-            "model-tuning, spot (not in this run's grid)") in md
+    assert ("paper rows not regenerated: adapters, hyperformer, attempt (not built yet); "
+            "model-tuning, spot, mpt (not in this run's grid)") in md
 
 
 def test_table_without_regenerated_rows_still_diffs_its_published_cells(tiny_config, tmp_path):
