@@ -19,8 +19,13 @@ The best checkpoint is the one with the best mean dev score over the tasks (MPMP
 
 The same node pre-trains single prompts (``prompt: single``: one input prompt for all its
 tasks, SPoT's multi-task source prompt and PPT's pre-trained prompt; ``per-task``: one per
-task, SPoT's retrieval sources) with one MRC head, in the tasks' MRC layout or PPT's MCC
-layout (``layout``); each step is still one task's batch.
+task, SPoT's retrieval sources and MPT's teachers) with one MRC head, in the tasks' MRC
+layout or PPT's MCC layout (``layout``); each step is still one task's batch. And MPT's
+source training (``prompt: mpt``, Wang et al. 2023 §3.2): decomposed prompts distilled from
+the prompts of a ``per-task`` run (``teachers``; ``replicate.distill``), with K tasks per
+batch (``task_sampling``), in MP2's MRC formulation or T5's text to text (``formulation``):
+the loop calls only the formulation's ``collate``, ``example_losses``, ``outputs`` and
+``predict``/``score``.
 
 Resumable: every ``save_every`` steps the whole state (parameters, optimiser, every random
 stream, curves, best so far) is written atomically to ``<out dir>/resume.pt``; a rerun of the
