@@ -10,7 +10,7 @@ BIN := $(abspath $(VENV))/bin
 # Rules call `python -m replicate`: put the environment's python first on PATH.
 RUN := PATH="$(BIN):$$PATH"
 
-.PHONY: setup table3 tables test bench clean-results
+.PHONY: setup table3 mpt_table3 tables test bench clean-results
 
 setup: $(VENV)/.installed
 
@@ -26,6 +26,11 @@ SNAKEMAKE := snakemake --profile profiles/workstation --cores $(CORES)
 
 table3: setup
 	$(RUN) $(SNAKEMAKE) table3
+
+# MPT Table 3 (few-shot: model tuning, PT, SPoT, MPT) on the embedded default, its
+# pre-trainings included (SPoT's, the teachers, MPT's source training).
+mpt_table3: setup
+	$(RUN) $(SNAKEMAKE) mpt_table3
 
 # Every paper table with a row of the run's methods (from the same cells as table3).
 tables: setup

@@ -864,19 +864,27 @@ def run_pretraining(cfg: PretrainConfig, spec, backbone, tokenizer, tasks: Seque
         log(f"step {step}/{cfg.steps}: mean dev {mean:.2f} (best {progress['best_dev']:.2f} at step "
             f"{progress['best_step']})")
 
-    def example_losses(row: int, batch) -> torch.Tensor:
-        """(B,) the training loss of each example of one task's sub-batch: its task loss, plus
-        λ times its distillation loss (``cfg.distill``)."""
-        f = formulations[row]
+    def batch_kind(row: int):
+        """Tasks whose examples one forward pass can take together: the same formulation
+        and, on MRC, the same answer kind (a span, or one of the options)."""
+        return type(formulations[row]).__name__, getattr(formulations[row], "extractive", None)
+
+    def example_losses(rows: List[int], batch) -> torch.Tensor:
+        """(B,) the training loss of each example of a batch of one kind (``rows``: each
+        example's task): its task loss, plus λ times its distillation loss (``cfg.distill``)."""
+        f = formulations[rows[0]]
         if cfg.distill in ("none", "prompt-distance"):
             losses = f.example_losses(model, batch).float()
             if cfg.distill == "prompt-distance":
-                losses = losses + cfg.distill_lambda * prompt_distance(
-                    model.prompt()[row_of(row), 0], teacher.prompt.weight[teacher_row[row]])
+                student = model.prompt()[:, 0]
+                distance = {r: prompt_distance(student[row_of(r)], teacher.prompt.weight[teacher_row[r]])
+                            for r in set(rows)}
+                losses = losses + cfg.distill_lambda * torch.stack([distance[r] for r in rows])
             return losses
         teacher.eval()  # the teachers run without dropout; the student as configured
         with torch.no_grad():
-            taught = f.outputs(teacher, replace(batch, seed_index=torch.full_like(batch.seed_index, teacher_row[row])))
+            taught_index = torch.tensor([teacher_row[r] for r in rows], dtype=torch.long, device=batch.seed_index.device)
+            taught = f.outputs(teacher, replace(batch, seed_index=taught_index))
         model.train(cfg.train_mode)
         out = f.outputs(model, batch)
         distill = logits_kl(out, taught, cfg.distill_temperature)
@@ -894,12 +902,16 @@ def run_pretraining(cfg: PretrainConfig, spec, backbone, tokenizer, tasks: Seque
                 progress["task_steps"][row] += 1
         model.train(cfg.train_mode)
         total = torch.zeros((), device=device)
-        for row, count in plan:  # each task's examples through its own formulation, one optimiser step
+        kinds: Dict[Any, Tuple[list, list]] = {}  # one forward pass per kind of task in the step
+        for row, count in plan:
             train = data[tasks[row].name][0]
-            items = [encoded(row, "train", train[j]) for j in streams[row].take(count)]
-            batch = formulations[row].collate(items, [row_of(row)] * len(items), pad, device)
+            items, rows = kinds.setdefault(batch_kind(row), ([], []))
+            items += [encoded(row, "train", train[j]) for j in streams[row].take(count)]
+            rows += [row] * count
+        for items, rows in kinds.values():
+            batch = formulations[rows[0]].collate(items, [row_of(r) for r in rows], pad, device)
             with autocast(cfg.precision, device):
-                total = total + example_losses(row, batch).sum()
+                total = total + example_losses(rows, batch).sum()
         loss = total / sum(count for _, count in plan)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
