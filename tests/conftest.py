@@ -87,6 +87,6 @@ def t2t_files(*tasks):
 
     out = {}
     for t in tasks:
-        splits = {s for s in TASKS.get(t).source.splits if s is not None}
+        splits = TASKS.get(t).source.hub_splits()  # ANLI's pools join three rounds' splits
         out[t] = {s: str(T2T_FIXTURES / f"{T2T_STEM.get(t, t)}_{s}.jsonl") for s in splits}
     return out

@@ -16,7 +16,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 KINDS = ("classification", "multiple-choice", "extractive", "regression")
 LANGUAGES = ("en", "zh")
-TRACKS = ("unseen-data", "unseen-task", "upstream")
+TRACKS = ("unseen-data", "unseen-task", "upstream", "source")
 # What a task teaches, for grouping upstream tasks (MP2 Fig 5 names the router's groups by it).
 FAMILIES = ("", "topic", "sentiment", "pair", "multiple-choice", "extractive", "other")
 
@@ -242,7 +242,11 @@ class TaskSpec:
     metric: "acc" or "f1" (the column of the paper's table).
     track: "unseen-data" (part of its training pool feeds multi-task pre-training, the rest
         is kept for its few-shot draws), "unseen-task" (held out from every pre-training
-        stage) or "upstream" (a pre-training task only, MP2 Appendix D).
+        stage), "upstream" (a pre-training task only, MP2 Appendix D) or "source": a
+        source task of ATTEMPT's suite, whose whole training pool may feed pre-training
+        while it is also a target trained on that same pool (MPT §4.1 and App. A: MNLI,
+        QQP, QNLI, SST-2 are sources and Table 1 targets, "the source prompt learning still
+        uses the full set of the source tasks"); its test pool never reaches pre-training.
     suite: "embedded" (runs here, from package-shipped corpora) or "paper" (Hub data).
     template: the MRC template.
     source: an object with ``load(data_dir) -> Pools``, ``check(data_dir)`` (raises

@@ -191,6 +191,25 @@ def _scitail(i: int, row: Mapping) -> Optional[Example]:
                                       label=y)
 
 
+def _choices(question: str):
+    """CommonsenseQA, OpenBookQA, ARC: a question, its choices {label, text}, and
+    ``answerKey``, one of the choice labels (A-E; some ARC rows number them 1-4); the label
+    is the key's position among the choices (ATTEMPT's CommonsenseQA: A -> "0", ...,
+    A:208-211). Fields ``choice1`` ... (ATTEMPT's words) and ``choices``, all of them as
+    "choice1: ... choice2: ..." (ARC has 3 to 5). Rows whose key is not a choice label (the
+    unlabelled test split: "") are dropped."""
+    def convert(i: int, row: Mapping) -> Optional[Example]:
+        labels = [str(x) for x in row["choices"]["label"]]
+        texts = [str(x) for x in row["choices"]["text"]]
+        key = str(row["answerKey"])
+        if key not in labels:
+            return None
+        named = tuple((f"choice{k + 1}", t) for k, t in enumerate(texts))
+        return Example(id=_rid(row, i, "id"), text=str(row[question]), label=labels.index(key),
+                       fields=named + (("choices", " ".join(f"{k}: {t}" for k, t in named)),))
+    return convert
+
+
 # --------------------------------------------------------------------------------------
 
 
@@ -215,10 +234,15 @@ class T2TSource:
         return T2TSource(self.path, self.name, self.splits, self.convert, self.provenance, self.verified_hub_id,
                          dict(files))
 
+    def hub_splits(self) -> List[str]:
+        """The Hub split names the pools read: a pool named ``"a+b"`` is the rows of split a,
+        then those of split b (ANLI's three rounds)."""
+        return sorted({part for s in self.splits if s is not None for part in s.split("+")})
+
     def check(self, data_dir: str) -> None:
         import os
 
-        need = {s for s in self.splits if s is not None}
+        need = set(self.hub_splits())
         if self.data_files:
             missing = need - set(self.data_files)
             if missing:
@@ -231,7 +255,7 @@ class T2TSource:
         import datasets  # the job's work, never the DAG's
 
         self.check(data_dir)
-        need = sorted({s for s in self.splits if s is not None})
+        need = self.hub_splits()
         if self.data_files:
             files = {s: self.data_files[s] for s in need}
             fmt = "csv" if next(iter(files.values())).endswith(".csv") else "json"
@@ -240,7 +264,8 @@ class T2TSource:
             ds = datasets.load_dataset(self.path, self.name)
 
         def convert(split: str) -> List[Example]:
-            return [ex for i, row in enumerate(ds[split]) for ex in [self.convert(i, row)] if ex is not None]
+            return [ex for part in split.split("+") for i, row in enumerate(ds[part])
+                    for ex in [self.convert(i, row)] if ex is not None]
 
         train, dev, test = self.splits
         return Pools(train=convert(train), test=convert(test), dev=convert(dev) if dev else None)
@@ -271,6 +296,7 @@ class Row:
     group: str = ""
     paper_name: str = ""
     description: str = ""
+    track: str = "unseen-task"  # "source": MPT's source tasks (§4.1, §4.3), pre-training data too (TaskSpec.track)
 
 
 def _attempt(prefix: str, words: str, targets=BIN, **kw) -> TextFormat:
@@ -295,21 +321,22 @@ ROWS: Tuple[Row, ...] = (
         'Premise: "{a}" Hypothesis: "{b}" Relation? Options: ',
         _attempt("mnli", "premise: {a} hypothesis: {b}", TRI),                       # A:386-402
         _compt("mnli", "sentence1: {a} sentence2: {b}", ("entailment", "neutral", "contradiction")),  # C:1201-1225
-        "GLUE"),
+        "GLUE", track="source"),
     Row("qqp", "classification", ("not_duplicate", "duplicate"), "acc", ("nyu-mll/glue", "qqp"), "glue/qqp A:376",
         ("train", None, "validation"), "large", _pair("question1", "question2", ("not_duplicate", "duplicate")),
         PAIR_T, _attempt("qqp", "question1: {a} question2: {b}"),                   # A:366-383
-        _compt("qqp", "sentence1: {a} sentence2: {b}", ("not_duplicate", "duplicate")), "GLUE"),  # C:1172-1198
+        _compt("qqp", "sentence1: {a} sentence2: {b}", ("not_duplicate", "duplicate")), "GLUE",  # C:1172-1198
+        track="source"),
     Row("qnli", "classification", ("entailment", "not_entailment"), "acc", ("nyu-mll/glue", "qnli"),
         "glue/qnli A:453", ("train", None, "validation"), "large",
         _pair("question", "sentence", ("entailment", "not_entailment")), PAIR_T,
         _attempt("qnli", "question: {a} sentence: {b}"),                            # A:443-459
         _compt("qnli", "sentence1: {a:.100} sentence2: {b:.350}", ("entailment", "not_entailment")),  # C:1315-1337
-        "GLUE"),
+        "GLUE", track="source"),
     Row("sst-2", "classification", ("negative", "positive"), "acc", ("nyu-mll/glue", "sst2"), "glue/sst2 A:302",
         ("train", None, "validation"), "large", _single("sentence", ("negative", "positive")),
         'Sentiment of "{a}"? Options: ', _attempt("sst2", "sentence: {a}"),          # A:292-308
-        _compt("sst2", "sentence1: {a}", ("negative", "positive")), "GLUE"),        # C:823-846
+        _compt("sst2", "sentence1: {a}", ("negative", "positive")), "GLUE", track="source"),  # C:823-846
     Row("sts-b", "regression", (), "pearson", ("nyu-mll/glue", "stsb"), "glue/stsb A:356",
         ("train", None, "validation"), "small", _stsb, 'How similar are "{a}" and "{b}"? ',
         _attempt("stsb", "sentence1: {a} sentence2: {b}", (), **STSB_ATTEMPT),       # A:345-363
@@ -350,10 +377,10 @@ ROWS: Tuple[Row, ...] = (
     Row("record", "extractive", (), "f1", ("aps/super_glue", "record"), "super_glue/record A:716",
         ("train", None, "validation"), "large", _record, 'Passage: "{a}" Fill @placeholder in: "{b}"',
         _attempt("superglue-record", "record query: {query} entities: {entities} passage: {passage_t5}", ()),  # A:718-740
-        None, "source"),
+        None, "source", track="source"),
     Row("squad", "extractive", (), "f1", ("rajpurkar/squad", None), "squad A:149",
         ("train", None, "validation"), "large", _squad, 'Passage: "{a}" Question: "{b}"',
-        _attempt("squad", QA_WORDS, (), pad_punctuation=True), None, "source"),
+        _attempt("squad", QA_WORDS, (), pad_punctuation=True), None, "source", track="source"),
     # MRQA -------------------------------------------------------------------------------
     *(Row(name, "extractive", (), "f1", ("mrqa-workshop/mrqa", None), f"{aid} A:810-814 ({MRQA_NOTE})",
           ("train", None, "validation"), "large", _mrqa(subset), 'Passage: "{a}" Question: "{b}"',
@@ -366,7 +393,8 @@ ROWS: Tuple[Row, ...] = (
         'Fill the blank in "{a}". Options: ',
         # ATTEMPT inserts option1 twice (A:760-762, "option1:" followed by example["option1"]);
         # copied as it is, since its prompts were trained on it.
-        _attempt("winogrande", "sentence: {a} option0: {option1} option1: {option1}"), None, "Others"),
+        _attempt("winogrande", "sentence: {a} option0: {option1} option1: {option1}"), None, "Others",
+        track="source"),  # a target (MPT Table 2) and one of Table 7's 12 sources (MPT §4.3)
     Row("yelp-polarity", "classification", ("negative", "positive"), "acc", ("fancyzhx/yelp_polarity", None),
         "yelp_polarity A:320", ("train", None, "test"), "large", _single("text", ("negative", "positive")),
         'Sentiment of "{a}"? Options: ', _attempt("yelp_polarity", "sentence: {a}"),  # A:311-325
@@ -382,6 +410,44 @@ ROWS: Tuple[Row, ...] = (
         PAIR_T, _attempt("paws", "sentence1: {a} sentence2: {b}"),                  # A:767-783
         _compt("paws", "sentence1: {a} sentence2: {b}", ("not_equivalent", "equivalent")), "Others",  # C:1243-1268
         paper_name="paws", description="PAWS (English, labeled_final); 'paws' is MP2's Chinese PAWS-X"),
+    # MPT Table 7's added sources (MPT §4.3: "6 additional diverse source tasks"; Winogrande,
+    # the sixth, is above). Pre-training data only, never a target of MPT's tables. Only
+    # CommonsenseQA is an ATTEMPT class; the others follow its conventions (the task name
+    # before "<field>: ..." words, digit targets, A:44-54). Their split rule decides their
+    # test pool, which pre-training holds out: ATTEMPT's where it has one, else MPT App. A's
+    # ("if the training set is small [<= 10k], we split the original development set").
+    Row("agnews", "classification", ("World", "Sports", "Business", "Sci/Tech"), "acc", ("fancyzhx/ag_news", None),
+        "ag_news: not an ATTEMPT task (no class in A:786-822); ATTEMPT's conventions, A:44-54",
+        ("train", None, "test"), "large", _single("text", ("World", "Sports", "Business", "Sci/Tech")),
+        'Topic of "{a}"? Options: ', _attempt("ag_news", "sentence: {a}", ("0", "1", "2", "3")),  # as yelp_polarity, A:311-325
+        None, "Table 7 sources", track="source",
+        description="AG News topic classification (MPT Table 7's 12 sources)"),
+    Row("commonsenseqa", "classification", ("A", "B", "C", "D", "E"), "acc", ("tau/commonsense_qa", None),
+        "commonsense_qa A:205-206 (its class maps train and validation only, A:202-203)",
+        ("train", None, "validation"), "small", _choices("question"), 'Question: "{a}" Options: ',
+        _attempt("commonsense_qa", "question: {a} choice1: {choice1} choice2: {choice2} choice3: {choice3} "
+                 "choice4: {choice4} choice5: {choice5}", ("0", "1", "2", "3", "4")),  # A:197-213
+        None, "Table 7 sources", track="source", description="CommonsenseQA (MPT Table 7's 12 sources)"),
+    Row("openbookqa", "classification", ("A", "B", "C", "D"), "acc", ("allenai/openbookqa", "main"),
+        "openbookqa: not an ATTEMPT task; CommonsenseQA's words, A:197-213", ("train", "validation", "test"), "given",
+        _choices("question_stem"), 'Question: "{a}" Options: ',
+        _attempt("openbookqa", "question: {a} {choices}", ("0", "1", "2", "3")), None, "Table 7 sources",
+        track="source", description="OpenBookQA (main) (MPT Table 7's 12 sources)"),
+    # "ARC (Clark et al., 2018)" (MPT §4.3) names neither set; the Challenge set is taken here
+    Row("arc", "classification", ("A", "B", "C", "D", "E"), "acc", ("allenai/ai2_arc", "ARC-Challenge"),
+        "ai2_arc: not an ATTEMPT task; CommonsenseQA's words, A:197-213", ("train", "validation", "test"), "given",
+        _choices("question"), 'Question: "{a}" Options: ',
+        _attempt("arc", "question: {a} {choices}", ("0", "1", "2", "3", "4")), None, "Table 7 sources",
+        track="source", description="ARC-Challenge (MPT Table 7's 12 sources; the paper does not say which set)"),
+    # ANLI's three rounds, each pool the rounds' splits one after another; "anli" is in
+    # ATTEMPT's large list (A:32-33) but has no class there, so no split rule of ATTEMPT's
+    Row("anli", "classification", ("entailment", "neutral", "contradiction"), "acc", ("facebook/anli", None),
+        "anli: listed in A:32-33, no class in A:786-822; MNLI's words, A:386-402",
+        ("train_r1+train_r2+train_r3", "dev_r1+dev_r2+dev_r3", "test_r1+test_r2+test_r3"), "given",
+        _pair("premise", "hypothesis", ("entailment", "neutral", "contradiction"), id_key="uid"),
+        'Premise: "{a}" Hypothesis: "{b}" Relation? Options: ',
+        _attempt("anli", "premise: {a} hypothesis: {b}", TRI), None, "Table 7 sources", track="source",
+        description="Adversarial NLI, rounds 1-3 (MPT Table 7's 12 sources)"),
     # ComPT's extra tasks ----------------------------------------------------------------
     Row("imdb", "classification", ("negative", "positive"), "acc", ("stanfordnlp/imdb", None), "imdb C:791",
         # ComPT's IMDB maps its validation split to "train" (C:784-786): its dev set is drawn
@@ -416,7 +482,7 @@ def _spec(row: Row) -> TaskSpec:
         formats["compt"] = row.compt
     hub_path, hub_name = row.hub
     return TaskSpec(
-        name=row.name, kind=row.kind, labels=row.labels, metric=row.metric, track="unseen-task", suite="paper",
+        name=row.name, kind=row.kind, labels=row.labels, metric=row.metric, track=row.track, suite="paper",
         template=Template(row.template, truncate="head", option_separator=", "),
         source=T2TSource(hub_path, hub_name, row.splits, row.convert, f"{hub_path} {hub_name or ''} (ATTEMPT: "
                          f"{row.attempt_id})".replace("  ", " ")),
