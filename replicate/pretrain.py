@@ -52,7 +52,7 @@ PROMPT_KINDS = ("shallow", "deep", "single", "per-task", "mpt")
 SINGLE_KINDS = ("single", "per-task")  # soft prompts at the input, no routers
 INPUT_KINDS = SINGLE_KINDS + ("mpt",)  # prompts at the input initialised from the vocabulary
 DISTILL_KINDS = ("none", "logits-hidden", "logits", "prompt-distance")
-TASK_SAMPLINGS = ("one", "stochastic", "proportional")
+TASK_SAMPLINGS = ("one", "stochastic", "proportional", "one-proportional")
 UV_INITS = ("ones", "normal")
 
 
@@ -128,7 +128,10 @@ class PretrainConfig:
         (MPT: K uniform in [2, κ], then K tasks without replacement with probabilities
         proportional to their training examples, the batch split evenly between them) or
         "proportional" (every example's task drawn in proportion to the tasks' training
-        examples: examples-proportional mixing, MPT's ablation without stochastic sampling).
+        examples: examples-proportional mixing, MPT's ablation without stochastic sampling)
+        or "one-proportional" (one task per step, drawn in proportion to its training
+        examples: per-task prompts each see their own data for the same number of epochs in
+        expectation, at the full batch size: MPT's teachers, each vanilla PT on its task).
     max_tasks_per_batch: κ (null: every task).
     uv_init: u_k and v_k start at "ones" (P* ∘ 1 = P*: the student prompt starts from the
         sampled vocabulary, as MPT App. A initialises it) or "normal": N(0, uv_init_std),
@@ -638,7 +641,8 @@ class TaskSampler:
 
     "one": one task, uniform at random and independent of the steps before (MP2 3.3; MPMP
     draws a random index of an endless dataset whose index modulo the number of tasks is
-    the task, ``Deep/dataloader.py:9,53-54``). "stochastic": MPT §3.2's stochastic task
+    the task, ``Deep/dataloader.py:9,53-54``). "one-proportional": one task, drawn in
+    proportion to the tasks' training examples. "stochastic": MPT §3.2's stochastic task
     sampling: K uniform in [2, κ], K tasks drawn without replacement with probabilities
     proportional to their training examples (examples-proportional mixing, MPT §4.1), the
     batch split evenly (the first tasks drawn take the remainder). "proportional": each
@@ -653,6 +657,8 @@ class TaskSampler:
     def next(self) -> List[Tuple[int, int]]:
         if self.how == "one":
             return [(self.rng.randrange(self.n), self.batch_size)]
+        if self.how == "one-proportional":
+            return [(self.rng.choices(range(self.n), weights=self.sizes)[0], self.batch_size)]
         if self.how == "proportional":
             rows = self.rng.choices(range(self.n), weights=self.sizes, k=self.batch_size)
             return [(r, rows.count(r)) for r in sorted(set(rows))]

@@ -321,6 +321,17 @@ def test_tasks_are_drawn_uniformly_and_independently():
     assert [again.next()[0][0] for _ in range(50)] == rows[:50]  # seeded
 
 
+def test_one_proportional_draws_one_task_per_step_in_proportion_to_its_examples():
+    """MPT's teachers (per-task PT prompts in one run): each step is one task's full batch,
+    the task drawn by its share of the training examples, so every prompt sees its own data
+    about as many epochs as the others."""
+    draws = TaskSampler(3, 42, "one-proportional", sizes=[6000, 3000, 1000], batch_size=32)
+    plans = [draws.next() for _ in range(5000)]
+    assert all(len(p) == 1 and p[0][1] == 32 for p in plans)
+    counts = [sum(p[0][0] == r for p in plans) for r in range(3)]
+    assert 2850 < counts[0] < 3150 and 1380 < counts[1] < 1620 and 420 < counts[2] < 580, counts
+
+
 def test_the_loop_takes_its_tasks_from_the_sampler(tiny_bert):
     cfg, out = toy_run(tiny_bert, steps=30, eval_every=30)
     sampler = TaskSampler(len(TOY_TASKS), cfg.seed)
