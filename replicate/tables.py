@@ -196,17 +196,22 @@ def row_sources(cfg: dict) -> Dict[str, Tuple[str, str]]:
     return out
 
 
-def with_ablations(cfg: dict, keys: List[str]) -> List[str]:
+def with_ablations(cfg: dict, keys: List[str], paper: str, table: str) -> List[str]:
     """``keys`` (row keys, in printed order), each followed by the rows of the grid's methods
-    that are ablations of it (``Method.ablation_of``: no paper prints them), in grid order."""
+    that are ablations of it (``Method.ablation_of``: no paper prints them) in this table
+    (``Method.ablation_tables``), in grid order."""
     from .methods import METHODS
+
+    def here(method) -> bool:
+        return not method.ablation_tables or (paper, str(table)) in method.ablation_tables
 
     out = []
     for key in keys:
         out.append(key)
         paradigm = "gradient" if key == row_name(key) else key.split("@")[1]
         out += [row_key(m, paradigm) for m in cfg["grid"]["methods"]
-                if METHODS.get(m).ablation_of == row_name(key) and METHODS.get(m).paradigm == paradigm]
+                if METHODS.get(m).ablation_of == row_name(key) and METHODS.get(m).paradigm == paradigm
+                and here(METHODS.get(m))]
     return list(dict.fromkeys(out))
 
 
@@ -218,7 +223,8 @@ def regenerated_methods(cfg: dict, paper: str, table: str) -> List[str]:
     sources = row_sources(cfg)
     keys = [row_key(r[0], paradigm_of_block(title)) for title, b in _shape(paper, table)["blocks"].items()
             for r in b["rows"]]
-    return [k for k in with_ablations(cfg, [k for k in dict.fromkeys(keys) if k in sources]) if k in sources]
+    return [k for k in with_ablations(cfg, [k for k in dict.fromkeys(keys) if k in sources], paper, table)
+            if k in sources]
 
 
 def table_shots(cfg: dict, paper: str, table: str) -> list:
@@ -242,10 +248,21 @@ def column_of(task: str, columns) -> Optional[str]:
     return printed if printed in columns else None
 
 
+def block_columns(block: dict) -> List[str]:
+    """A shape block's columns: those it prints, the columns its averages cover that it does
+    not print (MPT Table 6 prints the SuperGLUE average of Table 1's five tasks alone) just
+    before the first average."""
+    printed = block["columns"]
+    unprinted = list(dict.fromkeys(c for cols in (block.get("averages") or {}).values() for c in (cols or [])
+                                   if c not in printed))
+    first_avg = next((i for i, c in enumerate(printed) if c in (block.get("averages") or {})), len(printed))
+    return printed[:first_avg] + unprinted + printed[first_avg:]
+
+
 def table_tasks(cfg: dict, paper: str, table: str) -> List[str]:
     """The grid's tasks a paper table shows: its own columns, and the run's tasks that stand
     in for them (``standing_in_for``)."""
-    columns = {c for b in _shape(paper, table)["blocks"].values() for c in b["columns"]}
+    columns = {c for b in _shape(paper, table)["blocks"].values() for c in block_columns(b)}
     return [t for t in cfg["grid"]["tasks"] if column_of(t, columns)] + standing_in_for(cfg, columns, paper)
 
 
@@ -255,7 +272,7 @@ def standing_in_for(cfg: dict, columns, paper: Optional[str] = None) -> List[str
     Table 1 as stand-ins; MP2's Table 5 prints four of MP2's tasks, and its ablation is not
     trained on the other ten). MP2's tasks still stand in for PPT's columns."""
     others = set() if paper is None else {
-        c for _, t in table_names() if _ == paper for b in _shape(paper, t)["blocks"].values() for c in b["columns"]}
+        c for _, t in table_names() if _ == paper for b in _shape(paper, t)["blocks"].values() for c in block_columns(b)}
     return [t for t in cfg["grid"]["tasks"] if not column_of(t, columns) and not column_of(t, others)]
 
 
@@ -357,7 +374,8 @@ def _track_stand_ins(title: str, stand_ins: List[str]) -> List[str]:
     with ("UNSEEN DATA / ..."). Blocks of other layouts take none."""
     from .tasks import TASKS
 
-    return [t for t in stand_ins if title.startswith(TRACK_TITLES[TASKS.get(t).track] + " /")]
+    return [t for t in stand_ins if TASKS.get(t).track in TRACK_TITLES
+            and title.startswith(TRACK_TITLES[TASKS.get(t).track] + " /")]
 
 
 def build_table(cfg: dict, paper: str, table: str) -> Table:
@@ -371,7 +389,7 @@ def build_table(cfg: dict, paper: str, table: str) -> Table:
     spec = BACKBONES.get(grid["backbone"])
     methods = regenerated_methods(cfg, paper, table)
     shots = table_shots(cfg, paper, table)
-    paper_columns = {c for b in shape["blocks"].values() for c in b["columns"]}
+    paper_columns = {c for b in shape["blocks"].values() for c in block_columns(b)}
     standing_in = standing_in_for(cfg, paper_columns, paper)
     placed: set = set()
     column_metrics: Dict[str, Dict[str, str]] = {}
@@ -379,12 +397,14 @@ def build_table(cfg: dict, paper: str, table: str) -> Table:
     blocks: List[Block] = []
     for title, spec_block in shape["blocks"].items():
         block_methods = with_ablations(cfg, [k for k in dict.fromkeys(row_key(r[0], paradigm_of_block(title))
-                                                                      for r in spec_block["rows"]) if k in methods])
+                                                                      for r in spec_block["rows"]) if k in methods],
+                                       paper, table)
         if not block_methods:
             continue
         averages = spec_block.get("averages") or {}
-        task_of = {column_of(t, spec_block["columns"]): t for t in grid["tasks"] if column_of(t, spec_block["columns"])}
-        own_columns = [c for c in spec_block["columns"] if c not in averages and c in task_of]
+        columns = block_columns(spec_block)
+        task_of = {column_of(t, columns): t for t in grid["tasks"] if column_of(t, columns)}
+        own_columns = [c for c in columns if c not in averages and c in task_of]
         own = [task_of[c] for c in own_columns]
         extra = _track_stand_ins(title, standing_in)
         placed.update(extra)

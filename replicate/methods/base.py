@@ -228,6 +228,9 @@ class Method:
     # A variant of another method that no paper prints (an ablation of the harness's own):
     # its rows follow that method's rows wherever the run regenerates them (tables.build_table).
     ablation_of: Optional[str] = None
+    # Where an ablation's rows follow its method's: ("paper", "table") pairs (MPT §4.3's
+    # ablations are SuperGLUE averages, Table 6's); empty: every table that has the method.
+    ablation_tables: tuple = ()
     progress_unit: str = "epoch"  # what the dev curve's x counts
     formulations: tuple = ("mrc",)  # the values of ``formulation`` this method builds a model for
     prompt_encoders: tuple = ("none",)  # the values of ``prompt_encoder`` it applies (on seq2seq)
