@@ -146,9 +146,13 @@ def check_config(cfg: Any, check_data: bool = True) -> dict:
 
 def _check_pretraining(cfg: dict) -> None:
     """Every pre-training entry is valid, names upstream tasks only, and every grid method
-    that starts from a pre-training names one that exists; a run that pre-trains keeps a
-    downstream reserve (else UNSEEN DATA few-shot examples could be pre-training data)."""
+    that starts from a pre-training names one that exists; a run whose pre-training reads
+    an UNSEEN DATA task keeps a downstream reserve (else that task's few-shot examples
+    could be pre-training data). MPT's source tasks (track "source", ATTEMPT's suite) need
+    none: their whole training pools are source data and target data alike (MPT App. A),
+    and no test pool reaches pre-training either way (``pretrain.held_out_texts``)."""
     from .pretrain import check_teachers, check_upstream_tasks, make_pretrain_config
+    from .tasks import TASKS
 
     configs = {name: make_pretrain_config(name, values or {}) for name, values in cfg.get("pretraining", {}).items()}
     for name, pcfg in configs.items():
@@ -167,9 +171,13 @@ def _check_pretraining(cfg: dict) -> None:
             m = METHODS.get(method)
             m.check_pretraining(m.make_config(method_overrides(cfg, method)), name,
                                 make_pretrain_config(name, cfg["pretraining"][name] or {}))
-    if needed and cfg["protocol"].get("downstream_reserve") is None:
-        raise ConfigError("config protocol/downstream_reserve: the run pre-trains, so UNSEEN DATA tasks need a "
-                          "downstream reserve kept out of pre-training (e.g. 0.2)")
+    used = {name for names in needed.values() for name in names}
+    used |= {configs[name].teachers for name in used if name in configs and configs[name].teachers}
+    unseen_data = sorted({t for name in used for t in configs[name].tasks if TASKS.get(t).track == "unseen-data"})
+    if unseen_data and cfg["protocol"].get("downstream_reserve") is None:
+        raise ConfigError(f"config protocol/downstream_reserve: the run pre-trains on UNSEEN DATA tasks "
+                          f"({', '.join(unseen_data)}), which need a downstream reserve kept out of pre-training "
+                          "(e.g. 0.2)")
 
 
 def pretrainings_of(cfg: dict) -> Dict[str, List[str]]:

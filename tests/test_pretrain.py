@@ -126,6 +126,41 @@ def test_unseen_task_tasks_and_bad_entries_are_one_clear_line(tmp_path):
         check_config(bad)
 
 
+def test_mpt_sources_pretrain_on_their_whole_training_pools_without_a_downstream_reserve():
+    """MPT's source tasks (track "source") are targets trained on the same training sets (MPT
+    Table 1's MNLI, QQP, QNLI, SST-2; "the source prompt learning still uses the full set of
+    the source tasks", App. A): config/paper-mpt.yaml pre-trains on them with no downstream
+    reserve, every training row of a source is upstream data (its dev slice or its training
+    part), and no test text of the suite is. A target that is no source (BoolQ) is refused."""
+    import yaml
+
+    from conftest import REPO, t2t_files
+    from replicate.config import pretrain_settings
+    from replicate.pretrain import build_data
+    from replicate.tasks import resolve_task
+    from replicate.tasks.text2text import TEXT2TEXT_TASKS
+
+    cfg = yaml.safe_load((REPO / "config" / "paper-mpt.yaml").read_text())
+    cfg["paper_data_files"] = t2t_files(*[t.name for t in TEXT2TEXT_TASKS])  # held_out_texts reads every task's
+    cfg = check_config(cfg, check_data=False)
+    assert cfg["protocol"].get("downstream_reserve") is None
+    sources = cfg["pretraining"]["mpt-12-sources"]["tasks"]
+    assert {TASKS.get(t).track for t in sources} == {"source"} and len(sources) == 12
+    data, _ = build_data(pretrain_settings(cfg, "mpt", "t5-base"), str(FIXTURES), log=lambda *a: None)
+    files = cfg["paper_data_files"]
+    test_texts = {x for t in TEXT2TEXT_TASKS for ex in resolve_task(t.name, files).load_pools("").test
+                  for x in (ex.text, ex.text_b) if x is not None}
+    for name in cfg["pretraining"]["mpt"]["tasks"]:
+        train, dev = data[name]
+        assert {ex.id for ex in train + dev} == {ex.id for ex in resolve_task(name, files).load_pools("").train}, name
+        assert len(dev) == 3  # min(ceil(0.1 x 24), 1000)
+        assert not {x for ex in train + dev for x in (ex.text, ex.text_b)} & test_texts
+    bad = copy.deepcopy(cfg)
+    bad["pretraining"]["mpt-teachers"]["tasks"] = ["mnli", "boolq"]
+    with pytest.raises(ConfigError, match="boolq is an UNSEEN TASK task"):
+        check_config(bad, check_data=False)
+
+
 # ---------------------------------------------------------------------------------------
 # dev slice (MPMP's rule), the bounded encoding cache, FSL groups, task sampling
 

@@ -194,8 +194,9 @@ def test_ablation_rows_follow_the_row_they_vary(tiny_config):
     assert "mp2-shallow-eq1" not in regenerated_methods(cfg, "mp2", "3")
 
 
-def _mpt_config(tmp_path, tasks, shots):
-    """config/paper-mpt.yaml over ``tasks`` and ``shots``, read from the Hub-schema fixtures."""
+def _mpt_config(tmp_path, tasks, shots, methods=("model-tuning", "pt")):
+    """config/paper-mpt.yaml over ``tasks``, ``shots`` and grid ``methods`` (None: the
+    config's), read from the Hub-schema fixtures."""
     import yaml
 
     from conftest import REPO, t2t_files
@@ -203,6 +204,8 @@ def _mpt_config(tmp_path, tasks, shots):
     cfg = yaml.safe_load((REPO / "config" / "paper-mpt.yaml").read_text())
     cfg["results_dir"] = str(tmp_path / "results")
     cfg["grid"].update(tasks=list(tasks), shots=list(shots))
+    if methods is not None:
+        cfg["grid"]["methods"] = list(methods)
     cfg["paper_data_files"] = t2t_files(*tasks)
     for method in cfg["methods"].values():
         method["by_task"] = {t: v for t, v in method.get("by_task", {}).items() if t in tasks}
@@ -296,3 +299,33 @@ def test_a_column_reads_the_metric_its_paper_prints_and_a_task_fills_the_column_
     from replicate.tables import table_tasks
 
     assert table_tasks(cfg, "mpt", "2") == ["paws-en"] and "paws-en" not in table_tasks(cfg, "mpt", "1")
+
+
+def test_mpt_table6_shows_the_superglue_tasks_its_average_covers_and_the_section_4_3_ablations(tmp_path):
+    """MPT Table 6 prints one column, the SuperGLUE average of Table 1's five tasks: the
+    regenerated table trains and shows those five (no published number each) and averages
+    them. §4.3's ablations (no paper row; reported as SuperGLUE averages) follow MPT's row
+    there and nowhere else; Table 7's "w/ 6 Source Tasks" row reads MPT's own cells."""
+    from replicate.tables import regenerated_methods, table_groups, table_tasks
+
+    superglue = ["multirc", "boolq", "wic", "wsc", "cb"]
+    cfg = _mpt_config(tmp_path, superglue + ["rte", "scitail"], ["full"], methods=None)
+    assert table_tasks(cfg, "mpt", "6") == superglue
+    section43 = ["mpt-wo-hidden-loss", "mpt-prompt-distance", "mpt-wo-task-sampling", "mpt-only-shared",
+                 "mpt-only-task"]
+    assert regenerated_methods(cfg, "mpt", "6") == ["mpt-wo-decomposition-wo-distillation", "mpt-wo-decomposition",
+                                                    "mpt-wo-distillation", "mpt", *section43]
+    for table in ("1", "2", "3", "4"):
+        assert not set(section43) & set(regenerated_methods(cfg, "mpt", table)), table
+    assert {g.method for g in table_groups(cfg, "mpt", "1")} == {"model-tuning", "pt", "mpt"}
+    assert regenerated_methods(cfg, "mpt", "7") == ["mpt-w-6-source-tasks", "mpt-w-12-source-tasks"]
+    assert {g.method for g in table_groups(cfg, "mpt", "7")} == {"mpt", "mpt-w-12-source-tasks"}
+    for cell in cells(cfg):
+        fake_result(cfg, cell, 60.0 + superglue.index(cell.task) if cell.task in superglue else 10.0)
+    table = build_table(cfg, "mpt", "6")
+    (block,) = table.blocks
+    assert block.tasks == superglue and block.averaged == superglue
+    assert table.block_avg(block, ("mpt-only-task", "full")) == 62.0
+    rows = {(r["method"], r["task"]): r for r in csv_rows(table)}
+    assert rows[("mpt", "avg")]["mean"] == "62.0000" and rows[("mpt", "cb")]["mean"] == "64.0000"
+
