@@ -137,6 +137,9 @@ class PretrainConfig:
         sampled vocabulary, as MPT App. A initialises it) or "normal": N(0, uv_init_std),
         peft's MPT module (``tuners/multitask_prompt_tuning/model.py:44-57``, std 0.02), where
         the task prompts start near zero.
+    lr_schedule, warmup_steps: "constant" (MP2) or "linear" decay to 0 at ``steps``, after a
+        linear warm-up of ``warmup_steps`` (transformers' linear schedule, which ATTEMPT's
+        prompt tuning runs: MPT's teachers are "conventional prompt tuning").
     """
 
     prompt: str = "deep"
@@ -179,6 +182,8 @@ class PretrainConfig:
     max_tasks_per_batch: Optional[int] = None
     uv_init: str = "ones"
     uv_init_std: float = 0.02
+    lr_schedule: str = "constant"
+    warmup_steps: int = 0
 
     @property
     def fsl(self) -> bool:
@@ -238,9 +243,10 @@ def _check_mpt_fields(cfg: PretrainConfig) -> None:
 
     check_fields(cfg, choices={"formulation": GRADIENT_FORMULATIONS, "text_format": LINEAGES,
                                "prompt_position": PROMPT_POSITIONS, "reader": READERS, "distill": DISTILL_KINDS,
-                               "task_sampling": TASK_SAMPLINGS, "uv_init": UV_INITS},
+                               "task_sampling": TASK_SAMPLINGS, "uv_init": UV_INITS,
+                               "lr_schedule": ("constant", "linear")},
                  at_least_one=("max_target_length", "max_tasks_per_batch"),
-                 positive=("distill_temperature", "uv_init_std"), non_negative=("distill_lambda",))
+                 positive=("distill_temperature", "uv_init_std"), non_negative=("distill_lambda", "warmup_steps"))
     if cfg.formulation == "seq2seq" and cfg.prompt not in INPUT_KINDS:
         raise ConfigError(f"prompt: the seq2seq formulation takes input prompts ({', '.join(INPUT_KINDS)}), "
                           f"not {cfg.prompt!r}")
@@ -420,7 +426,7 @@ OMITTED_WHEN_NULL = ("dev_max",)
 # The same for fields added later still, left out while at their defaults (MPT's).
 OMITTED_WHEN_DEFAULT = ("formulation", "text_format", "prompt_position", "max_target_length", "reader", "teachers",
                         "teacher_files", "distill", "distill_lambda", "distill_temperature", "task_sampling",
-                        "max_tasks_per_batch", "uv_init", "uv_init_std")
+                        "max_tasks_per_batch", "uv_init", "uv_init_std", "lr_schedule", "warmup_steps")
 DATA_FILE = "examples.json.gz"
 DATA_MANIFEST = "manifest.json"
 
@@ -794,7 +800,7 @@ def run_pretraining(cfg: PretrainConfig, spec, backbone, tokenizer, tasks: Seque
     from .distill import hidden_mse, logits_kl, prompt_distance
     from .formats import in_format
     from .methods.common import frequent_tokens
-    from .train import autocast, predict_rows
+    from .train import autocast, lr_lambda, predict_rows
 
     device = device or torch.device("cpu")
     tasks = [in_format(t, cfg.layout) for t in tasks]
@@ -831,6 +837,7 @@ def run_pretraining(cfg: PretrainConfig, spec, backbone, tokenizer, tasks: Seque
 
     prompt = model.prompt
     optimizer = torch.optim.AdamW(param_groups(model, cfg), weight_decay=cfg.weight_decay)
+    base_lrs = [g["lr"] for g in optimizer.param_groups]  # before a resume state sets the scheduled ones
     noise = getattr(prompt, "generators", [])
     sampler = TaskSampler(len(tasks), cfg.seed, cfg.task_sampling, [len(data[t.name][0]) for t in tasks],
                           cfg.batch_size, cfg.max_tasks_per_batch)
@@ -838,6 +845,7 @@ def run_pretraining(cfg: PretrainConfig, spec, backbone, tokenizer, tasks: Seque
     torch.manual_seed(cfg.seed)  # dropout
     progress = {"step": 0, "best_dev": float("-inf"), "best_step": 0, "best_state": None, "dev_curve": [],
                 "loss_curve": [], "task_steps": [0] * len(tasks)}
+    window: List[float] = []
     if resume_path and os.path.exists(resume_path):
         saved = torch.load(resume_path, weights_only=False)
         if saved.get("settings_hash") == settings_hash:
@@ -851,6 +859,7 @@ def run_pretraining(cfg: PretrainConfig, spec, backbone, tokenizer, tasks: Seque
             torch.set_rng_state(saved["torch_rng"])
             # a resume file written before steps were counted per task: those counts are unknown
             progress = {"task_steps": None, **saved["progress"]}
+            window[:] = saved.get("window", [])  # the losses since the last dev check
             log(f"resumed from {resume_path} at step {progress['step']}")
         else:
             log(f"{resume_path} belongs to other settings: starting afresh")
@@ -898,10 +907,13 @@ def run_pretraining(cfg: PretrainConfig, spec, backbone, tokenizer, tasks: Seque
             distill = distill + hidden_mse(out, taught)
         return out.losses.float() + cfg.distill_lambda * distill
 
-    window: List[float] = []
+    # the schedule's factor is a function of the step alone, so a resumed run follows it as is
+    schedule = lr_lambda(cfg.lr_schedule, 0.0, cfg.steps, cfg.warmup_steps)
     start = time.perf_counter()
     while progress["step"] < cfg.steps:
         step = progress["step"] + 1
+        for group, base in zip(optimizer.param_groups, base_lrs):
+            group["lr"] = base * schedule(step - 1)
         plan = sampler.next()
         if progress["task_steps"] is not None:
             for row, _ in plan:
@@ -932,7 +944,7 @@ def run_pretraining(cfg: PretrainConfig, spec, backbone, tokenizer, tasks: Seque
             _save_atomic({"settings_hash": settings_hash, "params": _state_tensors(model),
                           "optimizer": optimizer.state_dict(), "sampler": sampler.getstate(),
                           "streams": [s.state() for s in streams], "noise": [g.get_state() for g in noise],
-                          "torch_rng": torch.get_rng_state(), "progress": progress}, resume_path)
+                          "torch_rng": torch.get_rng_state(), "progress": progress, "window": window}, resume_path)
         if stop_after is not None and step >= stop_after:
             break
     for hook in model._hooks + (teacher._hooks if teacher is not None else []):

@@ -414,3 +414,30 @@ def test_held_out_texts_are_those_of_the_pretrainings_language(monkeypatch):
     held_en = held_out_texts("paper", str(FIXTURES), protocol, t2t_files(*english), languages={"en"})
     mnli_test = resolve_task("mnli", t2t_files("mnli")).load_pools(str(FIXTURES)).test[0].text
     assert mnli_test in held_en and chnsent_test not in held_en
+
+
+def test_a_linear_schedule_resumes_at_the_step_it_was_killed(tiny_bert, tmp_path, monkeypatch):
+    """lr_schedule linear with warm-up (MPT's teachers, as ATTEMPT's prompt tuning): each step's
+    rate is the base rate times transformers' factor for that step, and a run killed after
+    step 3 resumes to the same tensors and curves as one never killed (the resume state holds
+    the scheduled rates; the base rates must not be read from it)."""
+    run = dict(prompt="single", steps=8, eval_every=4, save_every=1, lr_schedule="linear", warmup_steps=2)
+    seen = []
+    real_step = torch.optim.AdamW.step
+
+    def record(self, *args, **kwargs):
+        seen.append([round(g["lr"], 8) for g in self.param_groups])
+        return real_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", record)
+    cfg, whole = toy_run(tiny_bert, **run)
+    factors = [0.0, 0.5, 1.0, 5 / 6, 4 / 6, 3 / 6, 2 / 6, 1 / 6]  # warm-up 2 of 8, then linear to 0
+    assert seen == [[round(cfg.prompt_lr * f, 8), round(cfg.head_lr * f, 8)] for f in factors]
+    resume = str(tmp_path / "resume.pt")
+    toy_run(tiny_bert, resume, stop_after=3, **run)
+    seen.clear()
+    _, resumed = toy_run(tiny_bert, resume, **run)
+    assert seen == [[round(cfg.prompt_lr * f, 8), round(cfg.head_lr * f, 8)] for f in factors[3:]]
+    assert resumed["loss_curve"] == whole["loss_curve"] and resumed["dev_curve"] == whole["dev_curve"]
+    for key, value in whole["state"].items():
+        assert torch.equal(resumed["state"][key], value), key
