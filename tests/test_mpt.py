@@ -301,17 +301,22 @@ def test_distillation_trains_p_star_u_v_and_the_head_and_nothing_else(tiny_bert,
     # each sub-batch: the teacher (eval mode, its task's row), then the student (train mode)
     calls = rec.training_calls()
     assert len(calls) >= 4 and len(calls) % 2 == 0
-    total, count = 0.0, 0
+    total, count, padded = 0.0, 0, False
     for (_, who_t, mode_t, batch_t, taught), (_, who_s, mode_s, batch_s, out_s) in zip(calls[::2], calls[1::2]):
         assert (who_t, mode_t, who_s, mode_s) == ("teacher", False, "student", True)
         row = batch_s.seed_index[0].item()
         assert (batch_s.seed_index == row).all() and torch.equal(batch_t.input_ids, batch_s.input_ids)
         assert (batch_t.seed_index == teachers["tasks"].index(TOY_TASKS[row])).all()
-        assert len(out_s.hidden) == 1 and out_s.logits.shape[1] == 2  # start and end over the positions
+        # start and end over the input's positions, -inf at the pads; the hidden states of its tokens
+        valid = batch_s.attention_mask.bool()
+        assert len(out_s.hidden) == 1 and out_s.logits.shape == (len(valid), 2, valid.shape[1])
+        assert torch.equal(torch.isfinite(out_s.logits), valid[:, None, :].expand_as(out_s.logits))
+        assert torch.equal(out_s.hidden[0][1], valid) and out_s.rows.all()
+        padded = padded or not valid.all()
         per_example = out_s.losses + cfg.distill_lambda * (logits_kl(out_s, taught, cfg.distill_temperature)
                                                            + hidden_mse(out_s, taught))
         total, count = total + per_example.sum().item(), count + len(per_example)
-    assert count == cfg.batch_size
+    assert count == cfg.batch_size and padded  # (a sub-batch had pads to leave out)
     assert out["loss_curve"][0][1] == pytest.approx(total / count, abs=2e-5)
 
 
@@ -403,7 +408,8 @@ def seq2seq_run(t5_dir, monkeypatch=None, teacher_rows=None, **values):
     cfg = make_pretrain_config("s2s", {
         "prompt": "mpt", "formulation": "seq2seq", "tasks": [t.name for t in tasks], "prompt_length": 3,
         "steps": 1, "batch_size": 4, "prompt_lr": 0.01, "eval_every": 1, "max_length": 32, "init_vocab_size": 20,
-        "teachers": "s2s-teachers", "distill": "logits-hidden", "task_sampling": "stochastic", **values})
+        "teachers": "s2s-teachers", "distill": "logits-hidden", "task_sampling": "stochastic",
+        "text_format": "compt", **values})  # targets of one and two words: "negative", "not negative"
     g = torch.Generator().manual_seed(5)
     teachers = {"tasks": ["toy-b", "extra", "toy"], "prompts": torch.randn(3, 3, T5_SPEC.d_model, generator=g),
                 "head": None}
@@ -431,13 +437,14 @@ def test_seq2seq_distillation_compares_encoder_and_decoder_states(t5_dir, monkey
     cfg, out = seq2seq_run(t5_dir)
     calls = rec.training_calls()
     assert len(calls) >= 4 and [c[1] for c in calls] == ["teacher", "student"] * (len(calls) // 2)
-    total = 0.0
+    total, padded = 0.0, False
     for (*_, batch_t, taught), (*_, batch, s) in zip(calls[::2], calls[1::2]):
         assert len(s.hidden) == 2 and len(taught.hidden) == 2
         (enc, enc_mask), (dec, dec_mask) = s.hidden
         assert enc.shape[:2] == batch.input_ids.shape and torch.equal(enc_mask, batch.attention_mask.bool())
         assert dec.shape == (*batch.target_ids.shape, T5_SPEC.d_model) and torch.equal(dec_mask, batch.target_mask)
         assert s.logits.shape[:2] == batch.target_ids.shape and torch.equal(s.rows, batch.target_mask)
+        padded = padded or not batch.target_mask.all()
         # the teacher of the batch's task: toy is row 2 of the teachers, toy-b row 0
         assert (batch_t.seed_index == 2 - 2 * batch.seed_index).all()
         # each group differs from the teacher's: the loss has both parts
@@ -445,6 +452,7 @@ def test_seq2seq_distillation_compares_encoder_and_decoder_states(t5_dir, monkey
             assert hidden_mse(Outputs(s.losses, s.logits, s.rows, [s.hidden[k]]),
                               Outputs(taught.losses, taught.logits, taught.rows, [taught.hidden[k]])).min() > 0
         total += (s.losses + cfg.distill_lambda * (logits_kl(s, taught, 1.0) + hidden_mse(s, taught))).sum().item()
+    assert padded  # a sub-batch mixed targets of two lengths: its pads are no distribution
     assert out["loss_curve"][0][1] == pytest.approx(total / cfg.batch_size, abs=2e-5)
     for name in ("shared", "u", "v"):
         grad = getattr(rec.student.prompt, name).grad
@@ -575,6 +583,127 @@ def test_transfer_head_off_draws_a_fresh_head_and_a_wrong_shape_is_one_line(tiny
     cfg = method.make_config({"prompt_length": 4})
     with pytest.raises(ConfigError, match=r"^mpt: the source training's shared prompt is \(3, 32\); .*\(4, 32\)"):
         method.build(backbone, spec, tokenizer, cfg, ADAPT_SEEDS, pretrained=ckpt)
+
+
+def test_batched_seeds_adapt_as_they_do_alone(tiny_bert):
+    """Every seed owns its P*, u, v and head (all with the seed axis): two seeds on their own
+    examples, trained together with per-seed gradient clipping, end where each ends alone."""
+    from replicate.methods import METHODS
+    from replicate.model import has_seed_axis
+    from replicate.tasks import resolve_task
+    from replicate.train import GroupTrainer, SeedData
+
+    spec, backbone, tokenizer = tiny_bert
+    ckpt = fake_checkpoint(spec.d_model)
+    method = METHODS.get("mpt")
+    cfg = method.make_config({"prompt_length": 3, "epochs": 3, "batch_size": 2, "lr": 0.03, "task_lr": 0.04,
+                              "head_lr": 0.01, "max_length": 64, "grad_clip": 0.05, "select_on_dev": False})
+    task = resolve_task("bbc-topic")
+    encoder = method.encoder(tokenizer, task, cfg, spec)
+    enc = [encoder.encode(ex) for ex in sorted(task.load_pools(str(FIXTURES)).train, key=lambda ex: ex.id)[:12]]
+    data = {8: SeedData(8, enc[:4], enc[8:10], enc[8:10]), 13: SeedData(13, enc[4:8], enc[10:12], enc[10:12])}
+
+    def fit(seeds):
+        model = method.build(backbone, spec, tokenizer, cfg, seeds, pretrained=ckpt)
+        assert all(has_seed_axis(p) for p in model.prompt.parameters()) and has_seed_axis(model.head.weight)
+        GroupTrainer(model, method, cfg, task, encoder, [data[s] for s in seeds], tokenizer.pad_token_id,
+                     log=lambda m: None).fit()
+        for hook in model._hooks:
+            hook.remove()
+        return {n: p.detach().clone() for n, p in model.named_parameters() if not n.startswith("backbone.")}
+
+    together = fit([8, 13])
+    for k, seed in enumerate([8, 13]):
+        alone = fit([seed])
+        for name, value in alone.items():
+            torch.testing.assert_close(value[0], together[name][k], atol=1e-5, rtol=1e-4)
+    assert not torch.allclose(together["prompt.u"][0], together["prompt.u"][1])  # the seeds did differ
+
+
+def test_a_source_trainings_checkpoint_starts_the_target_adaptation(tiny_bert, teachers):
+    """What ``pretrain_job`` writes for a ``prompt: mpt`` run, read back by
+    ``checkpoint_tensors``: P* (L, d) without its row axis, every task's u and v, the head;
+    MPT builds from it."""
+    from replicate.methods import METHODS
+    from replicate.pretrain import checkpoint_tensors
+
+    spec, backbone, tokenizer = tiny_bert
+    _, out = student_run(tiny_bert, teachers, steps=2, eval_every=2, uv_init="normal", uv_init_std=0.5)
+    state = out["state"]
+    raw = {**state, "tasks": TOY_TASKS, "prompt": "mpt", "layout": "options", "prompt_length": 3,
+           "d_model": spec.d_model, "formulation": "mrc"}
+    tensors = checkpoint_tensors(raw)
+    assert torch.equal(tensors["shared"], state["shared"][0]) and tensors["shared"].shape == (3, spec.d_model)
+    assert torch.equal(tensors["u"], state["u"]) and torch.equal(tensors["v"], state["v"])
+    assert torch.equal(tensors["head"], state["head"]) and tensors["tasks"] == TOY_TASKS
+    method = METHODS.get("mpt")
+    model = method.build(backbone, spec, tokenizer, method.make_config({"prompt_length": 3}), ADAPT_SEEDS,
+                         pretrained=tensors)
+    for hook in model._hooks:
+        hook.remove()
+    want = state["shared"][0] * state["u"].mean(0)[:, None] * state["v"].mean(0)[None, :]
+    torch.testing.assert_close(model.prompt()[1, 0].detach(), want)
+
+
+def test_load_teachers_checks_the_checkpoint_or_the_files_it_reads(tmp_path):
+    """``jobs.load_teachers``: a per-task checkpoint of the settings hash the student's
+    settings name, or each released file of the sha256 they hold; one line otherwise."""
+    from replicate.io import sha256_file
+    from replicate.jobs import load_teachers
+
+    g = torch.Generator().manual_seed(9)
+    prompts, head = torch.randn(2, 3, 4, generator=g), torch.randn(4, 2, generator=g)
+    path = str(tmp_path / "teachers.pt")
+    torch.save({"settings_hash": "h1", "prompt": "per-task", "tasks": ["a", "b"], "prompt_tensor": prompts,
+                "head": head}, path)
+    cfg = make_pretrain_config("s", {"prompt": "mpt", "tasks": ["b", "a"], "teachers": "t", "distill": "logits"})
+    settings = {"pretraining": "s", "teachers": {"pretraining": "t", "settings_hash": "h1"}}
+    got, provenance = load_teachers(settings, cfg, path)
+    assert got["tasks"] == ["a", "b"] and torch.equal(got["prompts"], prompts) and torch.equal(got["head"], head)
+    assert provenance["sha256"] == sha256_file(path) and provenance["settings_hash"] == "h1"
+    with pytest.raises(ConfigError, match=r"^teachers .*: not the checkpoint of pre-training 't' with settings h2"):
+        load_teachers({**settings, "teachers": {"pretraining": "t", "settings_hash": "h2"}}, cfg, path)
+    with pytest.raises(ConfigError, match="pass its checkpoint"):
+        load_teachers(settings, cfg, None)
+    torch.save({"settings_hash": "h1", "prompt": "single", "tasks": ["a", "b"], "prompt_tensor": prompts[:1]}, path)
+    with pytest.raises(ConfigError, match="not the checkpoint of pre-training 't'"):
+        load_teachers(settings, cfg, path)
+    assert load_teachers(settings, make_pretrain_config("s", {"prompt": "mpt", "tasks": ["a"]}), path) == (None, None)
+
+    files = {"a": str(tmp_path / "a.pt"), "b": str(tmp_path / "b.pt")}
+    torch.save(prompts[0], files["a"])
+    torch.save(prompts[1], files["b"])
+    cfg = make_pretrain_config("s", {"prompt": "mpt", "tasks": ["b", "a"], "teacher_files": files,
+                                     "distill": "logits", "formulation": "seq2seq"})
+    settings = {"pretraining": "s", "teachers": {"files": {t: {"path": f, "sha256": sha256_file(f)}
+                                                           for t, f in files.items()}}}
+    got, provenance = load_teachers(settings, cfg, None)
+    assert got["tasks"] == ["b", "a"] and torch.equal(got["prompts"], prompts[[1, 0]]) and got["head"] is None
+    torch.save(prompts[1] + 1, files["b"])  # changed since the settings were made
+    with pytest.raises(ConfigError, match=r"^teacher file .*b\.pt: its sha256 is not the one the settings hold"):
+        load_teachers(settings, cfg, None)
+    for bad, message in ((prompts[1][:2], "their prompts differ in shape"), (prompts[:1], "not one prompt tensor")):
+        torch.save(bad, files["b"])
+        settings["teachers"]["files"]["b"]["sha256"] = sha256_file(files["b"])
+        with pytest.raises(ConfigError, match=message):
+            load_teachers(settings, cfg, None)
+
+
+def test_the_students_settings_name_its_teachers_settings():
+    """A change to the teachers' run changes the student's settings hash (the DAG reruns
+    it); runs without teachers keep settings without the key (their hashes unchanged)."""
+    from replicate.config import config_hash, pretrain_settings, teachers_checkpoint
+
+    cfg = mpt_config()
+    student = pretrain_settings(cfg, "mpt", "tiny-bert")
+    assert student["teachers"] == {"pretraining": "teachers",
+                                   "settings_hash": config_hash(pretrain_settings(cfg, "teachers", "tiny-bert"))}
+    assert "teachers" not in pretrain_settings(cfg, "teachers", "tiny-bert")
+    assert "teachers" not in pretrain_settings(cfg, "spot", "tiny-bert")
+    assert teachers_checkpoint(cfg, "mpt", "tiny-bert") == f"{cfg['results_dir']}/pretrain/teachers/tiny-bert/checkpoint.pt"
+    other = pretrain_settings(mpt_config(teachers={"prompt_lr": 0.5}), "mpt", "tiny-bert")
+    assert config_hash(other) != config_hash(student)
+    assert teachers_checkpoint(cfg, "spot", "tiny-bert") is None
 
 
 # ---------------------------------------------------------------------------------------
