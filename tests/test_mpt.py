@@ -296,6 +296,7 @@ def test_distillation_trains_p_star_u_v_and_the_head_and_nothing_else(tiny_bert,
         assert not p.requires_grad and p.grad is None and torch.equal(p, frozen[n]), n
     for p in teacher.parameters():
         assert not p.requires_grad and p.grad is None
+    assert not any(layer._forward_pre_hooks for layer in backbone.encoder.layer)  # the backbone is left bare
     assert torch.equal(teacher.prompt.weight, teachers["prompts"]) and torch.equal(teacher.head.weight,
                                                                                      teachers["head"])
     # each sub-batch: the teacher (eval mode, its task's row), then the student (train mode)
@@ -475,6 +476,63 @@ def test_seq2seq_student_equal_to_its_teachers_has_no_distillation_loss(t5_dir, 
         assert hidden_mse(s, taught).abs().max() < 1e-10
     task_loss = sum(s.losses.sum().item() for *_, s in calls[1::2])
     assert out["loss_curve"][0][1] == pytest.approx(task_loss / cfg.batch_size, abs=2e-5)
+
+
+def assert_same_gradient(prompt, a, b):
+    """The gradients of sum(a) and sum(b) reach P*, u and v alike."""
+    grads = [torch.autograd.grad(x.sum(), [prompt.shared, prompt.u, prompt.v]) for x in (a, b)]
+    for ga, gb in zip(*grads):
+        assert ga.abs().sum() > 0
+        torch.testing.assert_close(ga, gb)
+
+
+def test_outputs_task_losses_are_the_formulations_example_losses(tiny_bert, t5_dir):
+    """Distillation trains the task loss from ``outputs``: it must be ``example_losses``,
+    on MRC (tiny BERT, a decomposed prompt) and on seq2seq (tiny T5, targets of 1 and 2
+    words), and its logits the model's own."""
+    import dataclasses
+
+    from replicate.formulation import MRC
+    from replicate.model import PromptedMRC, PromptedSeq2Seq, SharedSpanHead
+    from replicate.seq2seq import Seq2Seq, TextEncoder, collate_text
+    from replicate.tasks import resolve_task
+
+    g = torch.Generator().manual_seed(4)
+    spec, backbone, tokenizer = tiny_bert
+    prompt = DecomposedPrompt(torch.randn(1, 3, 32, generator=g), torch.randn(2, 3, generator=g),
+                              torch.randn(2, 32, generator=g), seed_axis=False)
+    model = PromptedMRC(backbone, spec, SharedSpanHead(torch.randn(32, 2, generator=g)), prompt).eval()
+    task = resolve_task("bbc-topic")
+    f = MRC(task)
+    encoder = f.encoder(tokenizer, 64, 3, spec)
+    items = [encoder.encode(ex) for ex in sorted(task.load_pools(str(FIXTURES)).train, key=lambda ex: ex.id)[:3]]
+    batch = f.collate(items, [0, 1, 1], tokenizer.pad_token_id)
+    out, losses = f.outputs(model, batch), f.example_losses(model, batch)
+    torch.testing.assert_close(out.losses, losses)
+    assert_same_gradient(prompt, out.losses, losses)
+    with torch.no_grad():
+        logits = f.forward(model, batch)
+    valid = batch.attention_mask.bool()
+    assert torch.equal(out.logits.transpose(1, 2)[valid], logits[valid])
+    for hook in model._hooks:
+        hook.remove()
+
+    backbone, tok = T5_SPEC.load(local_dir=t5_dir, seq2seq=True)
+    model = PromptedSeq2Seq(backbone, DecomposedPrompt(torch.randn(1, 3, 32, generator=g), torch.ones(2, 3),
+                                                       torch.ones(2, 32), seed_axis=False)).eval()
+    f = Seq2Seq(T5_TOY, "compt")
+    encoder = TextEncoder(tok, T5_TOY, "compt", 32, 3)
+    batch = collate_text([encoder.encode(e) for e in EXAMPLES[:4]], [0, 1, 0, 1], 0)
+    assert not batch.target_mask.all()
+    out, losses = f.outputs(model, batch), f.example_losses(model, batch)
+    torch.testing.assert_close(out.losses, losses)
+    assert_same_gradient(model.prompt, out.losses, losses)
+    with torch.no_grad():
+        hidden = model.encode(batch.input_ids, batch.attention_mask, batch.seed_index, batch.prompt_start)
+        logits = model.decode(hidden, batch.attention_mask, batch.target_ids, batch.target_mask)
+    torch.testing.assert_close(out.losses, losses)
+    torch.testing.assert_close(out.logits, logits.float())
+    torch.testing.assert_close(out.hidden[0][0], hidden)
 
 
 # ---------------------------------------------------------------------------------------
@@ -792,13 +850,17 @@ def test_teachers_of_another_formulation_are_refused():
 
 
 def test_a_run_without_its_teachers_or_missing_one_is_refused(tiny_bert, teachers):
+    """One line each, and the refused run leaves no prompt hook on the shared backbone."""
+    backbone = tiny_bert[1]
     with pytest.raises(ConfigError, match="needs its teachers' prompts"):
         student_run(tiny_bert, None, teachers="toy-teachers", distill="logits")
     partial = {**teachers, "tasks": ["x", *teachers["tasks"][1:]]}
     with pytest.raises(ConfigError, match=f"^the teachers have no prompt for {TOY_TASKS[2]}$"):
         student_run(tiny_bert, partial)
+    assert not any(layer._forward_pre_hooks for layer in backbone.encoder.layer)
     with pytest.raises(ConfigError, match=r"the teachers' prompts are \(3, 32\) \(length, d\); this run needs \(4, 32\)"):
         student_run(tiny_bert, teachers, prompt_length=4)
+    assert not any(layer._forward_pre_hooks for layer in backbone.encoder.layer)
 
 
 # ---------------------------------------------------------------------------------------
@@ -912,3 +974,26 @@ def test_the_mpt_cells_few_shot_draws_hold_no_test_example_and_no_source_data(em
             assert {ex.id for ex in drawn} <= {ex.id for ex in few_shot_pool(task, pools, protocol)}
             assert not {(cell.task, ex.id) for ex in drawn} & pre_ids, cell
             assert not {ex.text for ex in drawn} & pre_texts, cell
+
+
+def test_the_reserve_is_left_out_even_where_no_text_is_held_out():
+    """Two defences keep an UNSEEN DATA task's few-shot reserve out of source training: its
+    ids (``in_downstream_reserve``) and its texts (``HeldOut``). The first alone suffices."""
+    from types import SimpleNamespace
+
+    from replicate.pretrain import HeldOut, upstream_data
+    from replicate.splits import in_downstream_reserve
+    from replicate.tasks.base import Example
+
+    from replicate.splits import Protocol
+
+    protocol = Protocol(downstream_reserve=0.2)
+    task = SimpleNamespace(name="toy", track="unseen-data")
+    pools = SimpleNamespace(train=[Example(id=f"e{i:03d}", text=f"text number {i}", label=0, options=("a", "b"))
+                                   for i in range(200)])
+    pcfg = make_pretrain_config("toy", {"tasks": ["toy"]})
+    train, dev = upstream_data(task, pools, protocol, HeldOut(set(), substrings=False), pcfg)
+    reserve = {ex.id for ex in pools.train if in_downstream_reserve(ex.id, 0.2)}
+    assert 20 < len(reserve) < 60
+    assert not {ex.id for ex in train + dev} & reserve
+    assert {ex.id for ex in train + dev} | reserve == {ex.id for ex in pools.train}
