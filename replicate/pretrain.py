@@ -814,10 +814,8 @@ def run_pretraining(cfg: PretrainConfig, spec, backbone, tokenizer, tasks: Seque
                                                   for ex in data[t.name][0]), cfg.init_vocab_size)
     if cfg.distill != "none" and teachers is None:
         raise ConfigError(f"distill {cfg.distill!r}: the run needs its teachers' prompts")
-    teacher_head = teachers.get("head") if teachers is not None else None
-    model = build_model(backbone, spec, cfg, init_tokens, teacher_head).to(device)
     teacher, teacher_row = None, []
-    if teachers is not None:
+    if teachers is not None:  # checked before any model hooks into the (caller's) backbone
         missing = [t.name for t in tasks if t.name not in teachers["tasks"]]
         if missing:
             raise ConfigError(f"the teachers have no prompt for {', '.join(missing)}")
@@ -825,6 +823,9 @@ def run_pretraining(cfg: PretrainConfig, spec, backbone, tokenizer, tasks: Seque
         if tuple(teachers["prompts"].shape[1:]) != (cfg.prompt_length, spec.d_model):
             raise ConfigError(f"the teachers' prompts are {tuple(teachers['prompts'].shape[1:])} (length, d); this "
                               f"run needs ({cfg.prompt_length}, {spec.d_model})")
+    teacher_head = teachers.get("head") if teachers is not None else None
+    model = build_model(backbone, spec, cfg, init_tokens, teacher_head).to(device)
+    if teachers is not None:
         teacher = build_teacher(backbone, spec, cfg, teachers).to(device)
     # the prompt row of a task's examples: its router's or its own prompt's, or the one shared prompt's
     row_of = (lambda row: 0) if cfg.prompt == "single" else (lambda row: row)
