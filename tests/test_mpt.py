@@ -327,8 +327,9 @@ def test_logits_only_distillation_leaves_the_hidden_states_out(tiny_bert, teache
     rec = Recorder(monkeypatch, MRC)
     cfg, out = student_run(tiny_bert, teachers, distill="logits", distill_lambda=0.5, distill_temperature=2.0)
     calls = rec.training_calls()
-    total = sum((s.losses + 0.5 * logits_kl(s, t, 2.0)).sum().item() for (*_, t), (*_, s) in zip(calls[::2], calls[1::2]))
-    with_hidden = sum(hidden_mse(s, t).sum().item() for (*_, t), (*_, s) in zip(calls[::2], calls[1::2]))
+    pairs = list(zip(calls[::2], calls[1::2]))  # (teacher, student) of each sub-batch
+    total = sum((s.losses + 0.5 * logits_kl(s, t, 2.0)).sum().item() for (*_, t), (*_, s) in pairs)
+    with_hidden = sum(hidden_mse(s, t).sum().item() for (*_, t), (*_, s) in pairs)
     assert with_hidden > 1e-3  # so a loss that added it would be another number
     assert out["loss_curve"][0][1] == pytest.approx(total / cfg.batch_size, abs=2e-5)
     for name in ("shared", "u", "v"):
@@ -758,7 +759,8 @@ def test_the_students_settings_name_its_teachers_settings():
                                    "settings_hash": config_hash(pretrain_settings(cfg, "teachers", "tiny-bert"))}
     assert "teachers" not in pretrain_settings(cfg, "teachers", "tiny-bert")
     assert "teachers" not in pretrain_settings(cfg, "spot", "tiny-bert")
-    assert teachers_checkpoint(cfg, "mpt", "tiny-bert") == f"{cfg['results_dir']}/pretrain/teachers/tiny-bert/checkpoint.pt"
+    want = f"{cfg['results_dir']}/pretrain/teachers/tiny-bert/checkpoint.pt"
+    assert teachers_checkpoint(cfg, "mpt", "tiny-bert") == want
     other = pretrain_settings(mpt_config(teachers={"prompt_lr": 0.5}), "mpt", "tiny-bert")
     assert config_hash(other) != config_hash(student)
     assert teachers_checkpoint(cfg, "spot", "tiny-bert") is None
@@ -858,7 +860,8 @@ def test_a_run_without_its_teachers_or_missing_one_is_refused(tiny_bert, teacher
     with pytest.raises(ConfigError, match=f"^the teachers have no prompt for {TOY_TASKS[2]}$"):
         student_run(tiny_bert, partial)
     assert not any(layer._forward_pre_hooks for layer in backbone.encoder.layer)
-    with pytest.raises(ConfigError, match=r"the teachers' prompts are \(3, 32\) \(length, d\); this run needs \(4, 32\)"):
+    with pytest.raises(ConfigError, match=r"the teachers' prompts are \(3, 32\) \(length, d\); this run needs "
+                                          r"\(4, 32\)"):
         student_run(tiny_bert, teachers, prompt_length=4)
     assert not any(layer._forward_pre_hooks for layer in backbone.encoder.layer)
 
