@@ -251,7 +251,8 @@ def _check_mpt_fields(cfg: PretrainConfig) -> None:
         raise ConfigError(f"prompt: the seq2seq formulation takes input prompts ({', '.join(INPUT_KINDS)}), "
                           f"not {cfg.prompt!r}")
     if cfg.max_tasks_per_batch is not None and cfg.max_tasks_per_batch < 2:
-        raise ConfigError(f"max_tasks_per_batch: κ must be >= 2 (MPT draws K from [2, κ]), not {cfg.max_tasks_per_batch}")
+        raise ConfigError(f"max_tasks_per_batch: κ must be >= 2 (MPT draws K from [2, κ]), "
+                          f"not {cfg.max_tasks_per_batch}")
     if cfg.teachers is not None and cfg.teacher_files is not None:
         raise ConfigError("teachers: set teachers (a pre-training) or teacher_files (released prompts), not both")
     taught = cfg.teachers is not None or cfg.teacher_files is not None
@@ -827,129 +828,132 @@ def run_pretraining(cfg: PretrainConfig, spec, backbone, tokenizer, tasks: Seque
     model = build_model(backbone, spec, cfg, init_tokens, teacher_head).to(device)
     if teachers is not None:
         teacher = build_teacher(backbone, spec, cfg, teachers).to(device)
-    # the prompt row of a task's examples: its router's or its own prompt's, or the one shared prompt's
-    row_of = (lambda row: 0) if cfg.prompt == "single" else (lambda row: row)
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    cache = EncodingCache(cache_limit)
-    data = fitting_data(tasks, encoders, data, log)
+    try:
+        # the prompt row of a task's examples: its router's or its own prompt's, or the one shared prompt's
+        row_of = (lambda row: 0) if cfg.prompt == "single" else (lambda row: row)
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        cache = EncodingCache(cache_limit)
+        data = fitting_data(tasks, encoders, data, log)
 
-    def encoded(row: int, part: str, ex):
-        return cache.get((row, part, ex.id), lambda: encoders[row].encode(ex))
+        def encoded(row: int, part: str, ex):
+            return cache.get((row, part, ex.id), lambda: encoders[row].encode(ex))
 
-    prompt = model.prompt
-    optimizer = torch.optim.AdamW(param_groups(model, cfg), weight_decay=cfg.weight_decay)
-    base_lrs = [g["lr"] for g in optimizer.param_groups]  # before a resume state sets the scheduled ones
-    noise = getattr(prompt, "generators", [])
-    sampler = TaskSampler(len(tasks), cfg.seed, cfg.task_sampling, [len(data[t.name][0]) for t in tasks],
-                          cfg.batch_size, cfg.max_tasks_per_batch)
-    streams = [_Stream(len(data[t.name][0]), f"pretrain-batches|{cfg.seed}|{t.name}") for t in tasks]
-    torch.manual_seed(cfg.seed)  # dropout
-    progress = {"step": 0, "best_dev": float("-inf"), "best_step": 0, "best_state": None, "dev_curve": [],
-                "loss_curve": [], "task_steps": [0] * len(tasks)}
-    window: List[float] = []
-    if resume_path and os.path.exists(resume_path):
-        saved = torch.load(resume_path, weights_only=False)
-        if saved.get("settings_hash") == settings_hash:
-            _load_tensors(model, saved["params"])
-            optimizer.load_state_dict(saved["optimizer"])
-            sampler.setstate(saved["sampler"])
-            for s, st in zip(streams, saved["streams"]):
-                s.load(st)
-            for g, st in zip(noise, saved["noise"]):
-                g.set_state(st)
-            torch.set_rng_state(saved["torch_rng"])
-            # a resume file written before steps were counted per task: those counts are unknown
-            progress = {"task_steps": None, **saved["progress"]}
-            window[:] = saved.get("window", [])  # the losses since the last dev check
-            log(f"resumed from {resume_path} at step {progress['step']}")
-        else:
-            log(f"{resume_path} belongs to other settings: starting afresh")
+        prompt = model.prompt
+        optimizer = torch.optim.AdamW(param_groups(model, cfg), weight_decay=cfg.weight_decay)
+        base_lrs = [g["lr"] for g in optimizer.param_groups]  # before a resume state sets the scheduled ones
+        noise = getattr(prompt, "generators", [])
+        sampler = TaskSampler(len(tasks), cfg.seed, cfg.task_sampling, [len(data[t.name][0]) for t in tasks],
+                              cfg.batch_size, cfg.max_tasks_per_batch)
+        streams = [_Stream(len(data[t.name][0]), f"pretrain-batches|{cfg.seed}|{t.name}") for t in tasks]
+        torch.manual_seed(cfg.seed)  # dropout
+        progress = {"step": 0, "best_dev": float("-inf"), "best_step": 0, "best_state": None, "dev_curve": [],
+                    "loss_curve": [], "task_steps": [0] * len(tasks)}
+        window: List[float] = []
+        if resume_path and os.path.exists(resume_path):
+            saved = torch.load(resume_path, weights_only=False)
+            if saved.get("settings_hash") == settings_hash:
+                _load_tensors(model, saved["params"])
+                optimizer.load_state_dict(saved["optimizer"])
+                sampler.setstate(saved["sampler"])
+                for s, st in zip(streams, saved["streams"]):
+                    s.load(st)
+                for g, st in zip(noise, saved["noise"]):
+                    g.set_state(st)
+                torch.set_rng_state(saved["torch_rng"])
+                # a resume file written before steps were counted per task: those counts are unknown
+                progress = {"task_steps": None, **saved["progress"]}
+                window[:] = saved.get("window", [])  # the losses since the last dev check
+                log(f"resumed from {resume_path} at step {progress['step']}")
+            else:
+                log(f"{resume_path} belongs to other settings: starting afresh")
 
-    def evaluate(step: int) -> None:
-        model.eval()
-        scores = {}
-        for row, task in enumerate(tasks):
-            encs = [encoded(row, "dev", ex) for ex in data[task.name][1]]
-            preds = predict_rows(formulations[row], model, [(row_of(row), e) for e in encs], pad, device,
-                                 cfg.eval_batch_size, cfg.precision, final=False)
-            scores[task.name] = round(formulations[row].score(encoders[row], encs, preds)[task.metric], 4)
-        mean = statistics.fmean(scores.values())
-        progress["dev_curve"].append({"step": step, "mean": round(mean, 4), "tasks": scores})
-        if mean > progress["best_dev"]:
-            progress.update(best_dev=mean, best_step=step, best_state=_state_tensors(model))
-        log(f"step {step}/{cfg.steps}: mean dev {mean:.2f} (best {progress['best_dev']:.2f} at step "
-            f"{progress['best_step']})")
+        def evaluate(step: int) -> None:
+            model.eval()
+            scores = {}
+            for row, task in enumerate(tasks):
+                encs = [encoded(row, "dev", ex) for ex in data[task.name][1]]
+                preds = predict_rows(formulations[row], model, [(row_of(row), e) for e in encs], pad, device,
+                                     cfg.eval_batch_size, cfg.precision, final=False)
+                scores[task.name] = round(formulations[row].score(encoders[row], encs, preds)[task.metric], 4)
+            mean = statistics.fmean(scores.values())
+            progress["dev_curve"].append({"step": step, "mean": round(mean, 4), "tasks": scores})
+            if mean > progress["best_dev"]:
+                progress.update(best_dev=mean, best_step=step, best_state=_state_tensors(model))
+            log(f"step {step}/{cfg.steps}: mean dev {mean:.2f} (best {progress['best_dev']:.2f} at step "
+                f"{progress['best_step']})")
 
-    def batch_kind(row: int):
-        """Tasks whose examples one forward pass can take together: the same formulation
-        and, on MRC, the same answer kind (a span, or one of the options)."""
-        return type(formulations[row]).__name__, getattr(formulations[row], "extractive", None)
+        def batch_kind(row: int):
+            """Tasks whose examples one forward pass can take together: the same formulation
+            and, on MRC, the same answer kind (a span, or one of the options)."""
+            return type(formulations[row]).__name__, getattr(formulations[row], "extractive", None)
 
-    def example_losses(rows: List[int], batch) -> torch.Tensor:
-        """(B,) the training loss of each example of a batch of one kind (``rows``: each
-        example's task): its task loss, plus λ times its distillation loss (``cfg.distill``)."""
-        f = formulations[rows[0]]
-        if cfg.distill in ("none", "prompt-distance"):
-            losses = f.example_losses(model, batch).float()
-            if cfg.distill == "prompt-distance":
-                student = model.prompt()[:, 0]
-                distance = {r: prompt_distance(student[row_of(r)], teacher.prompt.weight[teacher_row[r]])
-                            for r in set(rows)}
-                losses = losses + cfg.distill_lambda * torch.stack([distance[r] for r in rows])
-            return losses
-        teacher.eval()  # the teachers run without dropout; the student as configured
-        with torch.no_grad():
-            taught_index = torch.tensor([teacher_row[r] for r in rows], dtype=torch.long, device=batch.seed_index.device)
-            taught = f.outputs(teacher, replace(batch, seed_index=taught_index))
-        model.train(cfg.train_mode)
-        out = f.outputs(model, batch)
-        distill = logits_kl(out, taught, cfg.distill_temperature)
-        if cfg.distill == "logits-hidden":
-            distill = distill + hidden_mse(out, taught)
-        return out.losses.float() + cfg.distill_lambda * distill
+        def example_losses(rows: List[int], batch) -> torch.Tensor:
+            """(B,) the training loss of each example of a batch of one kind (``rows``: each
+            example's task): its task loss, plus λ times its distillation loss (``cfg.distill``)."""
+            f = formulations[rows[0]]
+            if cfg.distill in ("none", "prompt-distance"):
+                losses = f.example_losses(model, batch).float()
+                if cfg.distill == "prompt-distance":
+                    student = model.prompt()[:, 0]
+                    distance = {r: prompt_distance(student[row_of(r)], teacher.prompt.weight[teacher_row[r]])
+                                for r in set(rows)}
+                    losses = losses + cfg.distill_lambda * torch.stack([distance[r] for r in rows])
+                return losses
+            teacher.eval()  # the teachers run without dropout; the student as configured
+            with torch.no_grad():
+                taught_index = torch.tensor([teacher_row[r] for r in rows], dtype=torch.long,
+                                            device=batch.seed_index.device)
+                taught = f.outputs(teacher, replace(batch, seed_index=taught_index))
+            model.train(cfg.train_mode)
+            out = f.outputs(model, batch)
+            distill = logits_kl(out, taught, cfg.distill_temperature)
+            if cfg.distill == "logits-hidden":
+                distill = distill + hidden_mse(out, taught)
+            return out.losses.float() + cfg.distill_lambda * distill
 
-    # the schedule's factor is a function of the step alone, so a resumed run follows it as is
-    schedule = lr_lambda(cfg.lr_schedule, 0.0, cfg.steps, cfg.warmup_steps)
-    start = time.perf_counter()
-    while progress["step"] < cfg.steps:
-        step = progress["step"] + 1
-        for group, base in zip(optimizer.param_groups, base_lrs):
-            group["lr"] = base * schedule(step - 1)
-        plan = sampler.next()
-        if progress["task_steps"] is not None:
-            for row, _ in plan:
-                progress["task_steps"][row] += 1
-        model.train(cfg.train_mode)
-        total = torch.zeros((), device=device)
-        kinds: Dict[Any, Tuple[list, list]] = {}  # one forward pass per kind of task in the step
-        for row, count in plan:
-            train = data[tasks[row].name][0]
-            items, rows = kinds.setdefault(batch_kind(row), ([], []))
-            items += [encoded(row, "train", train[j]) for j in streams[row].take(count)]
-            rows += [row] * count
-        for items, rows in kinds.values():
-            batch = formulations[rows[0]].collate(items, [row_of(r) for r in rows], pad, device)
-            with autocast(cfg.precision, device):
-                total = total + example_losses(rows, batch).sum()
-        loss = total / sum(count for _, count in plan)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        window.append(float(loss.detach()))
-        progress["step"] = step
-        if step % cfg.eval_every == 0 or step == cfg.steps:
-            progress["loss_curve"].append([step, round(statistics.fmean(window), 5)])
-            window = []
-            evaluate(step)
-        if resume_path and (step % cfg.save_every == 0 or step == cfg.steps):
-            _save_atomic({"settings_hash": settings_hash, "params": _state_tensors(model),
-                          "optimizer": optimizer.state_dict(), "sampler": sampler.getstate(),
-                          "streams": [s.state() for s in streams], "noise": [g.get_state() for g in noise],
-                          "torch_rng": torch.get_rng_state(), "progress": progress, "window": window}, resume_path)
-        if stop_after is not None and step >= stop_after:
-            break
-    for hook in model._hooks + (teacher._hooks if teacher is not None else []):
-        hook.remove()  # the backbone may be used again in the same process
+        # the schedule's factor is a function of the step alone, so a resumed run follows it as is
+        schedule = lr_lambda(cfg.lr_schedule, 0.0, cfg.steps, cfg.warmup_steps)
+        start = time.perf_counter()
+        while progress["step"] < cfg.steps:
+            step = progress["step"] + 1
+            for group, base in zip(optimizer.param_groups, base_lrs):
+                group["lr"] = base * schedule(step - 1)
+            plan = sampler.next()
+            if progress["task_steps"] is not None:
+                for row, _ in plan:
+                    progress["task_steps"][row] += 1
+            model.train(cfg.train_mode)
+            total = torch.zeros((), device=device)
+            kinds: Dict[Any, Tuple[list, list]] = {}  # one forward pass per kind of task in the step
+            for row, count in plan:
+                train = data[tasks[row].name][0]
+                items, rows = kinds.setdefault(batch_kind(row), ([], []))
+                items += [encoded(row, "train", train[j]) for j in streams[row].take(count)]
+                rows += [row] * count
+            for items, rows in kinds.values():
+                batch = formulations[rows[0]].collate(items, [row_of(r) for r in rows], pad, device)
+                with autocast(cfg.precision, device):
+                    total = total + example_losses(rows, batch).sum()
+            loss = total / sum(count for _, count in plan)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            window.append(float(loss.detach()))
+            progress["step"] = step
+            if step % cfg.eval_every == 0 or step == cfg.steps:
+                progress["loss_curve"].append([step, round(statistics.fmean(window), 5)])
+                window = []
+                evaluate(step)
+            if resume_path and (step % cfg.save_every == 0 or step == cfg.steps):
+                _save_atomic({"settings_hash": settings_hash, "params": _state_tensors(model),
+                              "optimizer": optimizer.state_dict(), "sampler": sampler.getstate(),
+                              "streams": [s.state() for s in streams], "noise": [g.get_state() for g in noise],
+                              "torch_rng": torch.get_rng_state(), "progress": progress, "window": window}, resume_path)
+            if stop_after is not None and step >= stop_after:
+                break
+    finally:
+        for hook in model._hooks + (teacher._hooks if teacher is not None else []):
+            hook.remove()  # the backbone may be used again in the same process (also after an error)
     log(f"{progress['step']} steps in {time.perf_counter() - start:.1f}s")
     return {"state": progress["best_state"], "best_step": progress["best_step"], "best_dev": progress["best_dev"],
             "dev_curve": progress["dev_curve"], "loss_curve": progress["loss_curve"], "steps_run": progress["step"],
