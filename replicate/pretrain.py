@@ -826,9 +826,9 @@ def run_pretraining(cfg: PretrainConfig, spec, backbone, tokenizer, tasks: Seque
                               f"run needs ({cfg.prompt_length}, {spec.d_model})")
     teacher_head = teachers.get("head") if teachers is not None else None
     model = build_model(backbone, spec, cfg, init_tokens, teacher_head).to(device)
-    if teachers is not None:
-        teacher = build_teacher(backbone, spec, cfg, teachers).to(device)
     try:
+        if teachers is not None:
+            teacher = build_teacher(backbone, spec, cfg, teachers).to(device)
         # the prompt row of a task's examples: its router's or its own prompt's, or the one shared prompt's
         row_of = (lambda row: 0) if cfg.prompt == "single" else (lambda row: row)
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
