@@ -151,7 +151,7 @@ def _check_pretraining(cfg: dict) -> None:
     could be pre-training data). MPT's source tasks (track "source", ATTEMPT's suite) need
     none: their whole training pools are source data and target data alike (MPT App. A),
     and no test pool reaches pre-training either way (``pretrain.held_out_texts``)."""
-    from .pretrain import check_teachers, check_upstream_tasks, make_pretrain_config
+    from .pretrain_config import check_teachers, check_upstream_tasks, make_pretrain_config
     from .tasks import TASKS
 
     configs = {name: make_pretrain_config(name, values or {}) for name, values in cfg.get("pretraining", {}).items()}
@@ -207,7 +207,7 @@ def cell_pretraining(cfg: dict, method_name: str, task: str) -> Optional[str]:
 def pretrain_settings(cfg: dict, name: str, backbone: str) -> Dict[str, Any]:
     """Everything that determines a pre-training's checkpoint: its hash is in the checkpoint
     and in the provenance of every cell that starts from it."""
-    from .pretrain import asdict_config, make_pretrain_config
+    from .pretrain_config import asdict_config, make_pretrain_config
 
     pcfg = make_pretrain_config(name, cfg["pretraining"][name])
     files = cfg.get("paper_data_files", {})
@@ -260,7 +260,7 @@ def pretrain_data_dir(cfg: dict, name: str) -> str:
 
 
 def pretrain_data_settings(cfg: dict, name: str) -> Dict[str, Any]:
-    from .pretrain import data_settings_of
+    from .pretrain_data import data_settings_of
 
     return data_settings_of(pretrain_settings(cfg, name, cfg["grid"]["backbone"]))
 
@@ -305,7 +305,7 @@ def _check_lengths(cfg: dict, spec, tasks) -> None:
     from .formats import in_format
     from .methods import METHODS
     from .mrc import MRCEncoder
-    from .pretrain import check_upstream_tasks, make_pretrain_config
+    from .pretrain_config import check_upstream_tasks, make_pretrain_config
 
     local_dir = cfg.get("backbone_dirs", {}).get(spec.name)
     if spec.loader == "hub" or (spec.loader == "cpt" and not local_dir):

@@ -82,7 +82,7 @@ RESUME_FILE = "resume.pt"
 def pretrain_data_job(settings: dict, out_dir: str, data_dir: str) -> dict:
     """The data node of a pre-training (``settings``: its ``data_settings_of``): build its
     upstream examples and write them with their manifest under ``out_dir``."""
-    from .pretrain import build_data, write_data
+    from .pretrain_data import build_data, write_data
 
     data, tasks = build_data(settings, data_dir, log=_log)
     return write_data(out_dir, settings, data, tasks)
