@@ -305,6 +305,13 @@ class PromptedMRC(nn.Module):
         return self.head(hidden, seed_index)  # (B, T, 2)
 
 
+def target_logprobs(logits: torch.Tensor, targets: torch.Tensor, target_mask: torch.Tensor) -> torch.Tensor:
+    """(B, S) log-probability of each target token under decoder ``logits`` (B, S, vocab);
+    0 where ``target_mask`` is off."""
+    logp = torch.log_softmax(logits.float(), dim=-1)
+    return logp.gather(2, targets[:, :, None])[:, :, 0] * target_mask
+
+
 class PromptedSeq2Seq(nn.Module):
     """A T5 encoder-decoder with an optional per-seed prompt in the encoder input (the
     text-to-text papers' form: Lester et al., ATTEMPT, MPT, ComPT prompt the encoder only).
@@ -354,8 +361,7 @@ class PromptedSeq2Seq(nn.Module):
 
     def token_logprobs(self, hidden, attention_mask, targets, target_mask) -> torch.Tensor:
         """(B, S) log-probability of each target token under teacher forcing; 0 where masked."""
-        logp = torch.log_softmax(self.decode(hidden, attention_mask, targets, target_mask).float(), dim=-1)
-        return logp.gather(2, targets[:, :, None])[:, :, 0] * target_mask
+        return target_logprobs(self.decode(hidden, attention_mask, targets, target_mask), targets, target_mask)
 
     def generate(self, hidden, attention_mask, max_new_tokens: int) -> List[List[int]]:
         """Greedy decoding from the encoder states (transformers' ``generate``, one beam, no

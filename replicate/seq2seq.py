@@ -308,8 +308,10 @@ class Seq2Seq:
         hidden = model.encode(batch.input_ids, batch.attention_mask, batch.seed_index, batch.prompt_start)
         logits, decoder_hidden = model.decode(hidden, batch.attention_mask, batch.target_ids, batch.target_mask,
                                               with_hidden=True)
-        logp = torch.log_softmax(logits.float(), dim=-1).gather(2, batch.target_ids[:, :, None])[:, :, 0]
-        return Outputs(mean_target_loss(logp * batch.target_mask, batch.target_mask), logits.float(), batch.target_mask.bool(),
+        from .model import target_logprobs
+
+        logp = target_logprobs(logits, batch.target_ids, batch.target_mask)
+        return Outputs(mean_target_loss(logp, batch.target_mask), logits.float(), batch.target_mask.bool(),
                        [(hidden, batch.attention_mask.bool()), (decoder_hidden, batch.target_mask.bool())])
 
     def predict(self, model, batch: TextBatch, final: bool = True) -> List[Dict[str, object]]:
