@@ -57,11 +57,14 @@ def _job(args, for_training: bool):
 
 
 def cmd_check_config(args) -> int:
-    from .config import cells, groups, load_config
+    from .config import cells, groups, load_config, task_set_groups
+    from .methods import METHODS
 
     cfg = load_config(args.config)
     n_cells = sum(1 for _ in cells(cfg))
-    print(f"config {args.config}: ok ({len(groups(cfg))} training jobs, {n_cells} cells)")
+    # a multi-task method's job trains every task of its set: one job per (method, shot)
+    n_jobs = sum(1 for g in groups(cfg) if not METHODS.get(g.method).multi_task) + len(task_set_groups(cfg))
+    print(f"config {args.config}: ok ({n_jobs} training jobs, {n_cells} cells)")
     return 0
 
 
@@ -182,6 +185,82 @@ def cmd_train(args) -> int:
     return 1 if results and len(failed) == len(results) else 0
 
 
+def cmd_train_set(args) -> int:
+    """One job of a multi-task method: every task of its set and every seed at one shot."""
+    from .config import (Cell, TaskSetGroup, load_config, result_path, set_tasks, split_path, state_path,
+                         task_set_settings)
+    from .jobs import train_task_set
+
+    if args.settings:
+        try:
+            settings = json.loads(args.settings)
+        except json.JSONDecodeError as e:
+            raise ReplicateError(f"--settings is not valid JSON ({e})") from None
+        tasks, n = settings.get("tasks") or [], len(args.seeds)
+        if not (args.data_dir and args.splits and args.out and args.states) or len(args.splits) != len(tasks) * n \
+                or len(args.out) != len(tasks) * n or len(args.states) != n:
+            raise ReplicateError("with --settings, give --data-dir, --splits and --out (task-major: every seed of "
+                                 "the first task, then the next), and one --states file per seed")
+        splits = {t: args.splits[i * n:(i + 1) * n] for i, t in enumerate(tasks)}
+        outs = {t: args.out[i * n:(i + 1) * n] for i, t in enumerate(tasks)}
+        states, data_dir = args.states, args.data_dir
+    else:
+        if not args.config or not args.method or args.shot is None:
+            raise ReplicateError("give --config FILE --method M --shot K (or --settings JSON from the Snakefile)")
+        from .splits import parse_shot
+
+        cfg = load_config(args.config)
+        shot = parse_shot(int(args.shot) if args.shot.isdigit() else args.shot)
+        backbone = args.backbone or cfg["grid"]["backbone"]
+        group = TaskSetGroup(args.method, backbone, shot, tuple(set_tasks(cfg, args.method)))
+        settings = task_set_settings(cfg, group)
+        splits = {t: [split_path(cfg, t, shot, s) for s in args.seeds] for t in group.tasks}
+        outs = {t: [result_path(cfg, Cell(args.method, backbone, t, shot, s)) for s in args.seeds] for t in group.tasks}
+        states = [state_path(cfg, args.method, backbone, shot, s) for s in args.seeds]
+        data_dir = args.data_dir or cfg["data_dir"]
+    results = train_task_set(settings, args.seeds, splits, outs, states, data_dir, device=args.device)
+    failed = [(r["task"], r["seed"]) for r in results if r["status"] != "ok"]
+    if failed:
+        print(f"replicate: {len(failed)} of {len(results)} cells failed (recorded in their result files)",
+              file=sys.stderr)
+    return 1 if results and len(failed) == len(results) else 0
+
+
+def cmd_masking(args) -> int:
+    """ComPT's masking and cross-task evaluation of one trained task set (its tested prompts)."""
+    from .config import TaskSetGroup, load_config, set_tasks, split_path, state_path, task_set_settings
+    from .masking import masking_job
+
+    if args.settings:
+        try:
+            settings = json.loads(args.settings)
+        except json.JSONDecodeError as e:
+            raise ReplicateError(f"--settings is not valid JSON ({e})") from None
+        tasks, n = settings.get("tasks") or [], len(args.seeds)
+        if not (args.data_dir and args.splits and args.states and args.out_prefix) \
+                or len(args.splits) != len(tasks) * n or len(args.states) != n:
+            raise ReplicateError("with --settings, give --data-dir, --out-prefix, --splits (task-major) and one "
+                                 "--states file per seed")
+        splits = {t: args.splits[i * n:(i + 1) * n] for i, t in enumerate(tasks)}
+        states, data_dir, prefix = args.states, args.data_dir, args.out_prefix
+    else:
+        if not args.config or not args.method or args.shot is None:
+            raise ReplicateError("give --config FILE --method M --shot K (or --settings JSON from the Snakefile)")
+        from .splits import parse_shot
+
+        cfg = load_config(args.config)
+        shot = parse_shot(int(args.shot) if args.shot.isdigit() else args.shot)
+        backbone = cfg["grid"]["backbone"]
+        group = TaskSetGroup(args.method, backbone, shot, tuple(set_tasks(cfg, args.method)))
+        settings = task_set_settings(cfg, group)
+        splits = {t: [split_path(cfg, t, shot, s) for s in args.seeds] for t in group.tasks}
+        states = [state_path(cfg, args.method, backbone, shot, s) for s in args.seeds]
+        data_dir = args.data_dir or cfg["data_dir"]
+        prefix = args.out_prefix or f"{cfg['results_dir']}/masking/{backbone}/shot{shot}/{args.method}"
+    masking_job(settings, args.seeds, splits, states, prefix, data_dir, device=args.device)
+    return 0
+
+
 def cmd_aggregate(args) -> int:
     from .config import load_config
     from .tables import build_table, write_table
@@ -261,9 +340,11 @@ def cmd_stage_scores(args) -> int:
 
 
 def cmd_figure(args) -> int:
-    from .figures import router_dendrogram, two_stage_curves
+    from .figures import masking_heatmaps, router_dendrogram, two_stage_curves
 
-    if args.figure == "mp2-fig5":
+    if args.figure == "compt-masking":
+        written = masking_heatmaps(args.inputs, args.out_prefix, args.title or "Source-prompt ablation")
+    elif args.figure == "mp2-fig5":
         if len(args.inputs) != 1:
             raise ReplicateError("mp2-fig5 draws from one pretrain.json (of a shallow pre-training)")
         written = router_dendrogram(args.inputs[0], args.out_prefix)
@@ -358,6 +439,34 @@ def build_parser() -> argparse.ArgumentParser:
                                         "layout)")
     c.set_defaults(func=cmd_train)
 
+    c = sub.add_parser("train-set", help="train every task of a multi-task method's task set (ComPT) and every seed")
+    c.add_argument("--settings", help="JSON settings of the job (what the Snakefile passes)")
+    c.add_argument("--config", help="by hand: the run config (paths follow from it)")
+    c.add_argument("--method", help="by hand: the multi-task method")
+    c.add_argument("--shot", help="by hand: the shot")
+    c.add_argument("--backbone", help="by hand: the backbone (default: the grid's)")
+    c.add_argument("--seeds", type=int, nargs="+", required=True)
+    c.add_argument("--splits", nargs="+", help="split manifests, task-major (every seed of a task, then the next)")
+    c.add_argument("--out", nargs="+", help="result files, task-major as --splits")
+    c.add_argument("--states", nargs="+", help="one state file per seed (the tested prompts of its rows)")
+    c.add_argument("--data-dir")
+    c.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, or auto (cuda when available)")
+    c.set_defaults(func=cmd_train_set)
+
+    c = sub.add_parser("masking", help="ComPT: score a trained task set's prompts with sources or the private "
+                                       "masked, and each task's prompt on the other tasks")
+    c.add_argument("--settings", help="JSON settings of the training job (what the Snakefile passes)")
+    c.add_argument("--config", help="by hand: the run config (paths follow from it)")
+    c.add_argument("--method", help="by hand: the multi-task method")
+    c.add_argument("--shot", help="by hand: the shot")
+    c.add_argument("--seeds", type=int, nargs="+", required=True)
+    c.add_argument("--splits", nargs="+", help="split manifests, task-major (every seed of a task, then the next)")
+    c.add_argument("--states", nargs="+", help="the training job's state files, one per seed")
+    c.add_argument("--out-prefix", help="writes <prefix>.csv, .confusion.csv and .router.csv")
+    c.add_argument("--data-dir")
+    c.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, or auto (cuda when available)")
+    c.set_defaults(func=cmd_masking)
+
     c = sub.add_parser("pretrain", help="multi-task pre-training of modular prompts (MP2; one DAG node)")
     c.add_argument("--settings", help="JSON settings of the pre-training (what the Snakefile passes)")
     c.add_argument("--config", help="a run config YAML, to derive the settings by hand")
@@ -403,11 +512,13 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=cmd_retrieval_report)
 
     c = sub.add_parser("figure", help="draw a paper figure from logged tensors or result files")
-    c.add_argument("figure", choices=["mp2-fig5", "mp2-fig3"],
+    c.add_argument("figure", choices=["mp2-fig5", "mp2-fig3", "compt-masking"],
                    help="mp2-fig5: router dendrogram (input: a shallow pretrain.json); mp2-fig3: two-stage dev "
-                        "curves (inputs: MP2 result files)")
+                        "curves (inputs: MP2 result files); compt-masking: ComPT's source-prompt ablation heatmaps "
+                        "(inputs: masking CSVs, one panel each)")
     c.add_argument("inputs", nargs="+")
     c.add_argument("--out-prefix", required=True)
+    c.add_argument("--title", help="compt-masking: the figure's title")
     c.set_defaults(func=cmd_figure)
 
     c = sub.add_parser("published", help="print the papers' transcribed numbers as CSV")

@@ -39,6 +39,17 @@ class Group(NamedTuple):
     shot: Union[int, str]
 
 
+class TaskSetGroup(NamedTuple):
+    """The unit of one job of a multi-task method (ComPT, ``Method.multi_task``): every task
+    of its task set and every seed at one shot, trained together; it writes one cell per
+    (task, seed), which the tables read as any other (method, task, shot, seed) cell."""
+
+    method: str
+    backbone: str
+    shot: Union[int, str]
+    tasks: tuple
+
+
 def load_config(path: str) -> dict:
     try:
         with open(path, encoding="utf-8") as f:
@@ -110,6 +121,7 @@ def check_config(cfg: Any, check_data: bool = True) -> dict:
             if not isinstance(values, dict):
                 raise ConfigError(f"config methods/{name}/by_shot/{shot}: must be a mapping of fields")
             METHODS.get(name).make_config(method_overrides(cfg, name, shot=shot))
+    _check_task_sets(cfg)  # before anything that expands the grid into groups
     _check_pretraining(cfg)
     _check_scheme(cfg)
     tasks = [resolve_task(name, cfg.get("paper_data_files")) for name in grid["tasks"]]
@@ -178,6 +190,53 @@ def _check_pretraining(cfg: dict) -> None:
         raise ConfigError(f"config protocol/downstream_reserve: the run pre-trains on UNSEEN DATA tasks "
                           f"({', '.join(unseen_data)}), which need a downstream reserve kept out of pre-training "
                           "(e.g. 0.2)")
+
+
+def _check_task_sets(cfg: dict) -> None:
+    """Every task set names grid tasks only, and every multi-task method of the grid names a
+    task set that exists (or none: the grid's tasks), trains as one job (no ``by_task``)
+    and takes every task of its set."""
+    from .methods import METHODS
+    from .tasks import TASKS
+
+    for name, tasks in (cfg.get("task_sets") or {}).items():
+        for task in tasks:
+            if task not in cfg["grid"]["tasks"]:
+                raise ConfigError(f"config task_sets/{name}: task {task!r} is not in grid/tasks")
+    for name in cfg["grid"]["methods"]:
+        method = METHODS.get(name)
+        if not method.multi_task:
+            continue
+        mcfg = method.make_config(method_overrides(cfg, name))
+        if mcfg.task_set is not None and mcfg.task_set not in (cfg.get("task_sets") or {}):
+            raise ConfigError(f"config methods/{name}/task_set: no task set {mcfg.task_set!r} in the config's "
+                              f"task_sets (known: {', '.join(cfg.get('task_sets') or {}) or 'none'})")
+        if (cfg["methods"].get(name) or {}).get("by_task"):
+            raise ConfigError(f"config methods/{name}/by_task: {name} trains its task set in one job, with one "
+                              "config for every task")
+        for task in set_tasks(cfg, name):
+            why = method.declines(mcfg, TASKS.get(task))
+            if why:
+                raise ConfigError(f"config methods/{name}/task_set: {name} cannot take task {task} ({why})")
+
+
+def set_tasks(cfg: dict, method_name: str) -> List[str]:
+    """The tasks a multi-task method trains together: its ``task_set`` (config ``task_sets``),
+    or every grid task when it names none; in that order (a row of the method's router)."""
+    from .methods import METHODS
+
+    method = METHODS.get(method_name)
+    name = method.make_config(method_overrides(cfg, method_name)).task_set
+    return list(cfg["task_sets"][name]) if name is not None else list(cfg["grid"]["tasks"])
+
+
+def task_set_groups(cfg: dict) -> List[TaskSetGroup]:
+    """The jobs of the grid's multi-task methods: one per (method, shot)."""
+    from .methods import METHODS
+
+    grid = cfg["grid"]
+    return [TaskSetGroup(m, grid["backbone"], s, tuple(set_tasks(cfg, m)))
+            for m in grid["methods"] if METHODS.get(m).multi_task for s in grid["shots"]]
 
 
 def pretrainings_of(cfg: dict) -> Dict[str, List[str]]:
@@ -395,8 +454,9 @@ def groups(cfg: dict) -> List[Group]:
 
     grid = cfg["grid"]
     configs = _method_configs(cfg)
+    in_set = {m: set(set_tasks(cfg, m)) for m in grid["methods"] if METHODS.get(m).multi_task}
     return [Group(m, grid["backbone"], t, s) for m, t, s in product(grid["methods"], grid["tasks"], grid["shots"])
-            if METHODS.get(m).declines(configs[m], TASKS.get(t)) is None]
+            if METHODS.get(m).declines(configs[m], TASKS.get(t)) is None and (m not in in_set or t in in_set[m])]
 
 
 def _method_configs(cfg: dict) -> Dict[str, Any]:
@@ -419,6 +479,11 @@ def split_path(cfg: dict, task: str, shot: int, seed: int) -> str:
 def result_path(cfg: dict, cell: Cell) -> str:
     return (f"{cfg['results_dir']}/cells/{cell.backbone}/{cell.task}/shot{cell.shot}/"
             f"{cell.method}/seed{cell.seed}.json")
+
+
+def state_path(cfg: dict, method: str, backbone: str, shot, seed: int) -> str:
+    """The tested row states of one seed of a multi-task job (what the masking evaluation reads)."""
+    return f"{cfg['results_dir']}/states/{backbone}/shot{shot}/{method}/seed{seed}.pt"
 
 
 def finished_results(cfg: dict, method: str, task: str, shot: int) -> List[dict]:
@@ -459,6 +524,9 @@ def cell_settings(cfg: dict, group: Group) -> Dict[str, Any]:
     from .methods import METHODS
 
     method = METHODS.get(group.method)
+    if method.multi_task:  # one job, one config hash for every task of the set
+        return task_set_settings(cfg, TaskSetGroup(group.method, group.backbone, group.shot,
+                                                   tuple(set_tasks(cfg, group.method))))
     method_cfg = method.make_config(method_overrides(cfg, group.method, group.task, group.shot))
     out = {
         "run": cfg["run"],
@@ -474,6 +542,28 @@ def cell_settings(cfg: dict, group: Group) -> Dict[str, Any]:
     pre = cell_pretraining(cfg, group.method, group.task)
     if pre is not None:
         out["pretraining"] = pretrain_settings(cfg, pre, group.backbone)
+    return out
+
+
+def task_set_settings(cfg: dict, group: TaskSetGroup) -> Dict[str, Any]:
+    """Everything that determines the cells of a multi-task job (``TaskSetGroup``) except
+    their seed: the same for every task of the set, as one job trains them together."""
+    from .methods import METHODS
+
+    method_cfg = METHODS.get(group.method).make_config(method_overrides(cfg, group.method, shot=group.shot))
+    files = cfg.get("paper_data_files", {})
+    out = {
+        "run": cfg["run"],
+        "setup": cfg.get("setup", "embedded"),
+        "method": group.method,
+        "method_config": asdict(method_cfg),
+        "tasks": list(group.tasks),
+        "shot": group.shot,
+        "protocol": cfg["protocol"],
+        "data_files": {t: files.get(t) for t in group.tasks},
+        **_backbone_settings(cfg, group.backbone),
+        "threads": cfg["threads_per_job"],
+    }
     return out
 
 

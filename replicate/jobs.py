@@ -331,3 +331,110 @@ def train_group(settings: dict, seeds: Sequence[int], split_paths: Sequence[str]
     if gpu_lock is not None:
         gpu_lock.close()  # the GPU is free for the next job
     return written
+
+
+def train_task_set(settings: dict, seeds: Sequence[int], split_paths: Dict[str, Sequence[str]],
+                   out_paths: Dict[str, Sequence[str]], state_paths: Sequence[str], data_dir: str,
+                   device: str = "auto") -> List[dict]:
+    """Train every task of a multi-task method's task set (``config.task_set_settings``) and
+    every seed in one job: one result per (task, seed) at ``out_paths[task]``, and per seed
+    the tested states of its rows (``Method.row_state``, what the masking evaluation reads)
+    at ``state_paths``."""
+    import torch
+
+    from .backbones import BACKBONES, weights_fingerprint
+    from .devices import resolve_device
+    from .methods import METHODS
+    from .multitask import run_task_set
+    from .splits import resolve
+    from .tasks import resolve_task
+    from .train import SeedData, outcome_dict
+
+    tasks_named = list(settings["tasks"])
+    if set(split_paths) != set(tasks_named) or set(out_paths) != set(tasks_named):
+        raise ConfigError(f"give splits and outputs for exactly the task set's tasks {tasks_named}")
+    if any(len(split_paths[t]) != len(seeds) or len(out_paths[t]) != len(seeds) for t in tasks_named) \
+            or len(state_paths) != len(seeds):
+        raise ConfigError("give one split, one output per (task, seed) and one state file per seed")
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"duplicate seeds {list(seeds)}")
+    torch.set_num_threads(settings.get("threads", 1))
+    device_name, gpu_lock = resolve_device(device)
+    job_start = time.perf_counter()
+    method = METHODS.get(settings["method"])
+    cfg = method.job_config(method.make_config(settings["method_config"]), settings["shot"])
+    spec = BACKBONES.get(settings["backbone"])
+    files = settings.get("data_files") or {}
+    tasks, encoders_of, data = [], [], []
+    backbone, tokenizer = spec.load(dropout=cfg.dropout, local_dir=settings.get("backbone_dir"),
+                                    seq2seq=method.seq2seq(cfg))
+    manifests_of = {}
+    for name in tasks_named:
+        task = resolve_task(name, {name: files[name]} if files.get(name) else None)
+        for p in split_paths[name]:
+            if not os.path.exists(p):
+                raise ConfigError(f"split manifest {p} does not exist: run the split job first "
+                                  f"(python -m replicate split ... or snakemake)")
+        manifests = [read_json(p) for p in split_paths[name]]
+        for seed, m in zip(seeds, manifests):
+            if (m["task"], m["shot"], m["seed"]) != (name, settings["shot"], seed):
+                raise ConfigError(f"split {m['task']}/{m['shot']}/{m['seed']} does not belong to task {name}, "
+                                  f"seed {seed}")
+        pools = task.load_pools(data_dir)
+        view = method.task_view(task, cfg)
+        encoder = method.encoder(tokenizer, view, cfg, spec)
+        cache: dict = {}
+        data.append([SeedData(seed, *encode_parts(encoder, resolve(m, pools), cache))
+                     for seed, m in zip(seeds, manifests)])
+        tasks.append(view)
+        encoders_of.append(encoder)
+        manifests_of[name] = manifests
+    setup_s = time.perf_counter() - job_start
+    _log(f"[{method.name} {spec.name} task set {', '.join(tasks_named)} shot {settings['shot']}] seeds "
+         f"{list(seeds)}: setup {setup_s:.1f}s, train " + " / ".join(str(len(d[0].train)) for d in data))
+    outcomes, tested, wall = run_task_set(method, cfg, spec, tasks, backbone, tokenizer, data, encoders_of, log=_log,
+                                          device=torch.device(device_name))
+    c_hash = config_hash(settings)
+    provenance = {
+        "config_hash": c_hash, "settings": settings, "packages": package_versions(), "git": git_state(),
+        "machine": machine(), "threads": settings.get("threads", 1), "device": device_name,
+        "cluster": cluster_job(), "backbone_weights_sha256": weights_fingerprint(backbone),
+        "trainable_parameters": method.trainable_parameters(spec, cfg, n_tasks=len(tasks)),
+        "seed_batched": True, "group_seeds": list(seeds), "task_set": tasks_named, "pretrained_checkpoint": None,
+    }
+    written = []
+    for t, task in enumerate(tasks):
+        for s, seed in enumerate(seeds):
+            o = outcome_dict(outcomes[t][s])
+            m = manifests_of[task.name][s]
+            result = {
+                "method": method.name, "backbone": spec.name, "task": task.name, "shot": settings["shot"],
+                "metric": task.metric, "track": task.track, "suite": task.suite, "seed": seed,
+                "status": o["status"], "error": o["error"], "metrics": o["test_metrics"],
+                "score": o["test_metrics"].get(task.metric), "test_details": o["test_details"],
+                "dev": {"best_epoch": o["best_epoch"], "best_score": o["best_dev"], "curve": o["dev_curve"],
+                        "unit": method.progress_unit},
+                "train_loss_curve": o["loss_curve"], "stages": o["stages"],
+                "wall_time_s": round(wall, 2),
+                "wall_time_note": "time of the whole task-set job (all its tasks and seeds at once)",
+                "setup_time_s": round(setup_s, 2),
+                "split": {"path": os.path.relpath(split_paths[task.name][s]), "hash": m["hash"],
+                          "sizes": {k: len(m[k]) for k in ("train", "dev", "test")}},
+                "provenance": provenance,
+            }
+            write_json_atomic(out_paths[task.name][s], result)
+            written.append(result)
+            score = result["score"]
+            _log(f"  {task.name} seed {seed}: {o['status']} test {task.metric}="
+                 f"{score if score is None else round(score, 2)} (best dev {o['best_dev']} at epoch "
+                 f"{o['best_epoch']}) -> {out_paths[task.name][s]}")
+    for s, (seed, path) in enumerate(zip(seeds, state_paths)):
+        states = {task.name: tested[(s, t)] for t, task in enumerate(tasks) if (s, t) in tested}
+        record = {"method": method.name, "settings_hash": c_hash, "seed": seed, "tasks": tasks_named,
+                  "states": states, "status": "ok" if len(states) == len(tasks) else "failed"}
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        torch.save(record, path + ".part")
+        os.replace(path + ".part", path)
+    if gpu_lock is not None:
+        gpu_lock.close()
+    return written

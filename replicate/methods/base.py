@@ -219,6 +219,9 @@ class Method:
     name: str = ""
     config_cls: Type[TrainConfig] = TrainConfig
     seed_batched: bool = True  # False: the trainer runs one seed at a time (model tuning)
+    # True: one job trains every task of a task set together (ComPT); the config has a
+    # ``task_set`` field, and ``build_set`` builds the model of (seeds x tasks) rows.
+    multi_task: bool = False
     paper_label: str = ""      # the row label in the papers' tables
     paradigm: str = "gradient"  # "gradient" or "black-box": the paper blocks its rows can fill
     rows: tuple = ()            # other paper rows that are this method's cells (same config)
@@ -231,9 +234,14 @@ class Method:
     # Where an ablation's rows follow its method's: ("paper", "table") pairs (MPT §4.3's
     # ablations are SuperGLUE averages, Table 6's); empty: every table that has the method.
     ablation_tables: tuple = ()
+    # Where the method's own row and ``rows`` fill: ("paper", "table") pairs; empty: every
+    # table that prints them (ComPT's SET2 runs fill Tables 2, 4 and 7's rows, which carry the
+    # same names as Table 1's GLUE runs).
+    tables: tuple = ()
     progress_unit: str = "epoch"  # what the dev curve's x counts
     formulations: tuple = ("mrc",)  # the values of ``formulation`` this method builds a model for
-    prompt_encoders: tuple = ("none",)  # the values of ``prompt_encoder`` it applies (on seq2seq)
+    prompt_encoders: tuple = ("none",)  # the values of ``prompt_encoder`` it applies
+    prompt_encoder_formulations: tuple = ("seq2seq",)  # ... on these formulations (ComPT: both)
     trainer: Any = None         # the class that tunes a group (None: train.GroupTrainer)
 
     # Field values that differ from config_cls's defaults: one config class serves several
@@ -256,7 +264,8 @@ class Method:
             raise ConfigError(f"config methods/{self.name}/formulation: {self.name} is built for "
                               f"{', '.join(map(repr, self.formulations))}, not {cfg.formulation!r}")
         encoder = getattr(cfg, "prompt_encoder", "none")
-        if encoder != "none" and (encoder not in self.prompt_encoders or cfg.formulation != "seq2seq"):
+        if encoder != "none" and (encoder not in self.prompt_encoders
+                                  or cfg.formulation not in self.prompt_encoder_formulations):
             where = f"{self.name} on the {cfg.formulation} formulation" if encoder in self.prompt_encoders else self.name
             raise ConfigError(f"config methods/{self.name}/prompt_encoder: {where} applies no prompt encoder, "
                               f"not {encoder!r} (only pt with formulation seq2seq does)")
@@ -264,6 +273,26 @@ class Method:
 
     def prompt_length(self, cfg: TrainConfig) -> int:
         return getattr(cfg, "prompt_length", 0)
+
+    def job_config(self, cfg: TrainConfig, shot) -> TrainConfig:
+        """The config one job at ``shot`` trains with (ComPT's code doubles its epochs at k <= 10)."""
+        return cfg
+
+    # Multi-task methods (``multi_task``, multitask.py) implement these four.
+    def build_set(self, backbone, spec, tokenizer, cfg: TrainConfig, seeds: List[int], tasks: Sequence[str]):
+        """The model of (seeds x tasks) rows, row = seed index x len(tasks) + task index."""
+        raise NotImplementedError
+
+    def on_step(self, model, cfg: TrainConfig, step: int, total_steps: int) -> None:
+        """Per-step schedules (ComPT's annealed temperature), before optimizer step ``step``."""
+
+    def row_state(self, model, row: int) -> Dict[str, Any]:
+        """The detached tensors one row needs at inference (what a tested checkpoint keeps)."""
+        raise NotImplementedError
+
+    def frozen_model(self, model, cfg: TrainConfig, states: Sequence[Dict], masks: Sequence):
+        """An evaluation model whose row i is ``states[i]`` under ``masks[i]``."""
+        raise NotImplementedError
 
     def pretraining(self, cfg: TrainConfig, task=None) -> Optional[str]:
         """The name of the pre-training run (config ``pretraining:``) whose checkpoint this
