@@ -10,7 +10,7 @@ BIN := $(abspath $(VENV))/bin
 # Rules call `python -m replicate`: put the environment's python first on PATH.
 RUN := PATH="$(BIN):$$PATH"
 
-.PHONY: setup table3 mpt_table3 tables test bench clean-results
+.PHONY: setup table3 mpt_table3 compt tables test bench clean-results
 
 setup: $(VENV)/.installed
 
@@ -31,6 +31,11 @@ table3: setup
 # pre-trainings included (SPoT's, the teachers, MPT's source training).
 mpt_table3: setup
 	$(RUN) $(SNAKEMAKE) mpt_table3
+
+# ComPT Table 1 (SSUM, MSUM, MCAT over the six embedded tasks at once, and PT) and its Fig 3
+# heatmap (each task's score with one source prompt kept) on the embedded default.
+compt: setup
+	$(RUN) $(SNAKEMAKE) compt_table1 compt_fig3
 
 # Every paper table with a row of the run's methods (from the same cells as table3).
 tables: setup

@@ -32,6 +32,8 @@ class PaperSetup:
     # A method's config fields as the paper's (or its code's) setup has them, where they change
     # its count: prompt_length here overrides the setup's; --prompt-length overrides both.
     method_fields: Dict[str, Dict[str, Any]] = field(default_factory=dict)
+    # Tasks trained together by the paper's multi-task methods (ComPT: GLUE's 8, its Table 1).
+    task_set_size: int = 1
 
 
 PAPER_SETUPS: Dict[str, PaperSetup] = {
@@ -46,8 +48,17 @@ PAPER_SETUPS: Dict[str, PaperSetup] = {
                                      "mpt": {"formulation": "seq2seq"}}),
     # ComPT's PT as its code runs it (configs/crosspt/PT.json:66-67): 50 tokens through an MLP prompt
     # encoder (encoders.py:230-268; hidden size d); the paper prints no count for it.
-    "compt": PaperSetup("ComPT", "t5-base", 100, False, 3, "ComPT §3.2: T5-base; its code's PT (configs/crosspt/PT.json): 50 tokens through an MLP encoder",
-                        method_fields={"pt": {"formulation": "seq2seq", "prompt_length": 50, "prompt_encoder": "mlp"}}),
+    # ComPT's compositions (§2.2, §3.2) over GLUE's 8 tasks (Table 1): 20-token prompts (MCAT 10),
+    # each through its own MLP encoder, M sources (Fig 5's best: SSUM and MCAT 2, MSUM 3), a
+    # private prompt per task and a task x source router; the paper prints no count.
+    "compt": PaperSetup("ComPT", "t5-base", 100, False, 3,
+                        "ComPT §3.2: T5-base; its code's PT (configs/crosspt/PT.json): 50 tokens through an MLP "
+                        "encoder; SSUM, MSUM, MCAT over GLUE's 8 tasks",
+                        method_fields={"pt": {"formulation": "seq2seq", "prompt_length": 50, "prompt_encoder": "mlp"},
+                                       "compt-ssum": {"formulation": "seq2seq", "prompt_length": 20, "n_sources": 2},
+                                       "compt-msum": {"formulation": "seq2seq", "prompt_length": 20, "n_sources": 3},
+                                       "compt-mcat": {"formulation": "seq2seq", "prompt_length": 10, "n_sources": 2}},
+                        task_set_size=8),
 }
 
 
@@ -72,7 +83,10 @@ def count(paper: str, method_name: str, backbone: Optional[str] = None,
     length = prompt_length or length or setup.prompt_length
     overrides = {"prompt_length": length} if "prompt_length" in method.config_cls.__dataclass_fields__ else {}
     overrides.update(fields)
-    counts = method.trainable_parameters(spec, method.make_config(overrides))
+    if method.multi_task:
+        counts = method.trainable_parameters(spec, method.make_config(overrides), n_tasks=setup.task_set_size)
+    else:
+        counts = method.trainable_parameters(spec, method.make_config(overrides))
     trainable = counts.get("backbone", 0) + counts.get("prompt", 0)
     out = {
         "paper": paper,
@@ -87,7 +101,14 @@ def count(paper: str, method_name: str, backbone: Optional[str] = None,
         out["trainable_with_head"] = trainable + counts["head"]
     if "backbone" in counts:
         out["note"] = "backbone size as published for this backbone (its weights are not counted here)"
-    if overrides.get("prompt_encoder", "none") != "none":
+    if method.multi_task:
+        cfg = method.make_config(overrides)
+        out.update(tasks=setup.task_set_size, n_sources=cfg.n_sources, parts={k: counts[k] for k in (
+            "sources", "private", "router") if k in counts})
+        out["note"] = (f"{cfg.n_sources} source prompts and one private prompt per task ({setup.task_set_size} "
+                       "tasks), each through its own MLP encoder (all of it trains), and the tasks x sources router; "
+                       "the paper prints no count")
+    elif overrides.get("prompt_encoder", "none") != "none":
         cfg = method.make_config(overrides)
         rows = length * spec.d_model
         out["prompt_encoder"] = cfg.prompt_encoder

@@ -1,0 +1,316 @@
+"""ComPT: its compositions against hand computations, the router's weights and temperature,
+the masks of its masking evaluation, task-set jobs (config, batching, leakage) on a tiny
+BERT in the embedded MRC formulation, and its parameter counts."""
+
+import copy
+import csv
+
+import pytest
+import torch
+
+from replicate import jobs
+from replicate.composition import (ComposedPrompt, FrozenComposition, PromptEncoders, compose, relaxed_bernoulli,
+                                   router_weights, temperature_at)
+from replicate.config import (Cell, TaskSetGroup, cell_settings, check_config, groups, result_path, split_path,
+                              split_settings, state_path, task_set_groups, task_set_settings)
+from replicate.errors import ConfigError
+from replicate.masking import Mask, masking_job, masks_of
+from replicate.methods import METHODS
+from replicate.params import count
+
+
+# --- the composition, by hand -------------------------------------------------------------
+
+def _parts():
+    """Two sources of 2 tokens x 3 dims and a private prompt, with easy numbers."""
+    sources = torch.tensor([[[[1., 2., 3.], [4., 5., 6.]], [[10., 20., 30.], [40., 50., 60.]]]])  # (1, 2, 2, 3)
+    private = torch.tensor([[[1., 1., 2.], [0., 3., 1.]]])  # (1, 2, 3)
+    return sources, private, torch.tensor([[0.25, 0.75]])
+
+
+def test_ssum_adds_the_private_prompt_to_the_weighted_sum_of_the_sources():
+    sources, private, w = _parts()
+    got = compose(sources, private, w, "ssum", torch.ones(1))
+    mixed = [[0.25 * 1 + 0.75 * 10, 0.25 * 2 + 0.75 * 20, 0.25 * 3 + 0.75 * 30],
+             [0.25 * 4 + 0.75 * 40, 0.25 * 5 + 0.75 * 50, 0.25 * 6 + 0.75 * 60]]
+    want = torch.tensor(mixed) + private[0]
+    assert torch.allclose(got[0], want)
+
+
+def test_msum_multiplies_the_private_prompt_into_the_weighted_sum():
+    sources, private, w = _parts()
+    got = compose(sources, private, w, "msum", torch.ones(1))
+    assert torch.allclose(got[0], torch.tensor([[7.75, 15.5, 46.5], [0.0, 116.25, 46.5]]))
+
+
+def test_mcat_multiplies_the_private_prompt_into_the_concatenated_weighted_sources():
+    sources, _, w = _parts()
+    private = torch.arange(12, dtype=torch.float).view(1, 4, 3)  # M x m = 4 tokens
+    got = compose(sources, private, w, "mcat", torch.ones(1))
+    concatenated = torch.cat([0.25 * sources[0, 0], 0.75 * sources[0, 1]])  # source 0's tokens, then source 1's
+    assert got.shape == (1, 4, 3) and torch.allclose(got[0], private[0] * concatenated)
+
+
+def test_a_masked_private_prompt_is_zero_so_msum_and_mcat_prompts_vanish():
+    sources, private, w = _parts()
+    off = torch.zeros(1)
+    assert torch.allclose(compose(sources, private, w, "ssum", off), compose(sources, 0 * private, w, "ssum", off))
+    assert compose(sources, private, w, "msum", off).abs().sum() == 0
+
+
+def test_a_masked_source_gets_no_weight_and_the_kept_ones_renormalise():
+    scores = torch.tensor([[0.5, 2.0, -1.0]])
+    keep = torch.tensor([[True, False, True]])
+    w = router_weights(scores, keep)
+    assert w[0, 1] == 0
+    want = torch.softmax(torch.tensor([0.5, -1.0]), 0)
+    assert torch.allclose(w[0, [0, 2]], want) and torch.isclose(w.sum(), torch.tensor(1.0))
+    assert torch.equal(router_weights(scores, torch.zeros_like(keep)), torch.zeros(1, 3))  # nothing kept
+
+
+def test_top_k_normalises_only_the_k_highest_kept_scores():
+    w = router_weights(torch.tensor([[0.1, 3.0, 2.0, 1.0]]), torch.tensor([[True, False, True, True]]), top_k=2)
+    assert w[0, 0] == 0 and w[0, 1] == 0
+    assert torch.allclose(w[0, 2:], torch.softmax(torch.tensor([2.0, 1.0]), 0))
+
+
+def test_the_relaxed_bernoulli_sample_is_torchs():
+    logits = torch.tensor([[0.3, -1.2, 2.0]])
+    torch.manual_seed(0)
+    want = torch.distributions.RelaxedBernoulli(torch.tensor(0.7), logits=logits).rsample()
+    torch.manual_seed(0)
+    got = relaxed_bernoulli(logits, torch.rand(logits.shape), 0.7)
+    assert torch.allclose(got, want, atol=1e-6)
+
+
+def test_the_temperature_is_annealed_linearly_from_5_to_1e_3_over_the_run():
+    assert temperature_at(0, 400, 5.0, 1e-3) == 5.0
+    assert temperature_at(399, 400, 5.0, 1e-3) == pytest.approx(1e-3)
+    assert temperature_at(200, 401, 5.0, 1e-3) == pytest.approx((5.0 + 1e-3) / 2)
+    # the released configs' rate: 0.02 a step from 5, at the floor from step 250 on
+    assert temperature_at(249, 400, 5.0, 1e-3, rate=0.02) == pytest.approx(0.02)
+    assert temperature_at(250, 400, 5.0, 1e-3, rate=0.02) == 1e-3 == temperature_at(399, 400, 5.0, 1e-3, rate=0.02)
+
+
+def _prompt(n_seeds=1, n_tasks=2, weights="learned"):
+    g = torch.Generator().manual_seed(0)
+    sources = PromptEncoders(torch.randn(n_seeds, 2, 3, 4, generator=g))
+    privates = PromptEncoders(torch.randn(n_seeds, n_tasks, 3, 4, generator=g))
+    router = torch.randn(n_seeds, n_tasks, 2, generator=g)
+    return ComposedPrompt(sources, privates, router, "ssum", weights, None, False,
+                          [torch.Generator().manual_seed(s) for s in range(n_seeds)])
+
+
+def test_training_samples_the_router_and_inference_reads_its_logits():
+    prompt = _prompt()
+    prompt.draw(temperature=0.5)
+    sampled = prompt.scores()
+    assert torch.allclose(sampled, relaxed_bernoulli(prompt.router, prompt.noise, 0.5))
+    with torch.no_grad():
+        assert torch.equal(prompt.scores(), prompt.router)
+    constant = _prompt(weights="constant")
+    with torch.no_grad():
+        sources, _, scores = constant.parts()
+        w = router_weights(scores, torch.ones_like(scores, dtype=torch.bool))
+    assert torch.allclose(w, torch.full_like(w, 0.5))  # 1 / M
+
+
+def test_the_frozen_form_of_a_row_is_its_trained_prompt_at_inference():
+    prompt = _prompt()
+    with torch.no_grad():
+        want = prompt()[:, 0]
+        sources, private, scores = prompt.parts()
+    frozen = FrozenComposition(sources, private, scores, torch.ones(2, 2, dtype=torch.bool), torch.ones(2), "ssum",
+                               "learned", None, False)
+    assert torch.allclose(frozen()[:, 0], want)
+    keep_first = FrozenComposition(sources, private, scores, torch.tensor([[True, False]] * 2), torch.zeros(2),
+                                   "ssum", "learned", None, False)
+    assert torch.allclose(keep_first()[:, 0], sources[:, 0])  # one source kept, alone: weight 1, no private
+
+
+def test_an_mcat_mask_takes_a_masked_sources_slots_out_of_the_attention_mask():
+    from types import SimpleNamespace
+
+    from replicate.multitask import mask_slots
+    from replicate.seq2seq import TextBatch
+
+    sources, private = torch.randn(1, 2, 2, 3), torch.randn(1, 4, 3)
+    frozen = FrozenComposition(sources, private, torch.zeros(1, 2), torch.tensor([[False, True]]), torch.ones(1),
+                               "mcat", "learned", None, False)
+    model = SimpleNamespace(prompt=frozen)
+    n = 7
+    batch = TextBatch(torch.zeros(1, n, dtype=torch.long), torch.ones(1, n, dtype=torch.long),
+                      torch.tensor([0]), torch.tensor([2]), *[torch.zeros(1, 1)] * 6)
+    masked = mask_slots(model, batch)
+    assert masked.attention_mask.tolist() == [[1, 1, 0, 0, 1, 1, 1]]  # slots 2-3 (source 0) out, 4-5 (source 1) in
+
+
+def test_each_variants_masks_follow_the_papers_heatmap_columns():
+    assert [(m.name, m.sources, m.private) for m in masks_of("ssum", 2)] == [
+        ("src0", (0,), False), ("src1", (1,), False), ("all_src", (0, 1), False), ("private", (), True),
+        ("total", (0, 1), True)]
+    assert [(m.name, m.private) for m in masks_of("msum", 2)][:2] == [("src0", True), ("src1", True)]
+    assert Mask("src1", (1,), True).keep_tensor(2, private_in_pool=True).tolist() == [False, True, True]
+
+
+# --- task sets: config, jobs, batching, leakage --------------------------------------------
+
+@pytest.fixture
+def compt_config(tiny_config):
+    cfg = copy.deepcopy(tiny_config)
+    cfg["grid"]["methods"] = ["pt", "compt-ssum"]
+    cfg["methods"]["compt-ssum"] = {"epochs": 2, "max_length": 48, "prompt_length": 4, "n_sources": 2,
+                                    "batch_size": 4, "prompt_encoder_hidden": 8}
+    return cfg
+
+
+def test_a_task_set_job_is_one_group_per_shot_with_one_config_for_every_task(compt_config):
+    cfg = check_config(compt_config)
+    assert task_set_groups(cfg) == [TaskSetGroup("compt-ssum", "tiny-bert", 8, ("bbc-topic", "fine-foods"))]
+    by_task = {g.task: cell_settings(cfg, g) for g in groups(cfg) if g.method == "compt-ssum"}
+    assert set(by_task) == {"bbc-topic", "fine-foods"} and by_task["bbc-topic"] == by_task["fine-foods"]
+    assert by_task["bbc-topic"]["tasks"] == ["bbc-topic", "fine-foods"]
+
+
+def test_task_set_mistakes_are_one_line_at_config_time(compt_config):
+    cfg = copy.deepcopy(compt_config)
+    cfg["task_sets"] = {"pair": ["bbc-topic", "sentence-polarity"]}
+    with pytest.raises(ConfigError, match="task_sets/pair: task 'sentence-polarity' is not in grid/tasks"):
+        check_config(cfg)
+    cfg = copy.deepcopy(compt_config)
+    cfg["methods"]["compt-ssum"]["task_set"] = "glue"
+    with pytest.raises(ConfigError, match="compt-ssum/task_set: no task set 'glue'"):
+        check_config(cfg)
+    cfg = copy.deepcopy(compt_config)
+    cfg["methods"]["compt-ssum"]["by_task"] = {"bbc-topic": {"epochs": 3}}
+    with pytest.raises(ConfigError, match="compt-ssum/by_task: .* one job"):
+        check_config(cfg)
+    cfg = copy.deepcopy(compt_config)
+    cfg["task_sets"] = {"one": ["fine-foods"]}
+    cfg["methods"]["compt-ssum"]["task_set"] = "one"
+    assert {g.task for g in groups(check_config(cfg)) if g.method == "compt-ssum"} == {"fine-foods"}
+
+
+def _run(cfg, seeds, results_dir):
+    """Split and train the config's task set for ``seeds`` into ``results_dir``."""
+    cfg = dict(cfg, results_dir=str(results_dir))
+    group = task_set_groups(cfg)[0]
+    for task in group.tasks:
+        jobs.make_splits(split_settings(cfg, task, group.shot), seeds, cfg["data_dir"],
+                         [split_path(cfg, task, group.shot, s) for s in seeds])
+    settings = task_set_settings(cfg, group)
+    splits = {t: [split_path(cfg, t, group.shot, s) for s in seeds] for t in group.tasks}
+    outs = {t: [result_path(cfg, Cell(group.method, group.backbone, t, group.shot, s)) for s in seeds]
+            for t in group.tasks}
+    states = [state_path(cfg, group.method, group.backbone, group.shot, s) for s in seeds]
+    results = jobs.train_task_set(settings, seeds, splits, outs, states, cfg["data_dir"], device="cpu")
+    return settings, splits, states, {(r["task"], r["seed"]): r for r in results}
+
+
+def test_seeds_batched_in_one_job_equal_each_seed_trained_alone(compt_config, tmp_path):
+    cfg = check_config(compt_config)
+    _, _, states_both, both = _run(cfg, [8, 13], tmp_path / "both")
+    _, _, states_alone, alone = _run(cfg, [13], tmp_path / "alone")
+    for task in ("bbc-topic", "fine-foods"):
+        a, b = both[(task, 13)], alone[(task, 13)]
+        assert a["status"] == b["status"] == "ok"
+        assert a["dev"]["curve"] == b["dev"]["curve"] and a["metrics"] == b["metrics"]
+        assert a["train_loss_curve"] == pytest.approx(b["train_loss_curve"], abs=1e-4)
+    s_both = torch.load(states_both[1], weights_only=False)["states"]["fine-foods"]
+    s_alone = torch.load(states_alone[0], weights_only=False)["states"]["fine-foods"]
+    for key in ("sources", "private", "router", "head"):
+        assert torch.allclose(s_both[key], s_alone[key], atol=1e-5), key
+
+
+def test_tasks_batched_in_one_forward_pass_equal_each_task_passed_alone(compt_config):
+    """A step's batch mixes the tasks of a set: each example's loss is its task's row's."""
+    from replicate.backbones import BACKBONES
+    from replicate.formulation import formulation
+    from replicate.splits import Protocol, draw_split, resolve
+    from replicate.tasks import resolve_task
+
+    cfg = check_config(compt_config)
+    method = METHODS.get("compt-ssum")
+    mcfg = method.make_config(cfg["methods"]["compt-ssum"])
+    spec = BACKBONES.get("tiny-bert")
+    backbone, tok = spec.load()
+    model = method.build_set(backbone, spec, tok, mcfg, [8, 13], ["bbc-topic", "fine-foods"]).eval()
+    items, rows = [], []
+    for t, name in enumerate(("bbc-topic", "fine-foods")):
+        task = resolve_task(name)
+        pools = task.load_pools(cfg["data_dir"])
+        encoder = method.encoder(tok, task, mcfg, spec)
+        for ex in resolve(draw_split(task, pools, 8, 8, Protocol(**cfg["protocol"])), pools)["train"][:3]:
+            items.append(encoder.encode(ex))
+            rows.append(2 + t)  # seed 13's rows
+    f = formulation("mrc", resolve_task("bbc-topic"))
+    with torch.no_grad():
+        mixed = f.example_losses(model, f.collate(items, rows, 0))
+        alone = torch.cat([f.example_losses(model, f.collate(items[i:i + 3], rows[i:i + 3], 0)) for i in (0, 3)])
+    assert torch.allclose(mixed, alone, atol=1e-5)
+
+
+def test_no_test_example_of_any_task_reaches_training_or_dev_selection(compt_config, tmp_path, monkeypatch):
+    from replicate import multitask
+    from replicate.formulation import MRC
+
+    seen = {"train": [], "dev": [], "test": []}
+    phase = {"now": "train"}
+    collate, predict = MRC.collate, multitask.TaskSetTrainer._predict
+
+    def spy_collate(self, items, rows, pad_id, device=None):
+        seen[phase["now"]].extend(e.text for e in items)
+        return collate(self, items, rows, pad_id, device)
+
+    def spy_predict(self, keys, states, split):
+        phase["now"] = split
+        try:
+            return predict(self, keys, states, split)
+        finally:
+            phase["now"] = "train"
+
+    monkeypatch.setattr(MRC, "collate", spy_collate)
+    monkeypatch.setattr(multitask.TaskSetTrainer, "_predict", spy_predict)
+    cfg = check_config(compt_config)
+    _, _, _, results = _run(cfg, [8, 13], tmp_path)
+    assert all(r["status"] == "ok" for r in results.values())
+    assert seen["train"] and seen["dev"] and seen["test"]
+    test_texts = set(seen["test"])
+    assert not test_texts & set(seen["train"]) and not test_texts & set(seen["dev"])
+
+
+def test_the_masking_evaluation_scores_every_mask_and_its_total_is_the_tested_score(compt_config, tmp_path):
+    cfg = check_config(compt_config)
+    settings, splits, states, results = _run(cfg, [8, 13], tmp_path)
+    prefix = str(tmp_path / "masking")
+    masking_job(settings, [8, 13], splits, states, prefix, cfg["data_dir"], device="cpu")
+    rows = list(csv.DictReader(open(f"{prefix}.csv")))
+    masks = [r["mask"] for r in rows if r["evaluation"] == "mask" and r["task"] == "fine-foods" and r["seed"] == "8"]
+    assert masks == ["src0", "src1", "all_src", "private", "total"]
+    for (task, seed), r in results.items():
+        total = [x for x in rows if (x["evaluation"], x["task"], x["seed"], x["mask"]) == ("mask", task, str(seed),
+                                                                                           "total")]
+        assert len(total) == 1 and float(total[0]["score"]) == pytest.approx(r["score"], abs=1e-3)
+    cross = {(r["prompt_task"], r["task"]) for r in rows if r["evaluation"] == "cross-task"}
+    assert cross == {("bbc-topic", "fine-foods"), ("fine-foods", "bbc-topic")}
+    confusion = list(csv.DictReader(open(f"{prefix}.confusion.csv")))
+    n = sum(int(r["count"]) for r in confusion if (r["task"], r["seed"], r["mask"], r["evaluation"]) ==
+            ("fine-foods", "8", "total", "mask"))
+    assert n == results[("fine-foods", 8)]["split"]["sizes"]["test"]
+    router = list(csv.DictReader(open(f"{prefix}.router.csv")))
+    assert {r["source"] for r in router} == {"src0", "src1"}
+
+
+# --- counts ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("method, sources, length", [("compt-ssum", 2, 20), ("compt-msum", 3, 20),
+                                                     ("compt-mcat", 2, 10)])
+def test_parameter_counts_are_the_encoders_and_the_router_over_glues_eight_tasks(method, sources, length):
+    """Each prompt: its rows and its own MLP encoder, n x 768 + 2 (768^2 + 768) on T5-base; a
+    private prompt per task (MCAT's: M x m rows); the 8 x M router."""
+    encoder = lambda n: n * 768 + 2 * (768 * 768 + 768)  # noqa: E731
+    private = sources * length if method == "compt-mcat" else length
+    out = count("compt", method)
+    assert out["parts"] == {"sources": sources * encoder(length), "private": 8 * encoder(private),
+                            "router": 8 * sources}
+    assert out["trainable"] == sum(out["parts"].values())
