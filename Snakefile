@@ -23,6 +23,7 @@ include: "rules/pretrain.smk"
 include: "rules/train.smk"
 include: "rules/tables.smk"
 include: "rules/figures.smk"
+include: "rules/compt.smk"
 
 
 rule all:

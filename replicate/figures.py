@@ -137,3 +137,44 @@ def two_stage_curves(result_paths: Sequence[str], out_prefix: str) -> List[str]:
     csv = "method,task,unit,step,dev_mean,dev_std,n\n" + "".join(",".join(map(str, r)) + "\n" for r in rows)
     write_text_atomic(f"{out_prefix}.csv", csv)
     return written + [f"{out_prefix}.csv"]
+
+
+def masking_heatmaps(csv_paths: Sequence[str], out_prefix: str, title: str) -> List[str]:
+    """ComPT's source-prompt ablation heatmaps (Figs 3, 4, 6): one panel per masking CSV
+    (``masking.masking_job``; one trained task set), rows its tasks and their average (the
+    paper's last row), columns its masks in the paper's order, each cell the mean test score
+    over the seeds. Also ``<prefix>.csv``: the plotted means, with the number of seeds."""
+    import pandas as pd
+    import seaborn as sns
+
+    frames = []
+    for path in csv_paths:
+        frame = pd.read_csv(path)
+        frame = frame[frame["evaluation"] == "mask"]
+        if frame.empty:
+            raise DataError(f"{path}: no masking scores")
+        frames.append(frame)
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(frames), figsize=(1.1 + 0.75 * max(f["mask"].nunique() for f in frames)
+                                                       * len(frames), 0.45 * max(f["task"].nunique() for f in frames)
+                                                       + 1.8), squeeze=False)
+    tidy = []
+    for ax, frame in zip(axes[0], frames):
+        masks = list(dict.fromkeys(frame["mask"]))
+        tasks = list(dict.fromkeys(frame["task"]))
+        means = frame.groupby(["task", "mask"])["score"].agg(["mean", "count"]).reset_index()
+        grid = means.pivot(index="task", columns="mask", values="mean").loc[tasks, masks]
+        grid.loc["avg"] = grid.mean(axis=0)
+        sns.heatmap(grid, annot=True, fmt=".0f", cmap="viridis", vmin=0, vmax=100, cbar=False, ax=ax)
+        method, shot = frame["method"].iloc[0], frame["shot"].iloc[0]
+        ax.set_title(f"{method} (shot {shot}, {frame['seed'].nunique()} seeds)", fontsize=9)
+        ax.set_xlabel("")
+        ax.set_ylabel("")
+        means.insert(0, "shot", shot)
+        means.insert(0, "method", method)
+        tidy.append(means.rename(columns={"mean": "score_mean", "count": "seeds"}))
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    written = _save(fig, out_prefix)
+    write_text_atomic(f"{out_prefix}.csv", pd.concat(tidy).round(3).to_csv(index=False))
+    return written + [f"{out_prefix}.csv"]

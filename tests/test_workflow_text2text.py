@@ -104,12 +104,23 @@ def test_paper_configs_dry_runs_list_every_task_of_their_tables_offline():
     for task in ("boolq", "cb", "scitail"):
         for shot in few:
             assert f"results/paper-mpt/splits/{task}/shot{shot}/seed0.json" in out
-    compt = snakemake("-n", "compt_table1", "--configfile", "config/paper-compt.yaml")
+    compt = snakemake("-n", "compt_table1", "compt_table2", "compt_fig3", "--configfile", "config/paper-compt.yaml")
     assert compt.returncode == 0, compt.stderr[-3000:]
-    assert job_counts(compt.stdout + compt.stderr) == {"split": 8 * 3, "train": 8 * 3, "paper_table": 1,
-                                                        "compt_table1": 1}
+    out = compt.stdout + compt.stderr
+    # PT per (task, shot); one job per (ComPT variant, task set, shot) with every task's cells of
+    # every seed; a masking job per task set Fig 3 draws (SSUM on GLUE and on SET2, at 16 shots)
+    sets = {f"train_set_compt_{v}{s}": 3 for v in ("ssum", "msum", "mcat") for s in ("", "_set2")}
+    assert job_counts(out) == {"split": 13 * 3, "train": 13 * 3, **sets, "masking": 2, "paper_table": 2,
+                               "compt_table1": 1, "compt_table2": 1, "compt_fig3_figure": 1, "compt_fig3": 1}
     for task in COMPT_TABLE1:
-        assert f"results/paper-compt/cells/t5-base/{task}/shot8/pt/seed0.json" in compt.stdout + compt.stderr
+        assert f"results/paper-compt/cells/t5-base/{task}/shot8/pt/seed0.json" in out
+    (glue16,) = [j for j in _jobs(out, "train_set_compt_msum") if "/shot16/" in j["output"][0]]
+    assert sorted(glue16["output"]) == sorted(
+        [f"results/paper-compt/cells/t5-base/{t}/shot16/compt-msum/seed{s}.json"
+         for t in COMPT_TABLE1 for s in range(3)]
+        + [f"results/paper-compt/states/t5-base/shot16/compt-msum/seed{s}.pt" for s in range(3)])
+    masked = {j["output"][0] for j in _jobs(out, "masking")}
+    assert masked == {f"results/paper-compt/masking/t5-base/shot16/{m}.csv" for m in ("compt-ssum", "compt-ssum-set2")}
 
 
 def _smoke_config(name: str, tmp_path, t5_dir, tasks, shots, seeds=(0, 1), methods=None, pretrainings=(),
@@ -132,6 +143,9 @@ def _smoke_config(name: str, tmp_path, t5_dir, tasks, shots, seeds=(0, 1), metho
                    prompt_length=4, max_target_length=6, eval_batch_size=32)
     # a pre-training holds out the test texts of every task of its suite: all their files
     cfg["paper_data_files"] = t2t_files(*(t.name for t in TEXT2TEXT_TASKS) if cfg["pretraining"] else tasks)
+    # ComPT's task sets, cut to the grid's tasks (its methods then train those together)
+    cfg["task_sets"] = {n: [t for t in ts if t in tasks] for n, ts in (cfg.get("task_sets") or {}).items()
+                        if any(t in tasks for t in ts)}
     cfg["protocol"]["dev_holdout"] = 4  # ATTEMPT holds out 1,000 training rows as dev; the fixtures have 24
     for method in cfg["methods"].values():
         method.update(epochs=2, eval_every=1, batch_size=4, max_target_length=6, eval_batch_size=32)
@@ -202,16 +216,32 @@ def test_paper_mpt_config_runs_end_to_end_on_a_tiny_t5(tmp_path, tiny_t5_dir):
 
 @pytest.mark.slow
 def test_paper_compt_config_runs_end_to_end_on_a_tiny_t5(tmp_path, tiny_t5_dir):
-    """paper-compt.yaml on the tiny T5: ComPT's word targets and its few-shot scheme, the last
-    checkpoint tested, the generated strings counted per gold label (ComPT's confusion tables)."""
-    config = _smoke_config("paper-compt.yaml", tmp_path, tiny_t5_dir, ["mrpc", "sts-b"], [8])
-    done = snakemake("--cores", "2", "compt_table1", "--configfile", str(config), timeout=900)
+    """paper-compt.yaml on the tiny T5, two tasks: PT (ComPT's word targets and few-shot
+    scheme, the last checkpoint tested, the generated strings counted per gold label: ComPT's
+    confusion tables), and SSUM, MSUM and MCAT, each one job over the two-task set, into
+    compt_table1, their masking evaluations and the Fig 3 and Fig 4 heatmaps."""
+    methods = ["compt-ssum", "compt-msum", "compt-mcat"]
+    config = _smoke_config("paper-compt.yaml", tmp_path, tiny_t5_dir, ["mrpc", "sts-b"], [8], methods=["pt", *methods])
+    done = snakemake("--cores", "2", "compt_table1", "compt_fig3", "compt_fig4", "--configfile", str(config),
+                     timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     results = tmp_path / "results"
     rows = list(csv.DictReader(open(results / "tables" / "compt_table1.csv")))
-    assert {r["task"] for r in rows if r["method"] == "pt" and r["status"] == "ok"} == {"mrpc", "sts-b"}
+    for method in ["pt", *methods]:
+        assert {r["task"] for r in rows if r["method"] == method and r["status"] == "ok"} == {"mrpc", "sts-b"}
     cell = json.loads((results / "cells/tiny-t5-files/mrpc/shot8/pt/seed1.json").read_text())
     assert cell["split"]["sizes"]["train"] == 8
     generated = cell["test_details"]["generated"]
     assert set(generated) <= {"not_equivalent", "equivalent"}
     assert sum(n for outputs in generated.values() for n in outputs.values()) == cell["split"]["sizes"]["test"]
+    cell = json.loads((results / "cells/tiny-t5-files/mrpc/shot8/compt-mcat/seed1.json").read_text())
+    assert cell["provenance"]["task_set"] == ["mrpc", "sts-b"] and cell["split"]["sizes"]["train"] == 8
+    masking = list(csv.DictReader(open(results / "masking/tiny-t5-files/shot8/compt-ssum.csv")))
+    assert {r["mask"] for r in masking if r["evaluation"] == "mask"} == {"src0", "src1", "all_src", "private",
+                                                                         "total"}
+    confusion = list(csv.DictReader(open(results / "masking/tiny-t5-files/shot8/compt-ssum.confusion.csv")))
+    assert {r["gold"] for r in confusion if r["task"] == "mrpc"} <= {"not_equivalent", "equivalent"}
+    for figure in ("compt_fig3", "compt_fig4"):
+        assert (results / "figures" / f"{figure}.png").stat().st_size > 0
+    drawn = list(csv.DictReader(open(results / "figures" / "compt_fig4.csv")))
+    assert {r["method"] for r in drawn} == {"compt-msum", "compt-mcat"}

@@ -1,0 +1,104 @@
+# ComPT's masking evaluation and its source-prompt ablation heatmaps (Figs 3 and 4), drawn
+# from the tested prompts of the grid's multi-task jobs (rules/train.smk, train_set_<method>).
+
+
+def compt_panels(compositions):
+    """The grid's ComPT methods of these compositions that fill Table 1 or 2 (GLUE, SET2: the
+    figures' top and bottom), one heatmap panel each."""
+    return [m for m in TASK_SET_METHODS
+            if METHODS.get(m).make_config(method_overrides(config, m)).composition in compositions
+            and (not METHODS.get(m).tables or {("compt", "1"), ("compt", "2")} & set(METHODS.get(m).tables))]
+
+
+# the shot of the paper's heatmaps (16), or the grid's first where it has none
+COMPT_FIG_SHOT = 16 if 16 in config["grid"]["shots"] else config["grid"]["shots"][0]
+COMPT_FIGURES = {"compt_fig3": (("ssum",), "SSUM: one source kept (private masked), all sources, private, total"),
+                 "compt_fig4": (("msum", "mcat"), "MSUM and MCAT: one source kept with the private, total")}
+
+
+rule masking:
+    """One trained task set: every mask of every task's prompt, and every prompt on every other task."""
+    input:
+        splits=lambda wc: [p for t in TASK_SET_METHODS[wc.method] for p in split_files(t, wc.shot)],
+        states=expand(f"{RESULTS}/states/{{{{backbone}}}}/shot{{{{shot}}}}/{{{{method}}}}/seed{{seed}}.pt", seed=SEEDS),
+        data=lambda wc: [f for t in TASK_SET_METHODS[wc.method] for f in data_files_of(t)],
+    output:
+        report(
+            f"{RESULTS}/masking/{{backbone}}/shot{{shot}}/{{method}}.csv",
+            caption="../docs/report/masking.rst",
+            category="ComPT masking",
+        ),
+        f"{RESULTS}/masking/{{backbone}}/shot{{shot}}/{{method}}.confusion.csv",
+        f"{RESULTS}/masking/{{backbone}}/shot{{shot}}/{{method}}.router.csv",
+    params:
+        settings=lambda wc: json.dumps(
+            task_set_settings(
+                config,
+                TaskSetGroup(wc.method, wc.backbone, parse_shot(wc.shot), tuple(TASK_SET_METHODS[wc.method])),
+            )
+        ),
+        seeds=" ".join(map(str, SEEDS)),
+        prefix=lambda wc, output: output[0].removesuffix(".csv"),
+        data_dir=DATA,
+    wildcard_constraints:
+        method="|".join(TASK_SET_METHODS) or "(?!)",
+    threads: config["threads_per_job"]
+    conda:
+        "../environment.yml"
+    log:
+        f"{RESULTS}/logs/masking/{{backbone}}/shot{{shot}}_{{method}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/masking/{{backbone}}/shot{{shot}}_{{method}}.tsv"
+    shell:
+        "python -m replicate masking --settings {params.settings:q} --seeds {params.seeds}"
+        " --splits {input.splits:q} --states {input.states:q} --out-prefix {params.prefix:q}"
+        " --data-dir {params.data_dir:q} > {log:q} 2>&1"
+
+
+for _figure, (_compositions, _title) in COMPT_FIGURES.items():
+    _panels = compt_panels(_compositions)
+
+    rule:
+        name:
+            f"{_figure}_figure"
+        localrule: True
+        input:
+            [f"{RESULTS}/masking/{config['grid']['backbone']}/shot{COMPT_FIG_SHOT}/{m}.csv" for m in _panels],
+        output:
+            report(
+                f"{RESULTS}/figures/{_figure}.png",
+                caption="../docs/report/masking.rst",
+                category="ComPT masking",
+            ),
+            f"{RESULTS}/figures/{_figure}.pdf",
+            f"{RESULTS}/figures/{_figure}.csv",
+        params:
+            prefix=f"{RESULTS}/figures/{_figure}",
+            title=_title,
+        conda:
+            "../environment.yml"
+        log:
+            f"{RESULTS}/logs/figures/{_figure}.log",
+        benchmark:
+            f"{RESULTS}/benchmarks/figures/{_figure}.tsv"
+        shell:
+            "python -m replicate figure compt-masking {input:q} --out-prefix {params.prefix:q}"
+            " --title {params.title:q} > {log:q} 2>&1"
+
+    rule:
+        name:
+            _figure
+        localrule: True
+        input:
+            [f"{RESULTS}/figures/{_figure}{ext}" for ext in (".png", ".pdf", ".csv")] if _panels else [],
+
+
+rule compt_masking:
+    """The masking evaluation of every trained task set of the grid (every method and shot)."""
+    localrule: True
+    input:
+        [
+            f"{RESULTS}/masking/{config['grid']['backbone']}/shot{shot}/{m}.csv"
+            for m in TASK_SET_METHODS
+            for shot in config["grid"]["shots"]
+        ],
