@@ -340,10 +340,14 @@ def cmd_stage_scores(args) -> int:
 
 
 def cmd_figure(args) -> int:
-    from .figures import masking_heatmaps, router_dendrogram, two_stage_curves
+    from .figures import compt_sweep, masking_heatmaps, router_dendrogram, two_stage_curves
 
     if args.figure == "compt-masking":
         written = masking_heatmaps(args.inputs, args.out_prefix, args.title or "Source-prompt ablation")
+    elif args.figure == "compt-sweep":
+        if not args.x:
+            raise ReplicateError("compt-sweep needs --x (a config field of the runs, or shot)")
+        written = compt_sweep(args.inputs, args.out_prefix, args.x, args.hue or (), args.title or "")
     elif args.figure == "mp2-fig5":
         if len(args.inputs) != 1:
             raise ReplicateError("mp2-fig5 draws from one pretrain.json (of a shallow pre-training)")
@@ -512,13 +516,16 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=cmd_retrieval_report)
 
     c = sub.add_parser("figure", help="draw a paper figure from logged tensors or result files")
-    c.add_argument("figure", choices=["mp2-fig5", "mp2-fig3", "compt-masking"],
+    c.add_argument("figure", choices=["mp2-fig5", "mp2-fig3", "compt-masking", "compt-sweep"],
                    help="mp2-fig5: router dendrogram (input: a shallow pretrain.json); mp2-fig3: two-stage dev "
                         "curves (inputs: MP2 result files); compt-masking: ComPT's source-prompt ablation heatmaps "
-                        "(inputs: masking CSVs, one panel each)")
+                        "(inputs: masking CSVs, one panel each); compt-sweep: ComPT's sweeps (inputs: its result "
+                        "files; --x, --hue)")
     c.add_argument("inputs", nargs="+")
     c.add_argument("--out-prefix", required=True)
-    c.add_argument("--title", help="compt-masking: the figure's title")
+    c.add_argument("--title", help="compt-masking, compt-sweep: the figure's title")
+    c.add_argument("--x", help="compt-sweep: the config field on the x axis (or shot)")
+    c.add_argument("--hue", nargs="*", help="compt-sweep: config fields that split the lines (e.g. weights)")
     c.set_defaults(func=cmd_figure)
 
     c = sub.add_parser("published", help="print the papers' transcribed numbers as CSV")

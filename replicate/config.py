@@ -105,6 +105,16 @@ def check_config(cfg: Any, check_data: bool = True) -> dict:
     if dupes:
         raise ConfigError(f"config grid/seeds: duplicate seed(s) {dupes}")
     spec = BACKBONES.get(grid["backbone"])
+    from .methods.base import method_variant
+
+    for name, values in cfg["methods"].items():  # variants first: the grid may name them
+        if isinstance(values, dict) and values.get("variant_of") is not None:
+            method_variant(name, values["variant_of"])
+        shots = (values or {}).get("shots") if isinstance(values, dict) else None
+        if shots is not None and (not isinstance(shots, list)
+                                  or not set(map(str, shots)) <= set(map(str, grid["shots"]))):
+            raise ConfigError(f"config methods/{name}/shots: must list shots of grid/shots {grid['shots']}, "
+                              f"not {shots!r}")
     for name in grid["methods"]:
         METHODS.get(name)
     for name in cfg["methods"]:
@@ -236,7 +246,7 @@ def task_set_groups(cfg: dict) -> List[TaskSetGroup]:
 
     grid = cfg["grid"]
     return [TaskSetGroup(m, grid["backbone"], s, tuple(set_tasks(cfg, m)))
-            for m in grid["methods"] if METHODS.get(m).multi_task for s in grid["shots"]]
+            for m in grid["methods"] if METHODS.get(m).multi_task for s in grid["shots"] if method_shot(cfg, m, s)]
 
 
 def pretrainings_of(cfg: dict) -> Dict[str, List[str]]:
@@ -431,12 +441,21 @@ def _check_length(where: str, task, encoder, max_length: int, prompt_length: int
                                   f"{ex.id} with {prompt_length} prompt slots") from None
 
 
+# Keys of a config's method entry that are not the method's config fields: ``variant_of``
+# declares a variant of a registered method (``methods.base.method_variant``), ``shots``
+# limits the grid's shots for it (a sweep point trained at one shot), ``sweeps`` names the
+# sweep figures it is a point of (rules/compt.smk).
+NOT_FIELDS = ("variant_of", "shots", "sweeps")
+
+
 def method_overrides(cfg: dict, name: str, task: Optional[str] = None, shot=None) -> Dict[str, Any]:
     """The config's fields of method ``name`` (``methods/<name>``); with ``shot``, its
     ``by_shot/<shot>`` fields over them (ComPT doubles the epochs when k <= 10), and with
     ``task`` its ``by_task/<task>`` fields over those (MPT's source lengths and epochs
     differ by task: MultiRC 348 tokens, MRQA 512 and 5 epochs, large tasks 10 epochs)."""
     values = dict(cfg["methods"].get(name) or {})
+    for key in NOT_FIELDS:
+        values.pop(key, None)
     by_task = values.pop("by_task", None) or {}
     by_shot = values.pop("by_shot", None) or {}
     if shot is not None:
@@ -456,7 +475,14 @@ def groups(cfg: dict) -> List[Group]:
     configs = _method_configs(cfg)
     in_set = {m: set(set_tasks(cfg, m)) for m in grid["methods"] if METHODS.get(m).multi_task}
     return [Group(m, grid["backbone"], t, s) for m, t, s in product(grid["methods"], grid["tasks"], grid["shots"])
-            if METHODS.get(m).declines(configs[m], TASKS.get(t)) is None and (m not in in_set or t in in_set[m])]
+            if METHODS.get(m).declines(configs[m], TASKS.get(t)) is None and (m not in in_set or t in in_set[m])
+            and method_shot(cfg, m, s)]
+
+
+def method_shot(cfg: dict, method: str, shot) -> bool:
+    """Whether the grid trains ``method`` at ``shot`` (its entry's ``shots``, else every shot)."""
+    shots = (cfg["methods"].get(method) or {}).get("shots")
+    return shots is None or str(shot) in {str(s) for s in shots}
 
 
 def _method_configs(cfg: dict) -> Dict[str, Any]:
@@ -532,6 +558,7 @@ def cell_settings(cfg: dict, group: Group) -> Dict[str, Any]:
         "run": cfg["run"],
         "setup": cfg.get("setup", "embedded"),
         "method": group.method,
+        **_variant(group.method),
         "method_config": asdict(method_cfg),
         **split_settings(cfg, group.task, group.shot),
         **_backbone_settings(cfg, group.backbone),
@@ -556,6 +583,7 @@ def task_set_settings(cfg: dict, group: TaskSetGroup) -> Dict[str, Any]:
         "run": cfg["run"],
         "setup": cfg.get("setup", "embedded"),
         "method": group.method,
+        **_variant(group.method),
         "method_config": asdict(method_cfg),
         "tasks": list(group.tasks),
         "shot": group.shot,
@@ -565,6 +593,15 @@ def task_set_settings(cfg: dict, group: TaskSetGroup) -> Dict[str, Any]:
         "threads": cfg["threads_per_job"],
     }
     return out
+
+
+def _variant(method: str) -> Dict[str, str]:
+    """{"variant_of": base} for a config-declared variant (its jobs register it from their
+    settings alone); {} otherwise, so other cells' settings hashes stay as they were."""
+    from .methods import METHODS
+
+    base = METHODS.get(method).variant_of
+    return {"variant_of": base} if base else {}
 
 
 def config_hash(settings: Dict[str, Any]) -> str:

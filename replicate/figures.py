@@ -178,3 +178,41 @@ def masking_heatmaps(csv_paths: Sequence[str], out_prefix: str, title: str) -> L
     written = _save(fig, out_prefix)
     write_text_atomic(f"{out_prefix}.csv", pd.concat(tidy).round(3).to_csv(index=False))
     return written + [f"{out_prefix}.csv"]
+
+
+def compt_sweep(result_paths: Sequence[str], out_prefix: str, x: str, hue: Sequence[str] = (),
+                title: str = "") -> List[str]:
+    """ComPT's sweeps (Figs 2, 5, 7): each run's average test score over its task set (per
+    seed), against ``x`` (a config field of the runs, e.g. ``n_sources``, or ``shot``), one
+    line per composition, task set and ``hue`` fields, mean and standard deviation over the
+    seeds (seaborn). Also ``<prefix>.csv``: the plotted points."""
+    import pandas as pd
+    import seaborn as sns
+
+    rows = []
+    for path in result_paths:
+        r = read_json(path)
+        if r.get("status") != "ok":
+            continue
+        fields = r["provenance"]["settings"]["method_config"]
+        if x != "shot" and x not in fields:
+            raise DataError(f"{path}: its config has no field {x!r}")
+        line = [fields["composition"].upper(), fields.get("task_set") or "grid tasks"]
+        line += [f"{h}={fields[h]}" for h in hue]
+        rows.append({"method": r["method"], "line": ", ".join(line), "x": r["shot"] if x == "shot" else fields[x],
+                     "seed": r["seed"], "task": r["task"], "score": r["score"]})
+    if not rows:
+        raise DataError("no finished ComPT cell among the inputs")
+    cells = pd.DataFrame(rows)
+    per_seed = cells.groupby(["line", "method", "x", "seed"], as_index=False)["score"].mean()
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    sns.lineplot(data=per_seed, x="x", y="score", hue="line", marker="o", errorbar="sd", ax=ax)
+    ax.set_xlabel(x)
+    ax.set_ylabel("average test score over the task set")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    written = _save(fig, out_prefix)
+    points = per_seed.groupby(["line", "method", "x"])["score"].agg(["mean", "std", "count"]).reset_index()
+    write_text_atomic(f"{out_prefix}.csv", points.rename(columns={"count": "seeds"}).round(3).to_csv(index=False))
+    return written + [f"{out_prefix}.csv"]

@@ -226,7 +226,7 @@ def train_group(settings: dict, seeds: Sequence[int], split_paths: Sequence[str]
 
     from .backbones import BACKBONES, weights_fingerprint
     from .devices import resolve_device
-    from .methods import METHODS
+    from .methods.base import method_of
     from .methods.common import frequent_tokens
     from .splits import resolve
     from .train import SeedData, outcome_dict, run_group
@@ -240,7 +240,7 @@ def train_group(settings: dict, seeds: Sequence[int], split_paths: Sequence[str]
     device_name, gpu_lock = resolve_device(device)  # the lock is held until this job ends
     device = torch.device(device_name)
     job_start = time.perf_counter()
-    method = METHODS.get(settings["method"])
+    method = method_of(settings)
     cfg = method.make_config(settings["method_config"])
     spec = BACKBONES.get(settings["backbone"])
     task = task_of(settings)
@@ -344,7 +344,7 @@ def train_task_set(settings: dict, seeds: Sequence[int], split_paths: Dict[str, 
 
     from .backbones import BACKBONES, weights_fingerprint
     from .devices import resolve_device
-    from .methods import METHODS
+    from .methods.base import method_of
     from .multitask import run_task_set
     from .splits import resolve
     from .tasks import resolve_task
@@ -361,7 +361,7 @@ def train_task_set(settings: dict, seeds: Sequence[int], split_paths: Dict[str, 
     torch.set_num_threads(settings.get("threads", 1))
     device_name, gpu_lock = resolve_device(device)
     job_start = time.perf_counter()
-    method = METHODS.get(settings["method"])
+    method = method_of(settings)
     cfg = method.job_config(method.make_config(settings["method_config"]), settings["shot"])
     spec = BACKBONES.get(settings["backbone"])
     files = settings.get("data_files") or {}

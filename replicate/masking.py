@@ -96,7 +96,7 @@ def masking_job(settings: dict, seeds: Sequence[int], split_paths: Dict[str, Seq
     from .config import config_hash
     from .devices import resolve_device
     from .jobs import _log
-    from .methods import METHODS
+    from .methods.base import method_of
     from .multitask import predict_states
     from .splits import resolve
     from .tasks import resolve_task
@@ -104,7 +104,7 @@ def masking_job(settings: dict, seeds: Sequence[int], split_paths: Dict[str, Seq
     start = time.perf_counter()
     torch.set_num_threads(settings.get("threads", 1))
     device_name, gpu_lock = resolve_device(device)
-    method = METHODS.get(settings["method"])
+    method = method_of(settings)
     if not method.multi_task:
         raise ConfigError(f"method {method.name} trains no task set: it has no masking evaluation")
     cfg = method.job_config(method.make_config(settings["method_config"]), settings["shot"])

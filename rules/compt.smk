@@ -102,3 +102,58 @@ rule compt_masking:
             for m in TASK_SET_METHODS
             for shot in config["grid"]["shots"]
         ],
+
+
+# ComPT's sweeps (Figs 2, 5 and 7): each a figure of the average test score over a task set
+# against one field, from the runs whose config entry names the figure in `sweeps:` (the
+# sweep points: config/paper-compt-sweeps.yaml declares them as variants). Not part of any
+# table or default target.
+COMPT_SWEEPS = {  # figure: (x, fields that split the lines, the shot it is drawn at (None: every), title)
+    "compt_fig2": ("n_sources", [], 8, "Fig 2: number of source prompts (k = 8)"),
+    "compt_fig5": ("shot", ["weights"], None, "Fig 5 (top): constant vs learned weights over k"),
+    "compt_fig5_sources": ("n_sources", ["weights"], 16, "Fig 5 (bottom): weights over the sources (k = 16)"),
+    "compt_fig7": ("private_lr", ["epochs"], 16, "Fig 7 / A2: the private prompts' learning rate (k = 16)"),
+}
+
+for _figure, (_x, _hue, _shot, _title) in COMPT_SWEEPS.items():
+    _points = [
+        g
+        for g in groups(config)
+        if _figure in ((config["methods"].get(g.method) or {}).get("sweeps") or [])
+        and (_shot is None or g.shot == _shot)
+    ]
+
+    rule:
+        name:
+            f"{_figure}_figure"
+        localrule: True
+        input:
+            [path for g in _points for path in result_files(g)],
+        output:
+            report(f"{RESULTS}/figures/{_figure}.png", caption="../docs/report/sweep.rst", category="ComPT sweeps"),
+            f"{RESULTS}/figures/{_figure}.pdf",
+            f"{RESULTS}/figures/{_figure}.csv",
+        params:
+            prefix=f"{RESULTS}/figures/{_figure}",
+            x=_x,
+            hue=" ".join(_hue),
+            title=_title,
+            missing=f"no run of this config is a point of {_figure} (methods/<name>/sweeps: "
+            "config/paper-compt-sweeps.yaml has them)" if not _points else "",
+        conda:
+            "../environment.yml"
+        log:
+            f"{RESULTS}/logs/figures/{_figure}.log",
+        benchmark:
+            f"{RESULTS}/benchmarks/figures/{_figure}.tsv"
+        shell:
+            "if [ -n {params.missing:q} ]; then echo replicate: {params.missing:q} >&2; exit 2; fi;"
+            " python -m replicate figure compt-sweep {input:q} --x {params.x} --hue {params.hue}"
+            " --out-prefix {params.prefix:q} --title {params.title:q} > {log:q} 2>&1"
+
+    rule:
+        name:
+            _figure
+        localrule: True
+        input:
+            [f"{RESULTS}/figures/{_figure}{ext}" for ext in (".png", ".pdf", ".csv")],

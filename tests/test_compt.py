@@ -314,3 +314,64 @@ def test_parameter_counts_are_the_encoders_and_the_router_over_glues_eight_tasks
     assert out["parts"] == {"sources": sources * encoder(length), "private": 8 * encoder(private),
                             "router": 8 * sources}
     assert out["trainable"] == sum(out["parts"].values())
+
+
+# --- variants and sweeps -------------------------------------------------------------------
+
+def test_a_config_declared_variant_trains_under_its_own_name_at_its_own_shots(compt_config):
+    from replicate.methods.base import method_of, method_variant
+
+    cfg = copy.deepcopy(compt_config)
+    cfg["grid"]["shots"] = [8, 16]
+    cfg["grid"]["methods"].append("compt-ssum-one-source")
+    cfg["methods"]["compt-ssum-one-source"] = {**cfg["methods"]["compt-ssum"], "variant_of": "compt-ssum",
+                                               "n_sources": 1, "shots": [16], "sweeps": ["compt_fig2"]}
+    cfg = check_config(cfg)
+    variant = METHODS.get("compt-ssum-one-source")
+    assert variant.variant_of == "compt-ssum" and variant.multi_task and variant.rows == ()
+    assert [(g.method, g.shot) for g in task_set_groups(cfg)] == [("compt-ssum", 8), ("compt-ssum", 16),
+                                                                  ("compt-ssum-one-source", 16)]
+    settings = task_set_settings(cfg, task_set_groups(cfg)[-1])
+    assert settings["variant_of"] == "compt-ssum" and settings["method_config"]["n_sources"] == 1
+    assert "variant_of" not in task_set_settings(cfg, task_set_groups(cfg)[0])  # other hashes stay as they were
+    assert method_of(settings) is variant
+    with pytest.raises(ConfigError, match="'compt-msum' is already a method"):
+        method_variant("compt-msum", "compt-ssum")
+    with pytest.raises(ConfigError, match="is itself a variant"):
+        method_variant("compt-ssum-two-steps-away", "compt-ssum-one-source")
+
+
+def test_a_sweep_figure_averages_each_runs_tasks_per_seed_then_the_seeds(tmp_path):
+    import json
+
+    from replicate.figures import compt_sweep
+
+    paths = []
+    for n, scores in ((1, {0: (50, 70), 1: (60, 80)}), (2, {0: (40, 40), 1: (50, 50)})):
+        for seed, per_task in scores.items():
+            for task, score in zip(("a", "b"), per_task):
+                path = tmp_path / f"{n}-{seed}-{task}.json"
+                settings = {"method_config": {"composition": "ssum", "task_set": "glue", "n_sources": n}}
+                path.write_text(json.dumps({"status": "ok", "method": f"compt-ssum-nsp{n}", "task": task, "seed": seed,
+                                            "shot": 8, "score": score, "provenance": {"settings": settings}}))
+                paths.append(str(path))
+    compt_sweep(paths, str(tmp_path / "fig"), "n_sources")
+    points = {int(r["x"]): r for r in csv.DictReader(open(tmp_path / "fig.csv"))}
+    assert float(points[1]["mean"]) == 65.0 and float(points[1]["std"]) == pytest.approx(7.071, abs=1e-3)
+    assert float(points[2]["mean"]) == 45.0 and points[2]["seeds"] == "2"
+
+
+def test_the_sweeps_config_is_the_one_its_script_writes():
+    import importlib.util
+
+    from conftest import REPO
+
+    spec = importlib.util.spec_from_file_location("make_compt_sweeps", REPO / "config" / "make_compt_sweeps.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert (REPO / "config" / "paper-compt-sweeps.yaml").read_text() == module.sweeps_yaml()
+    cfg = check_config(module.yaml.safe_load(module.sweeps_yaml()), check_data=False)
+    fig2 = [g for g in task_set_groups(cfg) if "compt_fig2" in cfg["methods"][g.method]["sweeps"] and g.shot == 8]
+    assert len(fig2) == 3 * 2 * 5  # 3 compositions x GLUE, SET2 x 5 numbers of sources
+    assert {(g.tasks[0], cfg["methods"][g.method]["n_sources"]) for g in fig2 if "ssum" in g.method} == {
+        (first, n) for first in ("cola", "imdb") for n in (1, 2, 3, 5, 10)}

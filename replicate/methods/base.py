@@ -244,6 +244,7 @@ class Method:
     prompt_encoder_formulations: tuple = ("seq2seq",)  # ... on these formulations (ComPT: both)
     trainer: Any = None         # the class that tunes a group (None: train.GroupTrainer)
 
+    variant_of: Optional[str] = None  # a config-declared variant's base method (``method_variant``)
     # Field values that differ from config_cls's defaults: one config class serves several
     # registered variants (MP2 shallow / deep, with / without FSL).
     defaults: Mapping[str, Any] = {}
@@ -266,7 +267,8 @@ class Method:
         encoder = getattr(cfg, "prompt_encoder", "none")
         if encoder != "none" and (encoder not in self.prompt_encoders
                                   or cfg.formulation not in self.prompt_encoder_formulations):
-            where = f"{self.name} on the {cfg.formulation} formulation" if encoder in self.prompt_encoders else self.name
+            where = (f"{self.name} on the {cfg.formulation} formulation" if encoder in self.prompt_encoders
+                     else self.name)
             raise ConfigError(f"config methods/{self.name}/prompt_encoder: {where} applies no prompt encoder, "
                               f"not {encoder!r} (only pt with formulation seq2seq does)")
         return cfg
@@ -398,3 +400,34 @@ METHODS: Registry[Method] = Registry("method")
 
 def register_method(method: Method) -> Method:
     return METHODS.register(method.name, method)
+
+
+def method_variant(name: str, base_name: str) -> Method:
+    """A variant ``name`` of registered method ``base_name`` declared by a config
+    (``methods/<name>/variant_of``: a sweep point such as ComPT with one source prompt): the
+    base's class and defaults under its own name, in no paper row. Registered once per process
+    (again for the same base: the same object)."""
+    import copy
+
+    if name in METHODS:
+        existing = METHODS.get(name)
+        if existing.variant_of == base_name:
+            return existing
+        raise ConfigError(f"config methods/{name}/variant_of: {name!r} is already a method"
+                          + (f" (a variant of {existing.variant_of})" if existing.variant_of else ""))
+    base = METHODS.get(base_name)
+    if base.variant_of is not None:
+        raise ConfigError(f"config methods/{name}/variant_of: {base_name!r} is itself a variant; name its base "
+                          f"{base.variant_of!r}")
+    variant = copy.copy(base)
+    variant.name, variant.variant_of = name, base_name
+    variant.rows, variant.row_views, variant.tables, variant.ablation_of = (), {}, (), None
+    variant.paper_label = f"{base.paper_label or base_name} ({name})"
+    return register_method(variant)
+
+
+def method_of(settings: Mapping[str, Any]) -> Method:
+    """The method a job's settings name, a config-declared variant included."""
+    if settings.get("variant_of"):
+        return method_variant(settings["method"], settings["variant_of"])
+    return METHODS.get(settings["method"])
