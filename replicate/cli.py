@@ -161,6 +161,10 @@ def cmd_pretrain_data(args) -> int:
 
 def cmd_train(args) -> int:
     from .jobs import train_group
+    from .methods import METHODS
+
+    if args.method and args.method in METHODS and METHODS.get(args.method).multi_task:
+        raise ReplicateError(f"--method {args.method}: trains a task set in one job: python -m replicate train-set")
 
     settings, data_dir, splits, out = _job(args, for_training=True)
     pretrained = args.pretrained
@@ -185,6 +189,21 @@ def cmd_train(args) -> int:
     return 1 if results and len(failed) == len(results) else 0
 
 
+def _set_job_shot(cfg: dict, method: str, given: str):
+    """The shot of a by-hand multi-task job, after checking the method trains a task set of
+    the config at that shot (one line otherwise)."""
+    from .config import task_set_groups
+    from .methods import METHODS
+    from .splits import parse_shot
+
+    if not METHODS.get(method).multi_task:
+        raise ReplicateError(f"--method {method}: trains one task per job (python -m replicate train), not a task set")
+    shot = parse_shot(int(given) if given.isdigit() else given)
+    if (method, str(shot)) not in {(g.method, str(g.shot)) for g in task_set_groups(cfg)}:
+        raise ReplicateError(f"--method {method} --shot {given}: not a job of this config's grid")
+    return shot
+
+
 def cmd_train_set(args) -> int:
     """One job of a multi-task method: every task of its set and every seed at one shot."""
     from .config import (Cell, TaskSetGroup, load_config, result_path, set_tasks, split_path, state_path,
@@ -207,10 +226,8 @@ def cmd_train_set(args) -> int:
     else:
         if not args.config or not args.method or args.shot is None:
             raise ReplicateError("give --config FILE --method M --shot K (or --settings JSON from the Snakefile)")
-        from .splits import parse_shot
-
         cfg = load_config(args.config)
-        shot = parse_shot(int(args.shot) if args.shot.isdigit() else args.shot)
+        shot = _set_job_shot(cfg, args.method, args.shot)
         backbone = args.backbone or cfg["grid"]["backbone"]
         group = TaskSetGroup(args.method, backbone, shot, tuple(set_tasks(cfg, args.method)))
         settings = task_set_settings(cfg, group)
@@ -246,10 +263,8 @@ def cmd_masking(args) -> int:
     else:
         if not args.config or not args.method or args.shot is None:
             raise ReplicateError("give --config FILE --method M --shot K (or --settings JSON from the Snakefile)")
-        from .splits import parse_shot
-
         cfg = load_config(args.config)
-        shot = parse_shot(int(args.shot) if args.shot.isdigit() else args.shot)
+        shot = _set_job_shot(cfg, args.method, args.shot)
         backbone = cfg["grid"]["backbone"]
         group = TaskSetGroup(args.method, backbone, shot, tuple(set_tasks(cfg, args.method)))
         settings = task_set_settings(cfg, group)
