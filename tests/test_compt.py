@@ -375,3 +375,17 @@ def test_the_sweeps_config_is_the_one_its_script_writes():
     assert len(fig2) == 3 * 2 * 5  # 3 compositions x GLUE, SET2 x 5 numbers of sources
     assert {(g.tasks[0], cfg["methods"][g.method]["n_sources"]) for g in fig2 if "ssum" in g.method} == {
         (first, n) for first in ("cola", "imdb") for n in (1, 2, 3, 5, 10)}
+
+
+def test_the_8_shot_config_is_the_embedded_default_at_another_shot():
+    import yaml
+
+    from conftest import REPO
+
+    default = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    eight = yaml.safe_load((REPO / "config" / "compt-8shot.yaml").read_text())
+    assert eight["protocol"] == default["protocol"] and eight["grid"]["shots"] == [8]
+    assert {k: v for k, v in eight["grid"].items() if k not in ("shots", "methods")} == {
+        k: v for k, v in default["grid"].items() if k not in ("shots", "methods")}
+    for name in eight["grid"]["methods"]:
+        assert eight["methods"][name] == default["methods"][name], name
