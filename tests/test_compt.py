@@ -128,6 +128,35 @@ def test_the_frozen_form_of_a_row_is_its_trained_prompt_at_inference():
     assert torch.allclose(keep_first()[:, 0], sources[:, 0])  # one source kept, alone: weight 1, no private
 
 
+def test_each_part_of_the_prompt_trains_at_its_own_learning_rate():
+    """§3.2: sources at lr, private prompts at private_lr, the router at router_lr."""
+    from types import SimpleNamespace
+
+    method = METHODS.get("compt-ssum")
+    cfg = method.make_config({"lr": 0.3, "private_lr": 0.02, "router_lr": 0.1})
+    prompt = _prompt()
+    groups = method.param_groups(SimpleNamespace(prompt=prompt, head=None), cfg)
+    lr_of = {id(p): g["lr"] for g in groups for p in g["params"]}
+    assert {lr_of[id(p)] for p in prompt.sources.parameters()} == {0.3}
+    assert {lr_of[id(p)] for p in prompt.privates.parameters()} == {0.02}
+    assert lr_of[id(prompt.router)] == 0.1
+
+
+def test_every_training_step_draws_new_router_noise_at_the_annealed_temperature():
+    from types import SimpleNamespace
+
+    method = METHODS.get("compt-ssum")
+    prompt = _prompt()
+    model = SimpleNamespace(prompt=prompt)
+    method.on_step(model, method.make_config({}), 0, 101)  # the paper's 5 -> 1e-3 over the run
+    assert prompt.temperature == 5.0 and prompt.noise is not None
+    first = prompt.noise.clone()
+    method.on_step(model, method.make_config({}), 50, 101)
+    assert prompt.temperature == pytest.approx((5.0 + 1e-3) / 2) and not torch.equal(prompt.noise, first)
+    method.on_step(model, method.make_config({"anneal_rate": 0.02}), 100, 400)
+    assert prompt.temperature == pytest.approx(3.0)
+
+
 def test_an_mcat_mask_takes_a_masked_sources_slots_out_of_the_attention_mask():
     from types import SimpleNamespace
 
@@ -277,6 +306,48 @@ def test_no_test_example_of_any_task_reaches_training_or_dev_selection(compt_con
     assert seen["train"] and seen["dev"] and seen["test"]
     test_texts = set(seen["test"])
     assert not test_texts & set(seen["train"]) and not test_texts & set(seen["dev"])
+
+
+def test_with_select_on_dev_each_row_is_tested_on_its_best_dev_state_not_its_last(compt_config, tmp_path,
+                                                                                  monkeypatch):
+    """Dev is rigged to peak at epoch 1: every (seed, task) row is tested on, and saves, its
+    epoch-1 state, though epoch 2 moved it."""
+    from replicate import multitask
+
+    states_of, score, predict = (multitask.TaskSetTrainer._states, multitask.TaskSetTrainer._score,
+                                 multitask.TaskSetTrainer._predict)
+    snapshots, calls, tested = [], {}, {}
+
+    def spy_states(self, keys):
+        out = states_of(self, keys)
+        snapshots.append(dict(zip(keys, out)))
+        return out
+
+    def falling_dev(self, t, s, split, preds):
+        metrics = score(self, t, s, split, preds)
+        if split != "dev":
+            return metrics
+        calls[(s, t)] = calls.get((s, t), 0) + 1
+        return {k: 1.0 / calls[(s, t)] for k in metrics}
+
+    def spy_predict(self, keys, states, split):
+        if split == "test":
+            tested.update(zip(keys, states))
+        return predict(self, keys, states, split)
+
+    monkeypatch.setattr(multitask.TaskSetTrainer, "_states", spy_states)
+    monkeypatch.setattr(multitask.TaskSetTrainer, "_score", falling_dev)
+    monkeypatch.setattr(multitask.TaskSetTrainer, "_predict", spy_predict)
+    cfg = check_config(compt_config)  # 2 epochs, dev after each, select_on_dev
+    _, _, states, results = _run(cfg, [8], tmp_path)
+    assert len(snapshots) == 3  # dev after epochs 1 and 2, then the last states
+    epoch1, last = snapshots[0], snapshots[-1]
+    saved = torch.load(states[0], weights_only=False)["states"]
+    for t, task in enumerate(("bbc-topic", "fine-foods")):
+        assert results[(task, 8)]["dev"]["best_epoch"] == 1
+        assert not torch.equal(epoch1[(0, t)]["private"], last[(0, t)]["private"])
+        for key, value in epoch1[(0, t)].items():
+            assert torch.equal(tested[(0, t)][key], value) and torch.equal(saved[task][key], value), key
 
 
 def test_the_masking_evaluation_scores_every_mask_and_its_total_is_the_tested_score(compt_config, tmp_path):
