@@ -84,8 +84,20 @@ wildcard_constraints:
 # Multi-task methods (ComPT): one job trains every task of the method's task set
 # (rules/train.smk, train_set_<method>); the single-task rule `train` never takes them.
 TASK_SET_METHODS = {m: set_tasks(config, m) for m in config["grid"]["methods"] if METHODS.get(m).multi_task}
-# (the lookahead reads the "/" after the method's folder: "$" would never match inside a path)
+# (the lookahead reads the slash after the method's folder: an end anchor never matches inside a path)
 SINGLE_TASK_METHOD = (f"(?!(?:{'|'.join(TASK_SET_METHODS)})/)" if TASK_SET_METHODS else "") + r"[a-z0-9][a-z0-9-]*"
+# a single-task job's cells, every seed (expand fills the seed)
+SINGLE_TASK_CELLS = (
+    f"{RESULTS}/cells/{{{{backbone}}}}/{{{{task}}}}/shot{{{{shot}}}}/{{{{method,{SINGLE_TASK_METHOD}}}}}/seed{{seed}}.json"
+)
+
+
+def compt_panels(compositions):
+    """The grid's ComPT methods of these compositions that fill Table 1 or 2 (GLUE, SET2: the
+    figures' top and bottom), one heatmap panel each (rules/compt.smk)."""
+    return [m for m in TASK_SET_METHODS
+            if METHODS.get(m).make_config(method_overrides(config, m)).composition in compositions
+            and (not METHODS.get(m).tables or {("compt", "1"), ("compt", "2")} & set(METHODS.get(m).tables))]
 
 
 def task_data_files(wildcards):

@@ -2,14 +2,6 @@
 # from the tested prompts of the grid's multi-task jobs (rules/train.smk, train_set_<method>).
 
 
-def compt_panels(compositions):
-    """The grid's ComPT methods of these compositions that fill Table 1 or 2 (GLUE, SET2: the
-    figures' top and bottom), one heatmap panel each."""
-    return [m for m in TASK_SET_METHODS
-            if METHODS.get(m).make_config(method_overrides(config, m)).composition in compositions
-            and (not METHODS.get(m).tables or {("compt", "1"), ("compt", "2")} & set(METHODS.get(m).tables))]
-
-
 # the shot of the paper's heatmaps (16), or the grid's first where it has none
 COMPT_FIG_SHOT = 16 if 16 in config["grid"]["shots"] else config["grid"]["shots"][0]
 COMPT_FIGURES = {"compt_fig3": (("ssum",), "SSUM: one source kept (private masked), all sources, private, total"),
@@ -73,7 +65,7 @@ for _figure, (_compositions, _title) in COMPT_FIGURES.items():
             f"{RESULTS}/figures/{_figure}.pdf",
             f"{RESULTS}/figures/{_figure}.csv",
         params:
-            prefix=f"{RESULTS}/figures/{_figure}",
+            prefix=lambda wc, output: output[0].removesuffix(".png"),
             title=_title,
         conda:
             "../environment.yml"
@@ -134,7 +126,7 @@ for _figure, (_x, _hue, _shot, _title) in COMPT_SWEEPS.items():
             f"{RESULTS}/figures/{_figure}.pdf",
             f"{RESULTS}/figures/{_figure}.csv",
         params:
-            prefix=f"{RESULTS}/figures/{_figure}",
+            prefix=lambda wc, output: output[0].removesuffix(".png"),
             x=_x,
             hue=" ".join(_hue),
             title=_title,

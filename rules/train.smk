@@ -6,11 +6,7 @@ rule train:
         data=task_data_files,
         pretrained=pretrained_checkpoint,
     output:
-        expand(
-            f"{RESULTS}/cells/{{{{backbone}}}}/{{{{task}}}}/shot{{{{shot}}}}/{{{{method,{SINGLE_TASK_METHOD}}}}}"
-            "/seed{seed}.json",
-            seed=SEEDS,
-        ),
+        expand(SINGLE_TASK_CELLS, seed=SEEDS),
     params:
         settings=lambda wc: json.dumps(cell_settings(config, group_of(wc))),
         seeds=" ".join(map(str, SEEDS)),
@@ -41,7 +37,7 @@ for _method, _tasks in TASK_SET_METHODS.items():
             f"train_set_{_method.replace('-', '_')}"
         input:
             splits=lambda wc, tasks=_tasks: [p for t in tasks for p in split_files(t, wc.shot)],
-            data=[f for t in _tasks for f in data_files_of(t)],
+            data=lambda wc, tasks=_tasks: [f for t in tasks for f in data_files_of(t)],
         output:
             cells=[
                 f"{RESULTS}/cells/{{backbone}}/{task}/shot{{shot}}/{_method}/seed{seed}.json"
