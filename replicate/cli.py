@@ -189,52 +189,55 @@ def cmd_train(args) -> int:
     return 1 if results and len(failed) == len(results) else 0
 
 
-def _set_job_shot(cfg: dict, method: str, given: str):
-    """The shot of a by-hand multi-task job, after checking the method trains a task set of
-    the config at that shot (one line otherwise)."""
-    from .config import task_set_groups
+def _set_job(args, writes_cells: bool):
+    """(settings, splits {task: per seed}, outputs {task: per seed} or None, states per seed,
+    data dir, masking prefix) of a multi-task job. Snakemake passes --settings and every path
+    (task-major: every seed of a task, then the next); by hand, --config names the run, the
+    method must train one of its task sets at --shot, and the paths follow from the config."""
+    from .config import (Cell, TaskSetGroup, load_config, result_path, set_tasks, split_path, state_path,
+                         task_set_groups, task_set_settings)
     from .methods import METHODS
     from .splits import parse_shot
 
-    if not METHODS.get(method).multi_task:
-        raise ReplicateError(f"--method {method}: trains one task per job (python -m replicate train), not a task set")
-    shot = parse_shot(int(given) if given.isdigit() else given)
-    if (method, str(shot)) not in {(g.method, str(g.shot)) for g in task_set_groups(cfg)}:
-        raise ReplicateError(f"--method {method} --shot {given}: not a job of this config's grid")
-    return shot
-
-
-def cmd_train_set(args) -> int:
-    """One job of a multi-task method: every task of its set and every seed at one shot."""
-    from .config import (Cell, TaskSetGroup, load_config, result_path, set_tasks, split_path, state_path,
-                         task_set_settings)
-    from .jobs import train_task_set
-
+    n = len(args.seeds)
     if args.settings:
         try:
             settings = json.loads(args.settings)
         except json.JSONDecodeError as e:
             raise ReplicateError(f"--settings is not valid JSON ({e})") from None
-        tasks, n = settings.get("tasks") or [], len(args.seeds)
-        if not (args.data_dir and args.splits and args.out and args.states) or len(args.splits) != len(tasks) * n \
-                or len(args.out) != len(tasks) * n or len(args.states) != n:
-            raise ReplicateError("with --settings, give --data-dir, --splits and --out (task-major: every seed of "
-                                 "the first task, then the next), and one --states file per seed")
-        splits = {t: args.splits[i * n:(i + 1) * n] for i, t in enumerate(tasks)}
-        outs = {t: args.out[i * n:(i + 1) * n] for i, t in enumerate(tasks)}
-        states, data_dir = args.states, args.data_dir
-    else:
-        if not args.config or not args.method or args.shot is None:
-            raise ReplicateError("give --config FILE --method M --shot K (or --settings JSON from the Snakefile)")
-        cfg = load_config(args.config)
-        shot = _set_job_shot(cfg, args.method, args.shot)
-        backbone = args.backbone or cfg["grid"]["backbone"]
-        group = TaskSetGroup(args.method, backbone, shot, tuple(set_tasks(cfg, args.method)))
-        settings = task_set_settings(cfg, group)
-        splits = {t: [split_path(cfg, t, shot, s) for s in args.seeds] for t in group.tasks}
-        outs = {t: [result_path(cfg, Cell(args.method, backbone, t, shot, s)) for s in args.seeds] for t in group.tasks}
-        states = [state_path(cfg, args.method, backbone, shot, s) for s in args.seeds]
-        data_dir = args.data_dir or cfg["data_dir"]
+        tasks = settings.get("tasks") or []
+        given = [args.data_dir, args.splits, args.states, args.out if writes_cells else args.out_prefix]
+        if not all(given) or len(args.splits) != len(tasks) * n or len(args.states) != n \
+                or (writes_cells and len(args.out) != len(tasks) * n):
+            raise ReplicateError("with --settings, give --data-dir, --splits" + (" and --out" if writes_cells else "")
+                                 + " (task-major: every seed of the first task, then the next), one --states file "
+                                 "per seed" + ("" if writes_cells else " and --out-prefix"))
+        per_task = lambda paths: {t: paths[i * n:(i + 1) * n] for i, t in enumerate(tasks)}  # noqa: E731
+        return (settings, per_task(args.splits), per_task(args.out) if writes_cells else None, args.states,
+                args.data_dir, getattr(args, "out_prefix", None))
+    if not args.config or not args.method or args.shot is None:
+        raise ReplicateError("give --config FILE --method M --shot K (or --settings JSON from the Snakefile)")
+    cfg = load_config(args.config)
+    if not METHODS.get(args.method).multi_task:
+        raise ReplicateError(f"--method {args.method}: trains one task per job (python -m replicate train), not a "
+                             "task set")
+    shot = parse_shot(int(args.shot) if args.shot.isdigit() else args.shot)
+    backbone = cfg["grid"]["backbone"]
+    if (args.method, str(shot)) not in {(g.method, str(g.shot)) for g in task_set_groups(cfg)}:
+        raise ReplicateError(f"--method {args.method} --shot {args.shot}: not a job of this config's grid")
+    group = TaskSetGroup(args.method, backbone, shot, tuple(set_tasks(cfg, args.method)))
+    splits = {t: [split_path(cfg, t, shot, s) for s in args.seeds] for t in group.tasks}
+    outs = {t: [result_path(cfg, Cell(args.method, backbone, t, shot, s)) for s in args.seeds] for t in group.tasks}
+    states = [state_path(cfg, args.method, backbone, shot, s) for s in args.seeds]
+    prefix = getattr(args, "out_prefix", None) or f"{cfg['results_dir']}/masking/{backbone}/shot{shot}/{args.method}"
+    return task_set_settings(cfg, group), splits, outs, states, args.data_dir or cfg["data_dir"], prefix
+
+
+def cmd_train_set(args) -> int:
+    """One job of a multi-task method: every task of its set and every seed at one shot."""
+    from .jobs import train_task_set
+
+    settings, splits, outs, states, data_dir, _ = _set_job(args, writes_cells=True)
     results = train_task_set(settings, args.seeds, splits, outs, states, data_dir, device=args.device)
     failed = [(r["task"], r["seed"]) for r in results if r["status"] != "ok"]
     if failed:
@@ -245,33 +248,9 @@ def cmd_train_set(args) -> int:
 
 def cmd_masking(args) -> int:
     """ComPT's masking and cross-task evaluation of one trained task set (its tested prompts)."""
-    from .config import TaskSetGroup, load_config, set_tasks, split_path, state_path, task_set_settings
     from .masking import masking_job
 
-    if args.settings:
-        try:
-            settings = json.loads(args.settings)
-        except json.JSONDecodeError as e:
-            raise ReplicateError(f"--settings is not valid JSON ({e})") from None
-        tasks, n = settings.get("tasks") or [], len(args.seeds)
-        if not (args.data_dir and args.splits and args.states and args.out_prefix) \
-                or len(args.splits) != len(tasks) * n or len(args.states) != n:
-            raise ReplicateError("with --settings, give --data-dir, --out-prefix, --splits (task-major) and one "
-                                 "--states file per seed")
-        splits = {t: args.splits[i * n:(i + 1) * n] for i, t in enumerate(tasks)}
-        states, data_dir, prefix = args.states, args.data_dir, args.out_prefix
-    else:
-        if not args.config or not args.method or args.shot is None:
-            raise ReplicateError("give --config FILE --method M --shot K (or --settings JSON from the Snakefile)")
-        cfg = load_config(args.config)
-        shot = _set_job_shot(cfg, args.method, args.shot)
-        backbone = cfg["grid"]["backbone"]
-        group = TaskSetGroup(args.method, backbone, shot, tuple(set_tasks(cfg, args.method)))
-        settings = task_set_settings(cfg, group)
-        splits = {t: [split_path(cfg, t, shot, s) for s in args.seeds] for t in group.tasks}
-        states = [state_path(cfg, args.method, backbone, shot, s) for s in args.seeds]
-        data_dir = args.data_dir or cfg["data_dir"]
-        prefix = args.out_prefix or f"{cfg['results_dir']}/masking/{backbone}/shot{shot}/{args.method}"
+    settings, splits, _, states, data_dir, prefix = _set_job(args, writes_cells=False)
     masking_job(settings, args.seeds, splits, states, prefix, data_dir, device=args.device)
     return 0
 
@@ -458,33 +437,26 @@ def build_parser() -> argparse.ArgumentParser:
                                         "layout)")
     c.set_defaults(func=cmd_train)
 
-    c = sub.add_parser("train-set", help="train every task of a multi-task method's task set (ComPT) and every seed")
-    c.add_argument("--settings", help="JSON settings of the job (what the Snakefile passes)")
-    c.add_argument("--config", help="by hand: the run config (paths follow from it)")
-    c.add_argument("--method", help="by hand: the multi-task method")
-    c.add_argument("--shot", help="by hand: the shot")
-    c.add_argument("--backbone", help="by hand: the backbone (default: the grid's)")
-    c.add_argument("--seeds", type=int, nargs="+", required=True)
-    c.add_argument("--splits", nargs="+", help="split manifests, task-major (every seed of a task, then the next)")
-    c.add_argument("--out", nargs="+", help="result files, task-major as --splits")
-    c.add_argument("--states", nargs="+", help="one state file per seed (the tested prompts of its rows)")
-    c.add_argument("--data-dir")
-    c.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, or auto (cuda when available)")
-    c.set_defaults(func=cmd_train_set)
-
-    c = sub.add_parser("masking", help="ComPT: score a trained task set's prompts with sources or the private "
-                                       "masked, and each task's prompt on the other tasks")
-    c.add_argument("--settings", help="JSON settings of the training job (what the Snakefile passes)")
-    c.add_argument("--config", help="by hand: the run config (paths follow from it)")
-    c.add_argument("--method", help="by hand: the multi-task method")
-    c.add_argument("--shot", help="by hand: the shot")
-    c.add_argument("--seeds", type=int, nargs="+", required=True)
-    c.add_argument("--splits", nargs="+", help="split manifests, task-major (every seed of a task, then the next)")
-    c.add_argument("--states", nargs="+", help="the training job's state files, one per seed")
-    c.add_argument("--out-prefix", help="writes <prefix>.csv, .confusion.csv and .router.csv")
-    c.add_argument("--data-dir")
-    c.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, or auto (cuda when available)")
-    c.set_defaults(func=cmd_masking)
+    for name, what in (("train-set", "train every task of a multi-task method's task set (ComPT) and every seed"),
+                       ("masking", "ComPT: score a trained task set's prompts with sources or the private masked, "
+                                   "and each task's prompt on the other tasks")):
+        c = sub.add_parser(name, help=what)
+        c.add_argument("--settings", help="JSON settings of the training job (what the Snakefile passes)")
+        c.add_argument("--config", help="by hand: the run config (paths follow from it)")
+        c.add_argument("--method", help="by hand: the multi-task method")
+        c.add_argument("--shot", help="by hand: the shot")
+        c.add_argument("--seeds", type=int, nargs="+", required=True)
+        c.add_argument("--splits", nargs="+", help="split manifests, task-major (every seed of a task, then the next)")
+        c.add_argument("--states", nargs="+", help="the job's state files, one per seed (the tested prompts of its "
+                                                   "rows)")
+        c.add_argument("--data-dir")
+        c.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, or auto (cuda when available)")
+        if name == "train-set":
+            c.add_argument("--out", nargs="+", help="result files, task-major as --splits")
+            c.set_defaults(func=cmd_train_set)
+        else:
+            c.add_argument("--out-prefix", help="writes <prefix>.csv, .confusion.csv and .router.csv")
+            c.set_defaults(func=cmd_masking)
 
     c = sub.add_parser("pretrain", help="multi-task pre-training of modular prompts (MP2; one DAG node)")
     c.add_argument("--settings", help="JSON settings of the pre-training (what the Snakefile passes)")

@@ -27,7 +27,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 import torch
 
 from .model import has_seed_axis
-from .train import SeedData, SeedOutcome, autocast, clip_per_seed, lr_lambda, split_by_sizes
+from .train import SeedData, SeedOutcome, autocast, diverged, lr_lambda, split_by_sizes, step_active_seeds
 
 
 def batch_kind(formulation):
@@ -164,7 +164,7 @@ class TaskSetTrainer:
                 values = seed_loss.detach().cpu().tolist()
                 for s in list(active):
                     first_loss[s] = values[s] if first_loss[s] is None else first_loss[s]
-                    reason = self._diverged(values[s], first_loss[s])
+                    reason = diverged(values[s], first_loss[s], cfg.diverge_factor)
                     if reason:
                         for t in range(T):
                             outcomes[t][s].status = "failed"
@@ -173,16 +173,7 @@ class TaskSetTrainer:
                         self.log(f"seed {self.data[0][s].seed}: diverged at epoch {epoch}: {reason}")
                 if not active:
                     break
-                keep = torch.zeros(S, dtype=torch.bool, device=self.device)
-                keep[active] = True
-                optimizer.zero_grad(set_to_none=True)
-                torch.where(keep, seed_loss, torch.zeros_like(seed_loss)).sum().backward()
-                for p in params:  # a stopped seed's slice may hold NaN: it must not move
-                    if p.grad is not None:
-                        p.grad[~keep] = 0
-                clip_per_seed(params, [], S, cfg.grad_clip)
-                optimizer.step()
-                scheduler.step()
+                step_active_seeds(optimizer, scheduler, seed_loss, active, params, [], cfg.grad_clip)
                 step_no += 1
                 row_loss.index_add_(0, rows_t.cpu(), losses_t.detach().cpu())
                 row_count.index_add_(0, rows_t.cpu(), torch.ones(len(rows_t)))
@@ -219,12 +210,6 @@ class TaskSetTrainer:
         names = ", ".join(t.name for t in self.tasks)
         self.log(f"epoch {epoch}: dev " + " ".join(line) + f" (seed-major, tasks {names})")
 
-    def _diverged(self, loss: float, first: Optional[float]) -> str:
-        if not math.isfinite(loss):
-            return f"loss is {loss}"
-        if self.cfg.diverge_factor > 0 and first is not None and first > 0 and loss > self.cfg.diverge_factor * first:
-            return f"loss {loss:.4g} > {self.cfg.diverge_factor:g} x the first step's {first:.4g}"
-        return ""
 
 
 def run_task_set(method, cfg, spec, tasks, backbone, tokenizer, data: List[List[SeedData]], encoders, log=print,

@@ -75,6 +75,34 @@ def clip_per_seed(seed_params: Sequence[torch.Tensor], other_params: Sequence[to
             p.grad.mul_(scale[0])
 
 
+def diverged(loss: float, first: Optional[float], factor: float) -> str:
+    """Why a seed's step loss counts as divergence ("" if it does not): not finite, or above
+    ``factor`` times its first step's (0 disables the multiple)."""
+    if not math.isfinite(loss):
+        return f"loss is {loss}"
+    if factor > 0 and first is not None and first > 0 and loss > factor * first:
+        return f"loss {loss:.4g} > {factor:g} x the first step's {first:.4g}"
+    return ""
+
+
+def step_active_seeds(optimizer, scheduler, seed_loss: torch.Tensor, active: Sequence[int], seed_params,
+                      other_params, max_norm: float) -> None:
+    """One optimizer step on the seeds still training: the sum of their losses back-propagated
+    (``seed_loss``: one per seed), the gradient slices of stopped seeds zeroed (a stopped
+    seed's slice may hold NaN: it must not move), each seed clipped on its own."""
+    n = seed_loss.shape[0]
+    keep = torch.zeros(n, dtype=torch.bool, device=seed_loss.device)
+    keep[list(active)] = True
+    optimizer.zero_grad(set_to_none=True)
+    torch.where(keep, seed_loss, torch.zeros_like(seed_loss)).sum().backward()
+    for p in seed_params:
+        if p.grad is not None:
+            p.grad[~keep] = 0
+    clip_per_seed(seed_params, other_params, n, max_norm)
+    optimizer.step()
+    scheduler.step()
+
+
 def predict_rows(formulation, model, pairs: Sequence, pad_id: int, device, batch_size: int,
                  precision: str = "fp32", final: bool = True) -> List:
     """Predictions for (row, encoded example) pairs, ``batch_size`` at a time, without
@@ -169,12 +197,7 @@ class GroupTrainer:
         return self.formulation.score(self.encoder, encs, preds)
 
     def _diverged(self, loss: float, first: Optional[float]) -> str:
-        """Why a seed's step loss counts as divergence ("" if it does not)."""
-        if not math.isfinite(loss):
-            return f"loss is {loss}"
-        if self.cfg.diverge_factor > 0 and first is not None and first > 0 and loss > self.cfg.diverge_factor * first:
-            return f"loss {loss:.4g} > {self.cfg.diverge_factor:g} x the first step's {first:.4g}"
-        return ""
+        return diverged(loss, first, self.cfg.diverge_factor)
 
     def fit(self) -> List[SeedOutcome]:
         cfg, n = self.cfg, self.n
@@ -241,16 +264,8 @@ class GroupTrainer:
                             self.log(f"seed {self.data[s].seed}: {outcomes[s].error}")
                     if not active:
                         break
-                    keep = torch.zeros(n, dtype=torch.bool, device=self.device)
-                    keep[active] = True
-                    optimizer.zero_grad(set_to_none=True)
-                    torch.where(keep, seed_loss, torch.zeros_like(seed_loss)).sum().backward()
-                    for p in seed_params:  # a stopped seed's slice may hold NaN: it must not move
-                        if p.grad is not None:
-                            p.grad[~keep] = 0
-                    clip_per_seed(seed_params, other_params, n, cfg.grad_clip)
-                    optimizer.step()
-                    scheduler.step()
+                    step_active_seeds(optimizer, scheduler, seed_loss, active, seed_params, other_params,
+                                      cfg.grad_clip)
                     epoch_loss += torch.tensor([v if k in active else 0.0 for k, v in enumerate(values)])
                 for s in active:
                     outcomes[s].loss_curve.append(round(float(epoch_loss[s]) / steps, 5))
