@@ -229,7 +229,9 @@ def _set_job(args, writes_cells: bool):
     splits = {t: [split_path(cfg, t, shot, s) for s in args.seeds] for t in group.tasks}
     outs = {t: [result_path(cfg, Cell(args.method, backbone, t, shot, s)) for s in args.seeds] for t in group.tasks}
     states = [state_path(cfg, args.method, backbone, shot, s) for s in args.seeds]
-    prefix = getattr(args, "out_prefix", None) or f"{cfg['results_dir']}/masking/{backbone}/shot{shot}/{args.method}"
+    evaluation = "cross-task" if getattr(args, "cross_task", False) else "masking"
+    prefix = (getattr(args, "out_prefix", None)
+              or f"{cfg['results_dir']}/{evaluation}/{backbone}/shot{shot}/{args.method}")
     return task_set_settings(cfg, group), splits, outs, states, args.data_dir or cfg["data_dir"], prefix
 
 
@@ -251,7 +253,8 @@ def cmd_masking(args) -> int:
     from .masking import masking_job
 
     settings, splits, _, states, data_dir, prefix = _set_job(args, writes_cells=False)
-    masking_job(settings, args.seeds, splits, states, prefix, data_dir, device=args.device)
+    masking_job(settings, args.seeds, splits, states, prefix, data_dir, device=args.device,
+                evaluation="cross-task" if args.cross_task else "masking")
     return 0
 
 
@@ -456,6 +459,8 @@ def build_parser() -> argparse.ArgumentParser:
             c.set_defaults(func=cmd_train_set)
         else:
             c.add_argument("--out-prefix", help="writes <prefix>.csv, .confusion.csv and .router.csv")
+            c.add_argument("--cross-task", action="store_true",
+                           help="score each task's prompt on every other task instead (ComPT Fig A1)")
             c.set_defaults(func=cmd_masking)
 
     c = sub.add_parser("pretrain", help="multi-task pre-training of modular prompts (MP2; one DAG node)")

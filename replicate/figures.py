@@ -143,27 +143,29 @@ def masking_heatmaps(csv_paths: Sequence[str], out_prefix: str, title: str) -> L
     """ComPT's source-prompt ablation heatmaps (Figs 3, 4, 6): one panel per masking CSV
     (``masking.masking_job``; one trained task set), rows its tasks and their average (the
     paper's last row), columns its masks in the paper's order, each cell the mean test score
-    over the seeds. Also ``<prefix>.csv``: the plotted means, with the number of seeds."""
+    over the seeds. From cross-task CSVs (Fig A1) the columns are the tasks whose prompt was
+    used. Also ``<prefix>.csv``: the plotted means, with the number of seeds."""
     import pandas as pd
     import seaborn as sns
 
     frames = []
     for path in csv_paths:
         frame = pd.read_csv(path)
-        frame = frame[frame["evaluation"] == "mask"]
         if frame.empty:
-            raise DataError(f"{path}: no masking scores")
+            raise DataError(f"{path}: no scores")
         frames.append(frame)
     plt = _pyplot()
-    fig, axes = plt.subplots(1, len(frames), figsize=(1.1 + 0.75 * max(f["mask"].nunique() for f in frames)
-                                                       * len(frames), 0.45 * max(f["task"].nunique() for f in frames)
-                                                       + 1.8), squeeze=False)
+    width = max(max(f["mask"].nunique(), f["prompt_task"].nunique()) for f in frames)
+    fig, axes = plt.subplots(1, len(frames), figsize=(1.1 + 0.75 * width * len(frames),
+                                                      0.45 * max(f["task"].nunique() for f in frames) + 1.8),
+                             squeeze=False)
     tidy = []
     for ax, frame in zip(axes[0], frames):
-        masks = list(dict.fromkeys(frame["mask"]))
+        column = "mask" if (frame["evaluation"] == "mask").all() else "prompt_task"
+        masks = list(dict.fromkeys(frame[column]))
         tasks = list(dict.fromkeys(frame["task"]))
-        means = frame.groupby(["task", "mask"])["score"].agg(["mean", "count"]).reset_index()
-        grid = means.pivot(index="task", columns="mask", values="mean").loc[tasks, masks]
+        means = frame.groupby(["task", column])["score"].agg(["mean", "count"]).reset_index()
+        grid = means.pivot(index="task", columns=column, values="mean").reindex(index=tasks, columns=masks)
         grid.loc["avg"] = grid.mean(axis=0)
         sns.heatmap(grid, annot=True, fmt=".0f", cmap="viridis", vmin=0, vmax=100, cbar=False, ax=ax)
         method, shot = frame["method"].iloc[0], frame["shot"].iloc[0]

@@ -7,8 +7,8 @@ MSUM and MCAT: with the private, as Fig 4's, since either part alone is a zero p
 every source without the private (``all_src``), the private alone (``private``), and
 everything (``total``, the tested prompt itself). A masked source drops out before the
 softmax (the kept ones renormalise), a masked private prompt is zero, and a masked MCAT
-source leaves the attention mask (``composition.py``). The cross-task evaluation scores
-each task's full prompt on every other task's test set.
+source leaves the attention mask (``composition.py``). The cross-task evaluation (its own
+job: it costs as much again) scores each task's full prompt on every other task's test set.
 
 Outputs, all tidy: ``<prefix>.csv`` (seed, task, mask -> score), ``<prefix>.confusion.csv``
 (gold label, answer -> count per seed, task and mask: Tables 5, 6, A1), and
@@ -86,10 +86,15 @@ def answer_counts(formulation, encoder, task, encs, preds) -> Dict[str, Dict[str
     return out
 
 
+EVALUATIONS = ("masking", "cross-task")
+
+
 def masking_job(settings: dict, seeds: Sequence[int], split_paths: Dict[str, Sequence[str]],
-                state_paths: Sequence[str], out_prefix: str, data_dir: str, device: str = "auto") -> dict:
-    """Score every mask of every row (and every task's prompt on every other task) of the
-    task set's tested prompts; write the three CSVs under ``out_prefix``."""
+                state_paths: Sequence[str], out_prefix: str, data_dir: str, device: str = "auto",
+                evaluation: str = "masking") -> dict:
+    """Score the task set's tested prompts: every mask of every row (``evaluation``
+    "masking"), or every task's full prompt on every other task ("cross-task"); write the
+    three CSVs under ``out_prefix``."""
     import torch
 
     from .backbones import BACKBONES
@@ -101,6 +106,8 @@ def masking_job(settings: dict, seeds: Sequence[int], split_paths: Dict[str, Seq
     from .splits import resolve
     from .tasks import resolve_task
 
+    if evaluation not in EVALUATIONS:
+        raise ConfigError(f"evaluation must be one of {', '.join(EVALUATIONS)}, not {evaluation!r}")
     start = time.perf_counter()
     torch.set_num_threads(settings.get("threads", 1))
     device_name, gpu_lock = resolve_device(device)
@@ -143,16 +150,18 @@ def masking_job(settings: dict, seeds: Sequence[int], split_paths: Dict[str, Seq
             _log(f"seed {seed}: its training failed; no masking evaluation")
             continue
         states = record["states"]
-        # rows: every (task, mask), then every (prompt task, other task) pair
-        rows = [("mask", t, t, mask) for t in range(len(names)) for mask in masks]
-        rows += [("cross-task", b, a, None) for a in range(len(names)) for b in range(len(names)) if a != b]
+        # rows: every (task, mask), or every (prompt task, other task) pair
+        if evaluation == "masking":
+            rows = [("mask", t, t, mask) for t in range(len(names)) for mask in masks]
+        else:
+            rows = [("cross-task", b, a, None) for a in range(len(names)) for b in range(len(names)) if a != b]
         preds = predict_states(method, cfg, holder, formulations, [states[names[a]] for _, _, a, _ in rows],
                                [b for _, b, _, _ in rows], [tests[b][s] for _, b, _, _ in rows], pad,
                                torch.device(device_name), [m for *_, m in rows])
-        for (evaluation, b, a, mask), p in zip(rows, preds):
+        for (kind, b, a, mask), p in zip(rows, preds):
             task, encs = tasks[b], tests[b][s]
             metrics = formulations[b].score(encoders[b], encs, p)
-            where = {**base, "seed": seed, "evaluation": evaluation, "task": names[b], "prompt_task": names[a],
+            where = {**base, "seed": seed, "evaluation": kind, "task": names[b], "prompt_task": names[a],
                      "mask": mask.name if mask else "total"}
             scores.append({**where, "metric": task.metric, "score": round(metrics[task.metric], 4), "n": len(encs)})
             for gold, answers in answer_counts(formulations[b], encoders[b], task, encs, p).items():
@@ -173,6 +182,5 @@ def masking_job(settings: dict, seeds: Sequence[int], split_paths: Dict[str, Seq
     write_text_atomic(f"{out_prefix}.router.csv", _csv(router, ROUTER_FIELDS))
     if gpu_lock is not None:
         gpu_lock.close()
-    _log(f"masking: {len(scores)} scores of {len(masks)} masks and the cross-task pairs in "
-         f"{time.perf_counter() - start:.1f}s -> {out_prefix}.csv")
+    _log(f"{evaluation}: {len(scores)} scores in {time.perf_counter() - start:.1f}s -> {out_prefix}.csv")
     return {"scores": len(scores), "confusion": len(confusion)}

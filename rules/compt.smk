@@ -4,24 +4,28 @@
 
 # the shot of the paper's heatmaps (16), or the grid's first where it has none
 COMPT_FIG_SHOT = 16 if 16 in config["grid"]["shots"] else config["grid"]["shots"][0]
-COMPT_FIGURES = {"compt_fig3": (("ssum",), "SSUM: one source kept (private masked), all sources, private, total"),
-                 "compt_fig4": (("msum", "mcat"), "MSUM and MCAT: one source kept with the private, total")}
+COMPT_FIGURES = {  # figure: (compositions, the evaluation it draws, title)
+    "compt_fig3": (("ssum",), "masking", "SSUM: one source kept (private masked), all sources, private, total"),
+    "compt_fig4": (("msum", "mcat"), "masking", "MSUM and MCAT: one source kept with the private, total"),
+    "compt_figa1": (("ssum",), "cross-task", "SSUM: each task's prompt (columns) on each task's test set (rows)"),
+}
 
 
 rule masking:
-    """One trained task set: every mask of every task's prompt, and every prompt on every other task."""
+    """One trained task set: every mask of every task's prompt (masking), or every task's
+    prompt on every other task (cross-task)."""
     input:
         splits=lambda wc: [p for t in TASK_SET_METHODS[wc.method] for p in split_files(t, wc.shot)],
         states=expand(f"{RESULTS}/states/{{{{backbone}}}}/shot{{{{shot}}}}/{{{{method}}}}/seed{{seed}}.pt", seed=SEEDS),
         data=lambda wc: [f for t in TASK_SET_METHODS[wc.method] for f in data_files_of(t)],
     output:
         report(
-            f"{RESULTS}/masking/{{backbone}}/shot{{shot}}/{{method}}.csv",
+            f"{RESULTS}/{{evaluation}}/{{backbone}}/shot{{shot}}/{{method}}.csv",
             caption="../docs/report/masking.rst",
             category="ComPT masking",
         ),
-        f"{RESULTS}/masking/{{backbone}}/shot{{shot}}/{{method}}.confusion.csv",
-        f"{RESULTS}/masking/{{backbone}}/shot{{shot}}/{{method}}.router.csv",
+        f"{RESULTS}/{{evaluation}}/{{backbone}}/shot{{shot}}/{{method}}.confusion.csv",
+        f"{RESULTS}/{{evaluation}}/{{backbone}}/shot{{shot}}/{{method}}.router.csv",
     params:
         settings=lambda wc: json.dumps(
             task_set_settings(
@@ -32,22 +36,24 @@ rule masking:
         seeds=" ".join(map(str, SEEDS)),
         prefix=lambda wc, output: output[0].removesuffix(".csv"),
         data_dir=DATA,
+        cross=lambda wc: "--cross-task" if wc.evaluation == "cross-task" else "",
     wildcard_constraints:
         method="|".join(TASK_SET_METHODS) or "(?!)",
+        evaluation="masking|cross-task",
     threads: config["threads_per_job"]
     conda:
         "../environment.yml"
     log:
-        f"{RESULTS}/logs/masking/{{backbone}}/shot{{shot}}_{{method}}.log",
+        f"{RESULTS}/logs/{{evaluation}}/{{backbone}}/shot{{shot}}_{{method}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/masking/{{backbone}}/shot{{shot}}_{{method}}.tsv"
+        f"{RESULTS}/benchmarks/{{evaluation}}/{{backbone}}/shot{{shot}}_{{method}}.tsv"
     shell:
         "python -m replicate masking --settings {params.settings:q} --seeds {params.seeds}"
         " --splits {input.splits:q} --states {input.states:q} --out-prefix {params.prefix:q}"
-        " --data-dir {params.data_dir:q} > {log:q} 2>&1"
+        " --data-dir {params.data_dir:q} {params.cross} > {log:q} 2>&1"
 
 
-for _figure, (_compositions, _title) in COMPT_FIGURES.items():
+for _figure, (_compositions, _evaluation, _title) in COMPT_FIGURES.items():
     _panels = compt_panels(_compositions)
 
     rule:
@@ -55,7 +61,7 @@ for _figure, (_compositions, _title) in COMPT_FIGURES.items():
             f"{_figure}_figure"
         localrule: True
         input:
-            [f"{RESULTS}/masking/{config['grid']['backbone']}/shot{COMPT_FIG_SHOT}/{m}.csv" for m in _panels],
+            [f"{RESULTS}/{_evaluation}/{config['grid']['backbone']}/shot{COMPT_FIG_SHOT}/{m}.csv" for m in _panels],
         output:
             report(
                 f"{RESULTS}/figures/{_figure}.png",

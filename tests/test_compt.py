@@ -362,8 +362,12 @@ def test_the_masking_evaluation_scores_every_mask_and_its_total_is_the_tested_sc
         total = [x for x in rows if (x["evaluation"], x["task"], x["seed"], x["mask"]) == ("mask", task, str(seed),
                                                                                            "total")]
         assert len(total) == 1 and float(total[0]["score"]) == pytest.approx(r["score"], abs=1e-3)
-    cross = {(r["prompt_task"], r["task"]) for r in rows if r["evaluation"] == "cross-task"}
-    assert cross == {("bbc-topic", "fine-foods"), ("fine-foods", "bbc-topic")}
+    assert {r["evaluation"] for r in rows} == {"mask"}
+    masking_job(settings, [8, 13], splits, states, prefix + "-cross", cfg["data_dir"], device="cpu",
+                evaluation="cross-task")
+    cross = list(csv.DictReader(open(f"{prefix}-cross.csv")))
+    assert {(r["prompt_task"], r["task"], r["seed"]) for r in cross} == {
+        (a, b, s) for a, b in (("bbc-topic", "fine-foods"), ("fine-foods", "bbc-topic")) for s in ("8", "13")}
     confusion = list(csv.DictReader(open(f"{prefix}.confusion.csv")))
     n = sum(int(r["count"]) for r in confusion if (r["task"], r["seed"], r["mask"], r["evaluation"]) ==
             ("fine-foods", "8", "total", "mask"))
