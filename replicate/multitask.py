@@ -107,7 +107,7 @@ class TaskSetTrainer:
         return self.formulations[t].score(self.encoders[t], getattr(self.data[t][s], split), preds)
 
     def fit(self):
-        """(outcomes[task][seed index], tested states[task][seed index])."""
+        """(outcomes[task][seed index], the tested state of each row {(seed index, task index): state})."""
         cfg, T, S = self.cfg, self.n_tasks, self.n_seeds
         outcomes = [[SeedOutcome(seed=self.data[t][s].seed) for s in range(S)] for t in range(T)]
         sizes = [len(self.data[t][0].train) for t in range(T)]
