@@ -141,10 +141,12 @@ def two_stage_curves(result_paths: Sequence[str], out_prefix: str) -> List[str]:
 
 def masking_heatmaps(csv_paths: Sequence[str], out_prefix: str, title: str) -> List[str]:
     """ComPT's source-prompt ablation heatmaps (Figs 3, 4, 6): one panel per masking CSV
-    (``masking.masking_job``; one trained task set), rows its tasks and their average (the
-    paper's last row), columns its masks in the paper's order, each cell the mean test score
-    over the seeds. From cross-task CSVs (Fig A1) the columns are the tasks whose prompt was
-    used. Also ``<prefix>.csv``: the plotted means, with the number of seeds."""
+    (``masking.masking_job``; one trained task set) and seed, rows its tasks and their
+    average (the paper's last row), columns its masks in the paper's order, each cell a test
+    score. Panels are per seed because a seed's source prompt i is not another seed's: the
+    sources are interchangeable, and each seed's tasks pick their own (averaging "src1" over
+    seeds would mix different prompts). From cross-task CSVs (Fig A1) the columns are the
+    tasks whose prompt was used. Also ``<prefix>.csv``: the plotted scores."""
     import pandas as pd
     import seaborn as sns
 
@@ -155,6 +157,7 @@ def masking_heatmaps(csv_paths: Sequence[str], out_prefix: str, title: str) -> L
             raise DataError(f"{path}: no scores")
         frames.append(frame)
     plt = _pyplot()
+    frames = [seed_frame for frame in frames for _, seed_frame in frame.groupby("seed", sort=True)]
     width = max(max(f["mask"].nunique(), f["prompt_task"].nunique()) for f in frames)
     fig, axes = plt.subplots(1, len(frames), figsize=(1.1 + 0.75 * width * len(frames),
                                                       0.45 * max(f["task"].nunique() for f in frames) + 1.8),
@@ -168,13 +171,14 @@ def masking_heatmaps(csv_paths: Sequence[str], out_prefix: str, title: str) -> L
         grid = means.pivot(index="task", columns=column, values="mean").reindex(index=tasks, columns=masks)
         grid.loc["avg"] = grid.mean(axis=0)
         sns.heatmap(grid, annot=True, fmt=".0f", cmap="viridis", vmin=0, vmax=100, cbar=False, ax=ax)
-        method, shot = frame["method"].iloc[0], frame["shot"].iloc[0]
-        ax.set_title(f"{method} (shot {shot}, {frame['seed'].nunique()} seeds)", fontsize=9)
+        method, shot, seed = frame["method"].iloc[0], frame["shot"].iloc[0], frame["seed"].iloc[0]
+        ax.set_title(f"{method}, shot {shot}, seed {seed}", fontsize=9)
         ax.set_xlabel("")
         ax.set_ylabel("")
+        means.insert(0, "seed", seed)
         means.insert(0, "shot", shot)
         means.insert(0, "method", method)
-        tidy.append(means.rename(columns={"mean": "score_mean", "count": "seeds"}))
+        tidy.append(means.drop(columns="count").rename(columns={"mean": "score"}))
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     written = _save(fig, out_prefix)
