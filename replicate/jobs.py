@@ -338,7 +338,7 @@ def train_task_set(settings: dict, seeds: Sequence[int], split_paths: Dict[str, 
                    device: str = "auto") -> List[dict]:
     """Train every task of a multi-task method's task set (``config.task_set_settings``) and
     every seed in one job: one result per (task, seed) at ``out_paths[task]``, and per seed
-    the tested states of its rows (``Method.row_state``, what the masking evaluation reads)
+    the tested states of its rows (``Method.row_states``, what the masking evaluation reads)
     at ``state_paths``."""
     import torch
 

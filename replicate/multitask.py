@@ -11,7 +11,7 @@ by the seed's own generator, ``batch_size`` examples a step (the authors' traine
 from the concatenation of the tasks' sets); its own optimizer state, gradient clipping and
 divergence check (a diverged seed stops, its cells are recorded as failed, the other seeds
 go on). Per (seed, task): its own dev curve and, with ``select_on_dev``, its own best
-checkpoint, kept as the row's state (``Method.row_state``: the composed prompt's parts,
+checkpoint, kept as the row's state (``Method.row_states``: the composed prompt's parts,
 small) rather than as every parameter. The test and the masking evaluation read those
 states (``Method.frozen_model``).
 """
@@ -56,7 +56,7 @@ def mask_slots(model, batch):
 def predict_states(method, cfg, model, formulations, states: Sequence[Dict], tasks_of_rows: Sequence[int],
                    examples: Sequence[Sequence], pad_id: int, device, masks: Optional[Sequence] = None,
                    final: bool = True) -> List[List]:
-    """Predictions of every frozen row: row i has ``states[i]`` (``Method.row_state``), task
+    """Predictions of every frozen row: row i has ``states[i]`` (``Method.row_states``), task
     ``tasks_of_rows[i]`` (an index into ``formulations``), mask ``masks[i]`` (None: keep all)
     and is evaluated on ``examples[i]``. Rows of one task share batches."""
     frozen = method.frozen_model(model, cfg, states, masks or [None] * len(states)).to(device)
@@ -95,7 +95,7 @@ class TaskSetTrainer:
         return s * self.n_tasks + t
 
     def _states(self, keys) -> List[Dict]:
-        return [self.method.row_state(self.model, self.row(s, t)) for s, t in keys]
+        return self.method.row_states(self.model, [self.row(s, t) for s, t in keys])
 
     def _predict(self, keys, states, split: str) -> Dict[tuple, List]:
         examples = [getattr(self.data[t][s], split) for s, t in keys]

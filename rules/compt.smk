@@ -113,10 +113,12 @@ COMPT_SWEEPS = {  # figure: (x, fields that split the lines, the shot it is draw
     "compt_fig7": ("private_lr", ["epochs"], 16, "Fig 7 / A2: the private prompts' learning rate (k = 16)"),
 }
 
+SWEEP_GROUPS = [g for g in groups(config) if (config["methods"].get(g.method) or {}).get("sweeps")]
+
 for _figure, (_x, _hue, _shot, _title) in COMPT_SWEEPS.items():
     _points = [
         g
-        for g in groups(config)
+        for g in SWEEP_GROUPS
         if _figure in ((config["methods"].get(g.method) or {}).get("sweeps") or [])
         and (_shot is None or g.shot == _shot)
     ]

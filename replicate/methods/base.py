@@ -288,8 +288,8 @@ class Method:
     def on_step(self, model, cfg: TrainConfig, step: int, total_steps: int) -> None:
         """Per-step schedules (ComPT's annealed temperature), before optimizer step ``step``."""
 
-    def row_state(self, model, row: int) -> Dict[str, Any]:
-        """The detached tensors one row needs at inference (what a tested checkpoint keeps)."""
+    def row_states(self, model, rows: Sequence[int]) -> List[Dict[str, Any]]:
+        """The detached tensors each row needs at inference (what a tested checkpoint keeps)."""
         raise NotImplementedError
 
     def frozen_model(self, model, cfg: TrainConfig, states: Sequence[Dict], masks: Sequence):

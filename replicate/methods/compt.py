@@ -184,17 +184,22 @@ class ComPT(Method):
         model.prompt.draw(temperature_at(step, total_steps, cfg.temperature_start, cfg.temperature_end,
                                          cfg.anneal_rate))
 
-    def row_state(self, model, row: int) -> Dict[str, torch.Tensor]:
-        """What row ``row`` (seed x tasks + task) needs at inference: its sources, private
-        prompt and router logits (and MRC head), detached: about M x m x d numbers."""
+    def row_states(self, model, rows: Sequence[int]) -> List[Dict[str, torch.Tensor]]:
+        """What each row of ``rows`` (seed x tasks + task) needs at inference: its sources,
+        private prompt and router logits (and MRC head), detached: about M x m x d numbers.
+        The prompts are encoded once for all of them."""
         with torch.no_grad():
-            sources, private, scores = model.prompt.parts()
+            sources, private, _ = model.prompt.parts()
         n_tasks = model.n_tasks
-        state = {"sources": sources[row].detach().cpu().clone(), "private": private[row].detach().cpu().clone(),
-                 "router": model.prompt.router.detach()[row // n_tasks, row % n_tasks].cpu().clone()}
-        if getattr(model, "head", None) is not None:
-            state["head"] = model.head.weight.detach()[row // n_tasks, row % n_tasks].cpu().clone()
-        return state
+        states = []
+        for row in rows:
+            s, t = divmod(row, n_tasks)
+            state = {"sources": sources[row].cpu().clone(), "private": private[row].cpu().clone(),
+                     "router": model.prompt.router.detach()[s, t].cpu().clone()}
+            if getattr(model, "head", None) is not None:
+                state["head"] = model.head.weight.detach()[s, t].cpu().clone()
+            states.append(state)
+        return states
 
     def frozen_model(self, model, cfg, states: Sequence[Dict], masks: Sequence):
         """A model whose row i is ``states[i]`` under ``masks[i]`` (``Mask`` or None: all)."""
