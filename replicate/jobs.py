@@ -9,7 +9,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from .config import config_hash
 from .errors import ConfigError
-from .io import cluster_job, git_state, machine, package_versions, read_json, write_json_atomic
+from .io import (cluster_job, git_state, machine, package_versions, read_json, save_torch_atomic,
+                 write_json_atomic)
 
 
 def _log(msg: str) -> None:
@@ -170,8 +171,7 @@ def pretrain_job(settings: dict, out_dir: str, data_dir: str, device: str = "aut
                   "formulation": cfg.formulation,
                   "settings_hash": s_hash, "best_step": outcome["best_step"], "best_dev": outcome["best_dev"]}
     path = os.path.join(out_dir, CHECKPOINT_FILE)
-    torch.save(checkpoint, path + ".part")
-    os.replace(path + ".part", path)
+    save_torch_atomic(checkpoint, path)
     summary = {
         "pretraining": name, "backbone": spec.name, "config_hash": s_hash, "settings": settings,
         "checkpoint": {"path": os.path.relpath(path), "sha256": sha256_file(path)},
@@ -432,9 +432,7 @@ def train_task_set(settings: dict, seeds: Sequence[int], split_paths: Dict[str, 
         states = {task.name: tested[(s, t)] for t, task in enumerate(tasks) if (s, t) in tested}
         record = {"method": method.name, "settings_hash": c_hash, "seed": seed, "tasks": tasks_named,
                   "states": states, "status": "ok" if len(states) == len(tasks) else "failed"}
-        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-        torch.save(record, path + ".part")
-        os.replace(path + ".part", path)
+        save_torch_atomic(record, path)
     if gpu_lock is not None:
         gpu_lock.close()
     return written

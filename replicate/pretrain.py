@@ -50,6 +50,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 import torch
 
 from .errors import ConfigError
+from .io import save_torch_atomic
 # The config and the data live in their own modules; their names stay importable from here.
 from .pretrain_config import (  # noqa: F401
     DISTILL_KINDS, INPUT_KINDS, OMITTED_WHEN_DEFAULT, OMITTED_WHEN_NULL, PROMPT_KINDS, SINGLE_KINDS, TASK_SAMPLINGS,
@@ -292,12 +293,6 @@ class _Stream:
         self.order, self.cursor = list(st["order"]), st["cursor"]
 
 
-def _save_atomic(obj, path: str) -> None:
-    tmp = f"{path}.part"
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
 def fitting_data(tasks, encoders, data, log=print) -> Dict[str, Tuple[list, list]]:
     """``data`` without the draws of lettered tasks (``formats.LetteredTemplate``) that do not
     fit their encoder (``mrc.TooLong``: candidates that leave no room for the query at this
@@ -486,7 +481,7 @@ def run_pretraining(cfg: PretrainConfig, spec, backbone, tokenizer, tasks: Seque
                 window = []
                 evaluate(step)
             if resume_path and (step % cfg.save_every == 0 or step == cfg.steps):
-                _save_atomic({"settings_hash": settings_hash, "params": _state_tensors(model),
+                save_torch_atomic({"settings_hash": settings_hash, "params": _state_tensors(model),
                               "optimizer": optimizer.state_dict(), "sampler": sampler.getstate(),
                               "streams": [s.state() for s in streams], "noise": [g.get_state() for g in noise],
                               "torch_rng": torch.get_rng_state(), "progress": progress, "window": window}, resume_path)

@@ -168,15 +168,14 @@ def write_data(out_dir: str, settings: Mapping[str, Any], data: Mapping[str, Tup
     import json
 
     from .config import config_hash
-    from .io import git_state, package_versions, sha256_file, write_json_atomic
+    from .io import atomic_path, git_state, package_versions, sha256_file, write_json_atomic
 
     os.makedirs(out_dir, exist_ok=True)
     path = os.path.join(out_dir, DATA_FILE)
     body = {name: {part: [dataclasses.asdict(ex) for ex in examples] for part, examples in zip(("train", "dev"), pair)}
             for name, pair in data.items()}
-    with gzip.GzipFile(path + ".part", "wb", mtime=0) as f:  # mtime 0: the same data, the same bytes
+    with atomic_path(path) as tmp, gzip.GzipFile(tmp, "wb", mtime=0) as f:  # mtime 0: same data, same bytes
         f.write(json.dumps(body, ensure_ascii=False, sort_keys=True).encode("utf-8"))
-    os.replace(path + ".part", path)
     manifest = {"settings": dict(settings), "settings_hash": config_hash(dict(settings)),
                 "file": DATA_FILE, "sha256": sha256_file(path),
                 "tasks": [{"name": t.name, "family": t.family, "track": t.track, "kind": t.kind,

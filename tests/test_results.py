@@ -24,6 +24,22 @@ def test_atomic_write_leaves_old_file_or_new_never_half(tmp_path, monkeypatch):
     assert os.listdir(tmp_path) == ["r.json"]  # the temporary file is gone too
 
 
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])
+def test_atomic_writes_keep_the_umasks_mode(tmp_path, umask, mode):
+    """A shared cluster filesystem: results others in the group can read (mkstemp alone gives 0600)."""
+    import torch
+
+    from replicate.io import save_torch_atomic
+
+    old = os.umask(umask)
+    try:
+        write_json_atomic(tmp_path / "r.json", {"v": 1})
+        save_torch_atomic({"t": torch.zeros(1)}, tmp_path / "c.pt")
+    finally:
+        os.umask(old)
+    assert {p.name: p.stat().st_mode & 0o777 for p in tmp_path.iterdir()} == {"r.json": mode, "c.pt": mode}
+
+
 def test_result_carries_provenance(tmp_path, tiny_config):
     cfg = check_config(tiny_config)
     settings = cell_settings(cfg, Group("pt", "tiny-bert", "fine-foods", 8))
