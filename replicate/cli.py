@@ -11,6 +11,7 @@ import sys
 from typing import List, Optional
 
 from .errors import ReplicateError
+from .io import own_outputs
 from .published import PAPERS
 
 
@@ -99,7 +100,9 @@ def cmd_split(args) -> int:
     from .jobs import make_splits
 
     settings, data_dir, _, out = _job(args, for_training=False)
-    for m, path in zip(make_splits(settings, args.seeds, data_dir, out), out):
+    with own_outputs(out):
+        manifests = make_splits(settings, args.seeds, data_dir, out)
+    for m, path in zip(manifests, out):
         print(f"{path}: {len(m['train'])} train, {len(m['dev'])} dev, {len(m['test'])} test, hash {m['hash'][:12]}")
     return 0
 
@@ -129,7 +132,7 @@ def _pretraining_job_args(args, settings_of, out_dir_of):
 def cmd_pretrain(args) -> int:
     """One pre-training run (a DAG node): by hand, --config and --name give its settings."""
     from .config import pretrain_dir, pretrain_settings
-    from .jobs import pretrain_job
+    from .jobs import CHECKPOINT_FILE, RESUME_FILE, SUMMARY_FILE, pretrain_job
 
     backbone = lambda cfg: args.backbone or cfg["grid"]["backbone"]  # noqa: E731
     settings, out_dir, data_dir = _pretraining_job_args(
@@ -140,8 +143,9 @@ def cmd_pretrain(args) -> int:
         from .config import load_config, teachers_checkpoint
 
         teachers = teachers_checkpoint(load_config(args.config), args.name, settings["backbone"])
-    summary = pretrain_job(settings, out_dir, data_dir, device=args.device, data_path=args.data,
-                           teachers_path=teachers)
+    with own_outputs([os.path.join(out_dir, f) for f in (CHECKPOINT_FILE, SUMMARY_FILE, RESUME_FILE)]):
+        summary = pretrain_job(settings, out_dir, data_dir, device=args.device, data_path=args.data,
+                               teachers_path=teachers)
     print(f"{out_dir}: best mean dev {summary['best_dev']} at step {summary['best_step']}, "
           f"checkpoint sha256 {summary['checkpoint']['sha256'][:12]}")
     return 0
@@ -151,9 +155,11 @@ def cmd_pretrain_data(args) -> int:
     """The data node of a pre-training: its upstream examples and their manifest."""
     from .config import pretrain_data_dir, pretrain_data_settings
     from .jobs import pretrain_data_job
+    from .pretrain_data import DATA_FILE, DATA_MANIFEST
 
     settings, out_dir, data_dir = _pretraining_job_args(args, pretrain_data_settings, pretrain_data_dir)
-    manifest = pretrain_data_job(settings, out_dir, data_dir)
+    with own_outputs([os.path.join(out_dir, f) for f in (DATA_FILE, DATA_MANIFEST)]):
+        manifest = pretrain_data_job(settings, out_dir, data_dir)
     print(f"{out_dir}: " + ", ".join(f"{t['name']} {t['train']}/{t['dev']}" for t in manifest["tasks"])
           + f"; sha256 {manifest['sha256'][:12]}")
     return 0
@@ -178,8 +184,9 @@ def cmd_train(args) -> int:
     if args.threads is not None and args.threads != threads:
         raise ReplicateError(f"--threads {args.threads} differs from the run's threads_per_job {threads}: the thread "
                              "count changes the numbers, so it is part of the cell's config (set threads_per_job)")
-    results = train_group(settings, args.seeds, splits, out, data_dir, threads=threads, device=args.device,
-                          pretrained_path=pretrained)
+    with own_outputs(out):
+        results = train_group(settings, args.seeds, splits, out, data_dir, threads=threads, device=args.device,
+                              pretrained_path=pretrained)
     failed = [r["seed"] for r in results if r["status"] != "ok"]
     if failed:
         print(f"replicate: seeds {failed} of {list(args.seeds)} failed (recorded in their result files)",
@@ -240,7 +247,8 @@ def cmd_train_set(args) -> int:
     from .jobs import train_task_set
 
     settings, splits, outs, states, data_dir, _ = _set_job(args, writes_cells=True)
-    results = train_task_set(settings, args.seeds, splits, outs, states, data_dir, device=args.device)
+    with own_outputs([p for paths in outs.values() for p in paths] + list(states)):
+        results = train_task_set(settings, args.seeds, splits, outs, states, data_dir, device=args.device)
     failed = [(r["task"], r["seed"]) for r in results if r["status"] != "ok"]
     if failed:
         print(f"replicate: {len(failed)} of {len(results)} cells failed (recorded in their result files)",
@@ -250,11 +258,12 @@ def cmd_train_set(args) -> int:
 
 def cmd_masking(args) -> int:
     """ComPT's masking and cross-task evaluation of one trained task set (its tested prompts)."""
-    from .masking import masking_job
+    from .masking import MASKING_OUTPUTS, masking_job
 
     settings, splits, _, states, data_dir, prefix = _set_job(args, writes_cells=False)
-    masking_job(settings, args.seeds, splits, states, prefix, data_dir, device=args.device,
-                evaluation="cross-task" if args.cross_task else "masking")
+    with own_outputs([f"{prefix}{ext}" for ext in MASKING_OUTPUTS]):
+        masking_job(settings, args.seeds, splits, states, prefix, data_dir, device=args.device,
+                    evaluation="cross-task" if args.cross_task else "masking")
     return 0
 
 
@@ -264,7 +273,11 @@ def cmd_aggregate(args) -> int:
 
     cfg = load_config(args.config) if args.config else json.loads(args.config_json)
     prefix = args.out_prefix or f"{cfg['results_dir']}/tables/{args.paper}_table{args.table}"
-    for path in write_table(build_table(cfg, args.paper, args.table), prefix):
+    table = build_table(cfg, args.paper, args.table)
+    if not any(c.scores or c.failed for key, c in table.cells.items() if key[1] != 0):  # shot 0: the majority row
+        raise ReplicateError(f"no result files for {args.paper} table {args.table} under {cfg['results_dir']}/cells: "
+                             "run its training jobs first (snakemake, or python -m replicate train)")
+    for path in write_table(table, prefix):
         print(path)
     return 0
 
@@ -543,13 +556,42 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+class Terminated(BaseException):
+    """SIGTERM (scancel, kill, a job manager): raised where the process is, so that atomic
+    writes remove their ``.part`` files and finished results stay, as on Ctrl-C."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
+
+
 def main(argv: Optional[List[str]] = None) -> int:
+    """Run one subcommand; every way it can end is one line and a true exit code: 0 done,
+    1 a job whose every seed failed, 2 bad input or a file that cannot be read or written,
+    130 Ctrl-C, 143 SIGTERM."""
+    import signal
+
     args = build_parser().parse_args(argv)
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         return args.func(args)
     except ReplicateError as e:
         print(f"replicate: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # a path that cannot be read or written: full disk, read-only, a file for a folder
+        where = f" {e.filename}" if e.filename else ""
+        print(f"replicate: cannot use{where}: {e.strerror or e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("replicate: interrupted (Ctrl-C); finished results are kept, the unfinished ones were not written",
+              file=sys.stderr)
+        return 130
+    except Terminated:
+        print("replicate: terminated (SIGTERM); finished results are kept, the unfinished ones were not written",
+              file=sys.stderr)
+        return 143
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -56,6 +56,12 @@ def load_config(path: str) -> dict:
             cfg = yaml.safe_load(f)
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {path} is a directory, not a YAML file") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"config file {path} is not UTF-8 text (byte {e.start}): not a YAML config") from None
+    except OSError as e:
+        raise ConfigError(f"config file {path} cannot be read: {e.strerror}") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"config file {path} is not valid YAML: {str(e).splitlines()[0]}") from None
     return check_config(cfg)
@@ -513,19 +519,13 @@ def state_path(cfg: dict, method: str, backbone: str, shot, seed: int) -> str:
 
 
 def finished_results(cfg: dict, method: str, task: str, shot: int) -> List[dict]:
-    """The result files of (method, task, shot) over the grid's seeds that finished ("ok")."""
-    import os
+    """The result files of (method, task, shot) over the grid's seeds that finished ("ok"),
+    each checked to be current for ``cfg`` (``results.CellReader``)."""
+    from .results import CellReader
 
-    from .io import read_json
-
-    out = []
-    for seed in cfg["grid"]["seeds"]:
-        path = result_path(cfg, Cell(method, cfg["grid"]["backbone"], task, shot, seed))
-        if os.path.exists(path):
-            r = read_json(path)
-            if r.get("status") == "ok":
-                out.append(r)
-    return out
+    reader = CellReader(cfg)
+    found = (reader.read(Cell(method, cfg["grid"]["backbone"], task, shot, seed)) for seed in cfg["grid"]["seeds"])
+    return [r for r in found if r is not None and r.get("status") == "ok"]
 
 
 def split_settings(cfg: dict, task: str, shot: int) -> Dict[str, Any]:

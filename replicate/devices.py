@@ -54,12 +54,34 @@ def claim_gpu(gpu_ids: Sequence[str], directory: Optional[str] = None, timeout_s
         time.sleep(poll_s)
 
 
+def check_device(requested: str) -> str:
+    """``requested`` ("cpu", "cuda", "cuda:N", "mps") if this machine has it; ConfigError
+    otherwise, before any training (a job that cannot run must not write a failure record)."""
+    import torch
+
+    try:
+        device = torch.device(requested)
+    except (RuntimeError, ValueError):
+        raise ConfigError(f"--device {requested}: not a device (cpu, cuda, cuda:N or auto)") from None
+    if device.type == "cuda":
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if n == 0:
+            raise ConfigError(f"--device {requested}: this machine has no CUDA GPU (use cpu or auto)")
+        if device.index is not None and device.index >= n:
+            raise ConfigError(f"--device {requested}: this machine has {n} visible GPU(s)")
+    elif device.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"--device {requested}: MPS is not available here (use cpu or auto)")
+    elif device.type not in ("cpu", "cuda", "mps"):
+        raise ConfigError(f"--device {requested}: not a device (cpu, cuda, cuda:N or auto)")
+    return requested
+
+
 def resolve_device(requested: str, gpu_ids: Optional[Sequence[str]] = None) -> Tuple[str, Optional[object]]:
     """(torch device string, lock handle to keep open or None) for ``requested``: "cpu",
     "cuda", "cuda:N" as given; "auto" = a claimed GPU when there are several, the GPU when
     there is one, else the CPU."""
     if requested != "auto":
-        return requested, None
+        return check_device(requested), None
     gpu_ids = visible_gpus() if gpu_ids is None else list(gpu_ids)
     if not gpu_ids:
         return "cpu", None

@@ -21,6 +21,7 @@ from typing import Dict, List, Sequence
 
 from .errors import DataError
 from .io import read_json, write_text_atomic
+from .results import read_result
 
 
 def _pyplot():
@@ -99,7 +100,7 @@ def two_stage_curves(result_paths: Sequence[str], out_prefix: str) -> List[str]:
     line at each stage boundary."""
     by_cell: Dict[tuple, List[dict]] = {}
     for path in result_paths:
-        r = read_json(path)
+        r = read_result(path)
         if r.get("status") == "ok" and r.get("stages"):
             by_cell.setdefault((r["method"], r["task"]), []).append(r)
     if not by_cell:
@@ -197,7 +198,7 @@ def compt_sweep(result_paths: Sequence[str], out_prefix: str, x: str, hue: Seque
 
     rows = []
     for path in result_paths:
-        r = read_json(path)
+        r = read_result(path)
         if r.get("status") != "ok":
             continue
         fields = r["provenance"]["settings"]["method_config"]

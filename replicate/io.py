@@ -119,6 +119,52 @@ def lock_directory(path: str | os.PathLike):
     return handle
 
 
+@contextmanager
+def own_outputs(paths):
+    """Hold an exclusive lock on each output in ``paths`` (``.<name>.lock`` beside it) for the
+    block: a job orphaned by a killed Snakemake and its rerun, or two by-hand jobs, never
+    write the same file. The kernel releases the locks when the process ends (kill -9 too).
+    DataError naming the holder when another process has one; making the folders and lock
+    files also proves the outputs' folders writable before any compute. A block that fails
+    leaves no folder it made that holds nothing but its lock files (a refused job writes
+    nothing)."""
+    import socket
+    import time
+
+    from .errors import DataError
+
+    holder = (f"host {socket.gethostname()} pid {os.getpid()} since {time.strftime('%Y-%m-%d %H:%M:%S')}: "
+              + " ".join(sys.argv))
+    handles, made = [], []
+    try:
+        for path in dict.fromkeys(Path(p).absolute() for p in paths):
+            missing = [d for d in [path.parent, *path.parent.parents] if not d.exists()]
+            path.parent.mkdir(parents=True, exist_ok=True)
+            made += [d for d in reversed(missing) if d not in made]
+            lock = path.parent / f".{path.name}.lock"
+            handle = try_lock(lock, holder)
+            if handle is None:
+                held = lock.read_text(errors="replace").strip() or "unknown"
+                pid = held.split(" pid ")[1].split()[0] if " pid " in held else "?"
+                raise DataError(f"{path} is being written by another job ({held[:200]}): wait for it, or if it "
+                                f"is left from a killed run, end it (kill {pid}) and rerun")
+            handles.append((lock, handle))
+        yield
+    except BaseException:
+        for lock, handle in handles:
+            if lock.parent in made:
+                lock.unlink(missing_ok=True)
+        for directory in reversed(made):
+            try:
+                directory.rmdir()  # only if empty: whatever else is there stays
+            except OSError:
+                pass
+        raise
+    finally:
+        for _, handle in handles:
+            handle.close()
+
+
 def sha256_file(path: str | os.PathLike) -> str:
     """SHA-256 of a file's bytes (data files, checkpoints)."""
     h = hashlib.sha256()

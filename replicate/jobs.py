@@ -9,8 +9,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from .config import config_hash
 from .errors import ConfigError
-from .io import (cluster_job, git_state, machine, package_versions, read_json, save_torch_atomic,
-                 write_json_atomic)
+from .io import cluster_job, git_state, machine, package_versions, read_json, save_torch_atomic, write_json_atomic
+from .results import write_result
 
 
 def _log(msg: str) -> None:
@@ -218,6 +218,31 @@ def load_pretrained(settings: dict, path: Optional[str]) -> Tuple[Optional[dict]
                                      "settings_hash": raw["settings_hash"], "best_step": raw["best_step"]}
 
 
+def read_manifests(settings: dict, task: str, seeds: Sequence[int], split_paths: Sequence[str]) -> List[dict]:
+    """The split manifests of ``task``'s seeds, each checked to be the one the settings
+    train on: it exists, names this task, shot and seed, and was drawn under the settings'
+    protocol (a manifest from before a protocol change would score the cell on other data
+    than its config says)."""
+    from .config import protocol_of
+    from .splits import protocol_dict
+
+    want = protocol_dict(protocol_of(settings))
+    manifests = []
+    for seed, path in zip(seeds, split_paths):
+        if not os.path.exists(path):
+            raise ConfigError(f"split manifest {path} does not exist: run the split job first "
+                              f"(python -m replicate split ... or snakemake)")
+        m = read_json(path)
+        if (m.get("task"), m.get("shot"), m.get("seed")) != (task, settings["shot"], seed):
+            raise ConfigError(f"split manifest {path}: {m.get('task')}/{m.get('shot')}/{m.get('seed')} is not "
+                              f"task {task}, shot {settings['shot']}, seed {seed}")
+        if m.get("protocol") != want:
+            raise ConfigError(f"split manifest {path}: drawn under another protocol than the config's (the protocol "
+                              "changed since): rerun the split job (snakemake reruns it) or delete the file")
+        manifests.append(m)
+    return manifests
+
+
 def train_group(settings: dict, seeds: Sequence[int], split_paths: Sequence[str], out_paths: Sequence[str],
                 data_dir: str, threads: Optional[int] = None, device: str = "auto",
                 pretrained_path: Optional[str] = None) -> List[dict]:
@@ -246,14 +271,7 @@ def train_group(settings: dict, seeds: Sequence[int], split_paths: Sequence[str]
     task = task_of(settings)
     c_hash = config_hash(settings)
 
-    for p in split_paths:
-        if not os.path.exists(p):
-            raise ConfigError(f"split manifest {p} does not exist: run the split job first "
-                              f"(python -m replicate split ... or snakemake)")
-    manifests = [read_json(p) for p in split_paths]
-    for seed, m in zip(seeds, manifests):
-        if (m["task"], m["shot"], m["seed"]) != (task.name, settings["shot"], seed):
-            raise ConfigError(f"split {m['task']}/{m['shot']}/{m['seed']} does not belong to seed {seed}")
+    manifests = read_manifests(settings, task.name, seeds, split_paths)
     pools = task.load_pools(data_dir)
     parts = [resolve(m, pools) for m in manifests]
     task = method.task_view(task, cfg)
@@ -320,11 +338,12 @@ def train_group(settings: dict, seeds: Sequence[int], split_paths: Sequence[str]
                       "sizes": {k: len(m[k]) for k in ("train", "dev", "test")}},
             "provenance": provenance,
         }
-        write_json_atomic(path_of[outcome.seed], result)
+        where = write_result(path_of[outcome.seed], result)
         written.append(result)
         _log(f"  seed {outcome.seed}: {o['status']} test {task.metric}="
              f"{result['score'] if result['score'] is None else round(result['score'], 2)} "
-             f"(best dev {o['best_dev']} at {method.progress_unit} {o['best_epoch']}) -> {path_of[outcome.seed]}")
+             f"(best dev {o['best_dev']} at {method.progress_unit} {o['best_epoch']}) -> {where}"
+             + ("" if where == path_of[outcome.seed] else f" (beside the finished {path_of[outcome.seed]})"))
 
     run_group(method, cfg, spec, task, backbone, tokenizer, pristine, seed_data, encoder, on_done, log=_log,
               device=device, init_tokens=init_tokens, pretrained=pretrained)
@@ -371,15 +390,7 @@ def train_task_set(settings: dict, seeds: Sequence[int], split_paths: Dict[str, 
     manifests_of = {}
     for name in tasks_named:
         task = resolve_task(name, {name: files[name]} if files.get(name) else None)
-        for p in split_paths[name]:
-            if not os.path.exists(p):
-                raise ConfigError(f"split manifest {p} does not exist: run the split job first "
-                                  f"(python -m replicate split ... or snakemake)")
-        manifests = [read_json(p) for p in split_paths[name]]
-        for seed, m in zip(seeds, manifests):
-            if (m["task"], m["shot"], m["seed"]) != (name, settings["shot"], seed):
-                raise ConfigError(f"split {m['task']}/{m['shot']}/{m['seed']} does not belong to task {name}, "
-                                  f"seed {seed}")
+        manifests = read_manifests(settings, name, seeds, split_paths[name])
         pools = task.load_pools(data_dir)
         view = method.task_view(task, cfg)
         encoder = method.encoder(tokenizer, view, cfg, spec)
@@ -422,12 +433,12 @@ def train_task_set(settings: dict, seeds: Sequence[int], split_paths: Dict[str, 
                           "sizes": {k: len(m[k]) for k in ("train", "dev", "test")}},
                 "provenance": provenance,
             }
-            write_json_atomic(out_paths[task.name][s], result)
+            where = write_result(out_paths[task.name][s], result)
             written.append(result)
             score = result["score"]
             _log(f"  {task.name} seed {seed}: {o['status']} test {task.metric}="
                  f"{score if score is None else round(score, 2)} (best dev {o['best_dev']} at epoch "
-                 f"{o['best_epoch']}) -> {out_paths[task.name][s]}")
+                 f"{o['best_epoch']}) -> {where}")
     for s, (seed, path) in enumerate(zip(seeds, state_paths)):
         states = {task.name: tested[(s, t)] for t, task in enumerate(tasks) if (s, t) in tested}
         record = {"method": method.name, "settings_hash": c_hash, "seed": seed, "tasks": tasks_named,

@@ -26,7 +26,7 @@ from types import SimpleNamespace
 from typing import Dict, List, Sequence
 
 from .errors import ConfigError, DataError
-from .io import read_json, write_text_atomic
+from .io import write_text_atomic
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,7 @@ def masks_of(composition: str, n_sources: int) -> List[Mask]:
             + [Mask("all_src", every, False), Mask("private", (), True), Mask("total", every, True)])
 
 
+MASKING_OUTPUTS = (".csv", ".confusion.csv", ".router.csv")  # after the prefix: scores, confusion counts, routers
 CSV_FIELDS = ["method", "backbone", "shot", "seed", "evaluation", "task", "prompt_task", "mask", "metric", "score",
               "n"]
 CONFUSION_FIELDS = ["method", "backbone", "shot", "seed", "evaluation", "task", "prompt_task", "mask", "gold",
@@ -100,7 +101,7 @@ def masking_job(settings: dict, seeds: Sequence[int], split_paths: Dict[str, Seq
     from .backbones import BACKBONES
     from .config import config_hash
     from .devices import resolve_device
-    from .jobs import _log
+    from .jobs import _log, read_manifests
     from .methods.base import method_of
     from .multitask import predict_states
     from .splits import resolve
@@ -127,10 +128,7 @@ def masking_job(settings: dict, seeds: Sequence[int], split_paths: Dict[str, Seq
         pools = task.load_pools(data_dir)
         encoder = method.encoder(tokenizer, task, cfg, spec)
         per_seed = []
-        for seed, path in zip(seeds, split_paths[name]):
-            m = read_json(path)
-            if (m["task"], m["shot"], m["seed"]) != (name, settings["shot"], seed):
-                raise ConfigError(f"split {path} does not belong to task {name}, seed {seed}")
+        for m in read_manifests(settings, name, seeds, split_paths[name]):
             per_seed.append([encoder.encode(ex) for ex in resolve(m, pools)["test"]])
         tasks.append(task)
         encoders.append(encoder)
@@ -177,9 +175,9 @@ def masking_job(settings: dict, seeds: Sequence[int], split_paths: Dict[str, Seq
     if not scores:
         raise DataError(f"no seed of {method.name} at shot {settings['shot']} finished training: nothing to mask")
     os.makedirs(os.path.dirname(out_prefix) or ".", exist_ok=True)
-    write_text_atomic(f"{out_prefix}.csv", _csv(scores, CSV_FIELDS))
-    write_text_atomic(f"{out_prefix}.confusion.csv", _csv(confusion, CONFUSION_FIELDS))
-    write_text_atomic(f"{out_prefix}.router.csv", _csv(router, ROUTER_FIELDS))
+    for ext, rows, fields in zip(MASKING_OUTPUTS, (scores, confusion, router),
+                                 (CSV_FIELDS, CONFUSION_FIELDS, ROUTER_FIELDS)):
+        write_text_atomic(f"{out_prefix}{ext}", _csv(rows, fields))
     if gpu_lock is not None:
         gpu_lock.close()
     _log(f"{evaluation}: {len(scores)} scores in {time.perf_counter() - start:.1f}s -> {out_prefix}.csv")

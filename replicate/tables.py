@@ -28,9 +28,10 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from . import published
-from .config import cells, groups, method_overrides, result_path, split_path
+from .config import cells, groups, method_overrides, split_path
 from .errors import ConfigError
 from .io import git_state, read_json, write_text_atomic
+from .results import CellReader
 from .params import PAPER_SETUPS
 
 CSV_COLUMNS = ["paper", "table", "block", "method", "backbone", "task", "shot", "metric", "mean", "std", "params",
@@ -314,11 +315,12 @@ def _summaries(cfg: dict, methods: List[str], metrics: Dict[str, Dict[str, str]]
         source, view = sources[key]
         rows_of.setdefault(source, []).append((key, view))
     out: Dict[tuple, CellSummary] = {}
+    reader = CellReader(cfg)
     for cell in cells(cfg):
         for key, view in rows_of.get(cell.method, []):
             metric = metrics.get(key, {}).get(cell.task)
             summary = out.setdefault((key, cell.shot, cell.task), CellSummary(digits=2 if metric in NOT_SCORES else 1))
-            _add_cell(summary, cfg, cell, view, metric)
+            _add_cell(summary, reader, cell, view, metric)
     return out
 
 
@@ -342,13 +344,13 @@ def cell_value(result: dict, view: str, metric: Optional[str]) -> Optional[float
     return result.get("score")
 
 
-def _add_cell(summary: CellSummary, cfg: dict, cell, view: str = "score", metric: Optional[str] = None) -> None:
-    """Count one cell into its row's summary: its value (``cell_value``), or a failure."""
+def _add_cell(summary: CellSummary, reader, cell, view: str = "score", metric: Optional[str] = None) -> None:
+    """Count one cell into its row's summary: its value (``cell_value``), or a failure. The
+    reader (``results.CellReader``) refuses a cell that is not current for the config."""
     summary.n_expected += 1
-    path = Path(result_path(cfg, cell))
-    if not path.exists():
+    result = reader.read(cell)
+    if result is None:
         return
-    result = read_json(path)
     value = cell_value(result, view, metric) if result.get("status") == "ok" else None
     if value is not None:
         summary.scores.append(float(value))

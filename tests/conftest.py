@@ -90,3 +90,23 @@ def t2t_files(*tasks):
         splits = TASKS.get(t).source.hub_splits()  # ANLI's pools join three rounds' splits
         out[t] = {s: str(T2T_FIXTURES / f"{T2T_STEM.get(t, t)}_{s}.jsonl") for s in splits}
     return out
+
+
+def write_cell(cfg, cell, score=None, status="ok", **fields):
+    """A result file for ``cell`` that is current for ``cfg`` (the fields, config hash and split
+    hash the reader checks, sealed as train seals it), with ``score`` in the task's metric;
+    ``fields`` add to or override the record (aggregation tests: stages, metrics, ...)."""
+    from replicate.config import Group, cell_settings, config_hash, result_path, split_path
+    from replicate.io import read_json
+    from replicate.results import write_result
+    from replicate.tasks import TASKS
+
+    metric = fields.pop("metric", None) or TASKS.get(cell.task).metric
+    split = split_path(cfg, cell.task, cell.shot, cell.seed)
+    split_hash = read_json(split).get("hash") if os.path.exists(split) else None
+    result = {"method": cell.method, "backbone": cell.backbone, "task": cell.task, "shot": cell.shot,
+              "seed": cell.seed, "metric": metric, "status": status, "score": score if status == "ok" else None,
+              "metrics": {metric: score} if status == "ok" else {}, "split": {"hash": split_hash},
+              "provenance": {"config_hash": config_hash(cell_settings(cfg, Group(*cell[:4])))}}
+    result.update(fields)
+    return write_result(result_path(cfg, cell), result)

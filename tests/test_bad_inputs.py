@@ -201,3 +201,177 @@ def test_a_job_whose_seeds_all_fail_exits_non_zero(tmp_path, config_file):
     for seed in (8, 13):
         cell = json.loads((tmp_path / f"results/cells/tiny-bert/bbc-topic/shot8/pt/seed{seed}.json").read_text())
         assert cell["status"] == "failed" and cell["error"].startswith("diverged at epoch")
+
+
+# --- results checked before they are used or replaced; one line at every boundary (issue 23) ---
+
+CELL = "results/cells/tiny-bert/bbc-topic/shot8/pt/seed{}.json"
+
+
+@pytest.fixture
+def trained(tmp_path, config_file, capsys):
+    """The pt group of bbc-topic trained by hand (seeds 8 and 13): (config, {seed: bytes})."""
+    assert run_cli(capsys, "split", "--config", config_file, "--task", "bbc-topic", "--shot", 8,
+                   "--seeds", 8, 13)[0] == 0
+    code, err = run_cli(capsys, "train", "--config", config_file, "--method", "pt", "--task", "bbc-topic",
+                        "--shot", 8, "--seeds", 8, 13)
+    assert code == 0, err
+    return config_file, {s: (tmp_path / CELL.format(s)).read_bytes() for s in (8, 13)}
+
+
+def cell_files(tmp_path):
+    return sorted(p.name for p in (tmp_path / CELL.format(8)).parent.iterdir() if not p.name.startswith("."))
+
+
+def aggregate(capsys, config):
+    return run_cli(capsys, "aggregate", "--config", config, "--paper", "mp2", "--table", "3")
+
+
+def test_a_rerun_with_a_device_this_machine_lacks_leaves_the_finished_cells_unchanged(capsys, tmp_path, trained):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: --device cuda is valid here")
+    config, before = trained
+    for device in ("cuda", "cuda:3", "gpu"):
+        code, err = run_cli(capsys, "train", "--config", config, "--method", "pt", "--task", "bbc-topic",
+                            "--shot", 8, "--seeds", 8, 13, "--device", device)
+        assert code == 2 and err.startswith(f"replicate: --device {device}: ") and "\n" not in err, err
+    assert {s: (tmp_path / CELL.format(s)).read_bytes() for s in (8, 13)} == before
+    assert cell_files(tmp_path) == ["seed13.json", "seed8.json"]
+
+
+def test_a_failed_rerun_writes_its_failure_beside_the_finished_cell(capsys, tmp_path, trained):
+    config, before = trained
+    cfg = yaml.safe_load(config.read_text())
+    cfg["methods"]["pt"].update(lr=1e6, head_lr=1e6, diverge_factor=1.5)
+    config.write_text(yaml.safe_dump(cfg))
+    code, err = run_cli(capsys, "train", "--config", config, "--method", "pt", "--task", "bbc-topic",
+                        "--shot", 8, "--seeds", 8, 13)
+    assert code == 1 and "seeds [8, 13] of [8, 13] failed" in err
+    assert {s: (tmp_path / CELL.format(s)).read_bytes() for s in (8, 13)} == before
+    assert cell_files(tmp_path) == ["seed13.failed.json", "seed13.json", "seed8.failed.json", "seed8.json"]
+    failure = json.loads((tmp_path / CELL.format(8)).with_name("seed8.failed.json").read_text())
+    assert failure["status"] == "failed" and failure["error"].startswith("diverged at epoch")
+    # the finished cells are kept, but they are not this config's: the table says so, in one line
+    code, err = aggregate(capsys, config)
+    assert code == 2 and "stale: trained with config hash" in err and str(tmp_path / CELL.format(8)) in err
+
+
+def test_aggregate_refuses_cells_whose_method_config_changed(capsys, tmp_path, trained):
+    config, _ = trained
+    cfg = yaml.safe_load(config.read_text())
+    cfg["methods"]["pt"]["epochs"] = 3
+    config.write_text(yaml.safe_dump(cfg))
+    code, err = aggregate(capsys, config)
+    assert code == 2 and err.startswith(f"replicate: result {tmp_path / CELL.format(8)}: stale: "), err
+    assert "\n" not in err and not (tmp_path / "results" / "tables").exists()
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("score", "edited after it was written"),
+    ("score-and-metrics", "edited after it was written"),
+    ("no-digest", "has no digest"),
+    ("moved", "not the cell its path names"),
+    ("split-redrawn", "the split file now holds"),
+])
+def test_aggregate_refuses_an_edited_moved_or_unsealed_cell(capsys, tmp_path, trained, damage, message):
+    config, _ = trained
+    path = tmp_path / CELL.format(8)
+    cell = json.loads(path.read_text())
+    if damage == "score":
+        cell["score"] = 99.0
+    elif damage == "score-and-metrics":
+        cell["score"] = cell["metrics"][cell["metric"]] = 99.0
+    elif damage == "no-digest":
+        del cell["digest"]
+    elif damage == "moved":
+        cell = json.loads((tmp_path / CELL.format(13)).read_text())
+    else:
+        split = tmp_path / "results/splits/bbc-topic/shot8/seed8.json"
+        split.write_text(json.dumps(dict(json.loads(split.read_text()), hash="0" * 64)))
+    if damage != "split-redrawn":
+        path.write_text(json.dumps(cell))
+    code, err = aggregate(capsys, config)
+    assert code == 2 and message in err and str(path) in err and "\n" not in err, err
+    assert not (tmp_path / "results" / "tables").exists()
+
+
+def test_aggregate_with_no_cells_is_an_error(capsys, config_file, tmp_path):
+    code, err = aggregate(capsys, config_file)
+    assert code == 2 and "no result files for mp2 table 3" in err and "run its training jobs first" in err
+    assert not (tmp_path / "results" / "tables").exists()
+
+
+def test_a_cell_trained_by_hand_on_a_split_of_an_older_protocol_is_refused(capsys, config_file, tmp_path):
+    assert run_cli(capsys, "split", "--config", config_file, "--task", "bbc-topic", "--shot", 8, "--seeds", 8)[0] == 0
+    cfg = yaml.safe_load(config_file.read_text())
+    cfg["protocol"]["test_cap"] = 12
+    config_file.write_text(yaml.safe_dump(cfg))
+    code, err = run_cli(capsys, "train", "--config", config_file, "--method", "pt", "--task", "bbc-topic",
+                        "--shot", 8, "--seeds", 8)
+    assert code == 2 and "drawn under another protocol than the config's" in err and "seed8.json" in err
+    assert not (tmp_path / "results" / "cells").exists()
+
+
+@pytest.mark.parametrize("kind", ["directory", "latin-1", "binary"])
+def test_a_config_that_is_not_a_yaml_text_file(capsys, tmp_path, kind):
+    config = tmp_path / "run.yaml"
+    if kind == "directory":
+        config.mkdir()
+    else:
+        config.write_bytes("grid: {tasks: [café]}\n".encode("latin-1") if kind == "latin-1" else bytes(range(256)))
+    code, err = run_cli(capsys, "check-config", config)
+    assert code == 2 and err.startswith(f"replicate: config file {config} is ") and "\n" not in err, err
+
+
+def test_a_file_where_the_results_folder_should_be(capsys, config_file, tmp_path):
+    (tmp_path / "results").write_text("not a folder")
+    code, err = run_cli(capsys, "split", "--config", config_file, "--task", "bbc-topic", "--shot", 8, "--seeds", 8)
+    assert code == 2 and err.startswith("replicate: cannot use ") and str(tmp_path / "results") in err, err
+    assert (tmp_path / "results").read_text() == "not a folder"
+
+
+def test_ctrl_c_exits_130_and_leaves_no_part_file(capsys, config_file, tmp_path, monkeypatch):
+    from replicate import io
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(io.json, "dumps", interrupted)  # Ctrl-C while the first manifest is being written
+    code, err = run_cli(capsys, "split", "--config", config_file, "--task", "bbc-topic", "--shot", 8, "--seeds", 8)
+    assert code == 130 and err.startswith("replicate: interrupted (Ctrl-C)") and "\n" not in err
+    written = [p for p in (tmp_path / "results").rglob("*") if p.is_file() and not p.name.endswith(".lock")]
+    assert written == []
+
+
+def test_a_job_left_running_owns_its_outputs_until_it_ends(capsys, tmp_path, config_file):
+    """A by-hand (or orphaned) job and a rerun never write the same cells: the rerun stops in
+    one line naming the first job's pid; the first, terminated, exits 143 and leaves no
+    .part file."""
+    import signal
+    import time
+
+    assert run_cli(capsys, "split", "--config", config_file, "--task", "bbc-topic", "--shot", 8, "--seeds", 8)[0] == 0
+    base = [sys.executable, "-m", "replicate"]
+    cfg = yaml.safe_load(config_file.read_text())
+    cfg["methods"]["pt"]["epochs"] = 10000  # runs until it is ended
+    config_file.write_text(yaml.safe_dump(cfg))
+    train = base + ["train", "--config", str(config_file), "--method", "pt", "--task", "bbc-topic", "--shot", "8",
+                    "--seeds", "8"]
+    first = subprocess.Popen(train, cwd=REPO, stderr=subprocess.PIPE, text=True, env=ENV)
+    lock = tmp_path / CELL.format(8)
+    lock = lock.with_name(".seed8.json.lock")
+    try:
+        deadline = time.monotonic() + 120
+        while f"pid {first.pid} " not in (lock.read_text() if lock.exists() else ""):
+            assert first.poll() is None and time.monotonic() < deadline
+            time.sleep(0.2)
+        second = subprocess.run(train, cwd=REPO, capture_output=True, text=True, env=ENV, timeout=120)
+        assert second.returncode == 2 and "is being written by another job" in second.stderr
+        assert f"end it (kill {first.pid})" in second.stderr and "Traceback" not in second.stderr
+    finally:
+        first.send_signal(signal.SIGTERM)
+        _, err = first.communicate(timeout=60)
+    assert first.returncode == 143 and "replicate: terminated (SIGTERM)" in err and "Traceback" not in err, err
+    assert [p for p in (tmp_path / "results").rglob("*.part")] == [] and not (tmp_path / CELL.format(8)).exists()

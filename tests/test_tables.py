@@ -14,13 +14,12 @@ from replicate.io import write_json_atomic
 from replicate.tables import (OWN_TASKS_BLOCK, build_table, format_count, regenerated_methods, to_csv, to_latex,
                               to_markdown, write_table)
 
-from conftest import FIXTURES, paper_files
+from conftest import FIXTURES, paper_files, write_cell
 
 
 def fake_result(cfg, cell, score, status="ok"):
-    """A result file as train writes it (only the fields aggregation reads are filled)."""
-    write_json_atomic(result_path(cfg, cell), {"status": status, "score": score if status == "ok" else None,
-                                               "provenance": {"config_hash": "h"}})
+    """A result file as train writes it (the fields aggregation reads and checks)."""
+    write_cell(cfg, cell, score, status)
 
 
 def csv_rows(table):
@@ -147,10 +146,9 @@ def test_black_box_rows_router_only_and_minutes(tiny_config):
         if cell.method == "mp2-shallow":
             fake_result(cfg, cell, 10.0)
         else:
-            write_json_atomic(result_path(cfg, cell), {
-                "status": "ok", "score": 40.0 + cell.seed, "metric": "acc", "provenance": {"config_hash": "h"},
-                "stages": [{"name": "I: router", "wall_s": 60.0, "group_seeds": 2, "test_metrics": {"acc": 30.0}},
-                           {"name": "II: prompt", "wall_s": 540.0, "group_seeds": 2}]})
+            write_cell(cfg, cell, 40.0 + cell.seed, stages=[
+                {"name": "I: router", "wall_s": 60.0, "group_seeds": 2, "test_metrics": {"acc": 30.0}},
+                {"name": "II: prompt", "wall_s": 540.0, "group_seeds": 2}])
     table = build_table(cfg, "mp2", "3")
     assert [b.title for b in table.blocks] == ["UNSEEN DATA / Gradient Descent", "UNSEEN DATA / Black-Box Tuning"]
     assert table.cells[("mp2-shallow", 8, "bbc-topic")].mean == 10.0
@@ -286,10 +284,7 @@ def test_a_column_reads_the_metric_its_paper_prints_and_a_task_fills_the_column_
     cfg = _mpt_config(tmp_path, ["cola", "paws-en"], ["full"])
     for cell in cells(cfg):
         metrics = {"mcc": 12.0, "acc": 70.0} if cell.task == "cola" else {"acc": 60.0}
-        write_json_atomic(result_path(cfg, cell), {
-            "status": "ok", "metric": "mcc" if cell.task == "cola" else "acc",
-            "score": metrics["mcc" if cell.task == "cola" else "acc"], "metrics": metrics,
-            "provenance": {"config_hash": "h"}})
+        write_cell(cfg, cell, metrics["mcc" if cell.task == "cola" else "acc"], metrics=metrics)
     mpt1 = {r["task"]: r for r in csv_rows(build_table(cfg, "mpt", "1")) if r["method"] == "pt"}
     assert mpt1["cola"]["metric"] == "mcc" and mpt1["cola"]["mean"] == "12.0000"
     compt_cfg = dict(cfg, grid=dict(cfg["grid"], shots=["full"]))
