@@ -274,7 +274,8 @@ def cmd_aggregate(args) -> int:
     cfg = load_config(args.config) if args.config else json.loads(args.config_json)
     prefix = args.out_prefix or f"{cfg['results_dir']}/tables/{args.paper}_table{args.table}"
     table = build_table(cfg, args.paper, args.table)
-    if not any(c.scores or c.failed for key, c in table.cells.items() if key[1] != 0):  # shot 0: the majority row
+    rows = [c for key, c in table.cells.items() if key[1] != 0]  # shot 0: the majority-class reference
+    if any(c.n_expected for c in rows) and not any(c.scores or c.failed for c in rows):
         raise ReplicateError(f"no result files for {args.paper} table {args.table} under {cfg['results_dir']}/cells: "
                              "run its training jobs first (snakemake, or python -m replicate train)")
     for path in write_table(table, prefix):

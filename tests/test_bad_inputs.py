@@ -208,14 +208,23 @@ def test_a_job_whose_seeds_all_fail_exits_non_zero(tmp_path, config_file):
 CELL = "results/cells/tiny-bert/bbc-topic/shot8/pt/seed{}.json"
 
 
+@pytest.fixture(scope="module")
+def trained_once(tmp_path_factory):
+    """The results dir of the pt group of bbc-topic, trained by hand (seeds 8 and 13)."""
+    root = tmp_path_factory.mktemp("trained")
+    config = root / "run.yaml"
+    config.write_text(yaml.safe_dump(dict(TINY_CONFIG, results_dir=str(root / "results"))))
+    for argv in (["split", "--config", config, "--task", "bbc-topic", "--shot", 8, "--seeds", 8, 13],
+                 ["train", "--config", config, "--method", "pt", "--task", "bbc-topic", "--shot", 8, "--seeds", 8, 13]):
+        assert main([str(a) for a in argv]) == 0
+    return root / "results"
+
+
 @pytest.fixture
-def trained(tmp_path, config_file, capsys):
-    """The pt group of bbc-topic trained by hand (seeds 8 and 13): (config, {seed: bytes})."""
-    assert run_cli(capsys, "split", "--config", config_file, "--task", "bbc-topic", "--shot", 8,
-                   "--seeds", 8, 13)[0] == 0
-    code, err = run_cli(capsys, "train", "--config", config_file, "--method", "pt", "--task", "bbc-topic",
-                        "--shot", 8, "--seeds", 8, 13)
-    assert code == 0, err
+def trained(tmp_path, config_file, trained_once, capsys):
+    """A copy of ``trained_once`` as this test's results dir: (config, {seed: cell bytes})."""
+    shutil.copytree(trained_once, tmp_path / "results")
+    capsys.readouterr()
     return config_file, {s: (tmp_path / CELL.format(s)).read_bytes() for s in (8, 13)}
 
 

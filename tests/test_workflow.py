@@ -97,6 +97,9 @@ def test_paper_config_runs_end_to_end_on_a_tiny_cpt(tmp_path, tiny_cpt_dir):
     # form (tests/test_mp2.py trains it; the dry run below lists its jobs): left out here to
     # keep this run within its time
     cfg["grid"]["methods"] = [m for m in cfg["grid"]["methods"] if not m.endswith("-eq1")]
+    # three of the paper's five seeds: what is checked is a mean and std over seeds, and
+    # every seed more is the whole table again (the suite has a CI budget)
+    cfg["grid"]["seeds"] = cfg["grid"]["seeds"][:3]
     upstream = {}
     for name, topic in (("afqmc", "花呗"), ("paws", "借呗")):  # MPMP's fields for both: text1, text2, label
         path = tmp_path / f"{name}_train.jsonl"
@@ -130,14 +133,14 @@ def test_paper_config_runs_end_to_end_on_a_tiny_cpt(tmp_path, tiny_cpt_dir):
     for method in methods:
         for task in PAPER_TASKS:
             row = scored[(method, task)]
-            assert row["status"] == "ok" and row["n"] == "5", (method, task, row)
+            assert row["status"] == "ok" and row["n"] == "3", (method, task, row)
     black_box = {(r["method"], r["task"]): r for r in rows if "Black-Box" in r["block"]}
     for method in ("bbt", "bbtv2", "mp2-shallow", "mp2-shallow-router-only", "mp2-deep", "mp2-deep-router-only"):
         for task in PAPER_TASKS:
             if method in ("bbt", "bbtv2") and task in EXTRACTIVE:  # no cell: MP2 Table 3 prints "–"
                 assert black_box[(method, task)]["status"] == "n/a" and black_box[(method, task)]["n_expected"] == "0"
                 continue
-            assert black_box[(method, task)]["status"] == "ok" and black_box[(method, task)]["n"] == "5"
+            assert black_box[(method, task)]["status"] == "ok" and black_box[(method, task)]["n"] == "3"
     # BBT and BBTv2 ran Black-Box-Tuning's masked-LM formulation from CPT alone
     for method in ("bbt", "bbtv2"):
         for task in ("chnsent", "c3"):
@@ -172,7 +175,7 @@ def test_paper_config_runs_end_to_end_on_a_tiny_cpt(tmp_path, tiny_cpt_dir):
     lines = [line.split(",") for line in stages.stdout.splitlines()[1:]]
     assert {(m, t) for m, t, _, stage, *_ in lines if stage == "I: router (alone)"} == {
         (m, t) for m in ("mp2-shallow", "mp2-deep") for t in PAPER_TASKS}
-    assert all(n == "5" for *_, n in lines)
+    assert all(n == "3" for *_, n in lines)
 
 
 def cells_in(out: str, method: str) -> set:
