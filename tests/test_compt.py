@@ -417,9 +417,8 @@ def test_a_config_declared_variant_trains_under_its_own_name_at_its_own_shots(co
 
 
 def test_a_sweep_figure_averages_each_runs_tasks_per_seed_then_the_seeds(tmp_path):
-    import json
-
     from replicate.figures import compt_sweep
+    from replicate.results import write_result
 
     paths = []
     for n, scores in ((1, {0: (50, 70), 1: (60, 80)}), (2, {0: (40, 40), 1: (50, 50)})):
@@ -427,8 +426,9 @@ def test_a_sweep_figure_averages_each_runs_tasks_per_seed_then_the_seeds(tmp_pat
             for task, score in zip(("a", "b"), per_task):
                 path = tmp_path / f"{n}-{seed}-{task}.json"
                 settings = {"method_config": {"composition": "ssum", "task_set": "glue", "n_sources": n}}
-                path.write_text(json.dumps({"status": "ok", "method": f"compt-ssum-nsp{n}", "task": task, "seed": seed,
-                                            "shot": 8, "score": score, "provenance": {"settings": settings}}))
+                write_result(str(path), {"status": "ok", "method": f"compt-ssum-nsp{n}", "task": task, "seed": seed,
+                                         "shot": 8, "score": score, "metric": "accuracy",
+                                         "metrics": {"accuracy": score}, "provenance": {"settings": settings}})
                 paths.append(str(path))
     compt_sweep(paths, str(tmp_path / "fig"), "n_sources")
     points = {int(r["x"]): r for r in csv.DictReader(open(tmp_path / "fig.csv"))}

@@ -67,9 +67,14 @@ def test_jobs_on_a_multi_gpu_workstation_claim_distinct_gpus(tmp_path, monkeypat
 
 
 def test_a_cpu_machine_and_a_single_gpu_lock_nothing(tmp_path, monkeypatch):
+    import torch
+
     monkeypatch.setenv("REPLICATE_GPU_LOCK_DIR", str(tmp_path))
     assert resolve_device("auto", []) == ("cpu", None)
     assert resolve_device("auto", ["3"]) == ("cuda:0", None)  # a SLURM job sees only its own GPU
+    # an explicit GPU is taken as given (checked against the GPUs torch sees, not claimed)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     assert resolve_device("cuda:1", ["0", "1"]) == ("cuda:1", None)
     assert list(tmp_path.iterdir()) == []
 
