@@ -503,8 +503,6 @@ def test_outputs_task_losses_are_the_formulations_example_losses(tiny_bert, t5_d
     """Distillation trains the task loss from ``outputs``: it must be ``example_losses``,
     on MRC (tiny BERT, a decomposed prompt) and on seq2seq (tiny T5, targets of 1 and 2
     words), and its logits the model's own."""
-    import dataclasses
-
     from replicate.formulation import MRC
     from replicate.model import PromptedMRC, PromptedSeq2Seq, SharedSpanHead
     from replicate.seq2seq import Seq2Seq, TextEncoder, collate_text

@@ -9,7 +9,7 @@ from replicate.splits import Protocol, draw_split, resolve
 from replicate.tasks import TASKS, resolve_task
 from replicate.tasks.base import Example, Pools
 
-from conftest import FIXTURES, paper_files
+from conftest import paper_files
 
 P = Protocol(test_cap=50)
 

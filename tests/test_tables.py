@@ -7,14 +7,14 @@ import statistics
 
 import pytest
 
-from replicate.config import cells, check_config, result_path, split_path
+from replicate.config import cells, check_config, split_path
 from replicate.diff import read_table_csv
 from replicate.errors import ConfigError
 from replicate.io import write_json_atomic
 from replicate.tables import (OWN_TASKS_BLOCK, build_table, format_count, regenerated_methods, to_csv, to_latex,
                               to_markdown, write_table)
 
-from conftest import FIXTURES, paper_files, write_cell
+from conftest import paper_files, write_cell
 
 
 def fake_result(cfg, cell, score, status="ok"):
