@@ -56,11 +56,13 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
 
 
 def save_torch_atomic(obj: Any, path: str | os.PathLike) -> None:
-    """``torch.save`` to ``path`` atomically (checkpoints, resume and state files)."""
+    """``torch.save`` to ``path`` atomically (checkpoints, resume and state files). Through an
+    open file: given a path, torch names the archive's records after the (random) temporary
+    file's name, and the same tensors would give other bytes, another sha256, every time."""
     import torch
 
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(obj, f)
 
 
 def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:

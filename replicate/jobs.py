@@ -77,6 +77,9 @@ def make_splits(settings: dict, seeds: Sequence[int], data_dir: str, out_paths: 
 
 CHECKPOINT_FILE = "checkpoint.pt"
 SUMMARY_FILE = "pretrain.json"
+# the wall time of a pre-training and whether it resumed: apart, so pretrain.json is the same bytes whether the run
+# was killed and resumed or not
+TIME_FILE = "pretrain.time.json"
 RESUME_FILE = "resume.pt"
 
 
@@ -133,8 +136,9 @@ def load_teachers(settings: dict, cfg, teachers_path: Optional[str]) -> Tuple[Op
 def pretrain_job(settings: dict, out_dir: str, data_dir: str, device: str = "auto",
                  stop_after: Optional[int] = None, data_path: Optional[str] = None,
                  teachers_path: Optional[str] = None) -> Optional[dict]:
-    """Run one pre-training; write ``checkpoint.pt`` (the best tensors) and ``pretrain.json``
-    (curves, the routers, data sizes, provenance) under ``out_dir``. ``data_path``: its data
+    """Run one pre-training; write ``checkpoint.pt`` (the best tensors), ``pretrain.json``
+    (curves, the routers, data sizes, provenance) and ``pretrain.time.json`` (this job's wall
+    time, the step it resumed at) under ``out_dir``. ``data_path``: its data
     node's folder (``pretrain_data_job``); without one the data is built here, the same way.
     ``teachers_path``: the checkpoint of its teachers (a distilling run, MPT). With
     ``stop_after`` (tests: a simulated kill) it stops after that many steps and writes
@@ -184,11 +188,13 @@ def pretrain_job(settings: dict, out_dir: str, data_dir: str, device: str = "aut
         # the learned routers, tasks x layers x K logits: what the router dendrogram is drawn from
         "routers": [[[round(float(v), 6) for v in layer] for layer in task]
                     for task in outcome["state"].get("router", [])],
-        "wall_time_s": round(time.perf_counter() - job_start, 2),
         "provenance": {"packages": package_versions(), "git": git_state(), "machine": machine(),
                        "threads": settings.get("threads", 1), "device": device_name, "cluster": cluster_job(),
                        "backbone_weights_sha256": weights_fingerprint(backbone)},
     }
+    write_json_atomic(os.path.join(out_dir, TIME_FILE), {
+        "wall_time_s": round(time.perf_counter() - job_start, 2), "resumed_at_step": outcome["resumed_at_step"],
+        "note": "time of this job alone: a resumed run's earlier jobs are not counted"})
     write_json_atomic(os.path.join(out_dir, SUMMARY_FILE), summary)
     os.remove(os.path.join(out_dir, RESUME_FILE))  # the run is complete: nothing to resume
     if gpu_lock is not None:

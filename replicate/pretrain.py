@@ -329,7 +329,8 @@ def run_pretraining(cfg: PretrainConfig, spec, backbone, tokenizer, tasks: Seque
                     teachers: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
     """Pre-train; return {"state": best tensors, "best_step", "best_dev", "dev_curve",
     "loss_curve", "steps_run", "task_steps": steps in which each task had examples (None
-    after resuming a file that did not count them), "encoding_cache": its ``stats``}.
+    after resuming a file that did not count them), "encoding_cache": its ``stats``,
+    "resumed_at_step": the step of the resume state it continued from (None: from step 0)}.
     ``stop_after``: return after that many steps (a simulated kill: the resume checkpoint is
     what survives). ``cache_limit``: encodings held at most (``EncodingCache``; None: every
     one seen, O(examples seen) memory); it changes the memory and time, never the result.
@@ -385,6 +386,7 @@ def run_pretraining(cfg: PretrainConfig, spec, backbone, tokenizer, tasks: Seque
         progress = {"step": 0, "best_dev": float("-inf"), "best_step": 0, "best_state": None, "dev_curve": [],
                     "loss_curve": [], "task_steps": [0] * len(tasks)}
         window: List[float] = []
+        resumed_at = None
         if resume_path and os.path.exists(resume_path):
             saved = torch.load(resume_path, weights_only=False)
             if saved.get("settings_hash") == settings_hash:
@@ -399,6 +401,7 @@ def run_pretraining(cfg: PretrainConfig, spec, backbone, tokenizer, tasks: Seque
                 # a resume file written before steps were counted per task: those counts are unknown
                 progress = {"task_steps": None, **saved["progress"]}
                 window[:] = saved.get("window", [])  # the losses since the last dev check
+                resumed_at = progress["step"]
                 log(f"resumed from {resume_path} at step {progress['step']}")
             else:
                 log(f"{resume_path} belongs to other settings: starting afresh")
@@ -493,7 +496,7 @@ def run_pretraining(cfg: PretrainConfig, spec, backbone, tokenizer, tasks: Seque
     log(f"{progress['step']} steps in {time.perf_counter() - start:.1f}s")
     return {"state": progress["best_state"], "best_step": progress["best_step"], "best_dev": progress["best_dev"],
             "dev_curve": progress["dev_curve"], "loss_curve": progress["loss_curve"], "steps_run": progress["step"],
-            "task_steps": progress["task_steps"], "encoding_cache": cache.stats()}
+            "task_steps": progress["task_steps"], "encoding_cache": cache.stats(), "resumed_at_step": resumed_at}
 
 
 def checkpoint_tensors(raw: Mapping[str, Any]) -> Dict[str, Any]:

@@ -441,3 +441,119 @@ def test_a_linear_schedule_resumes_at_the_step_it_was_killed(tiny_bert, tmp_path
     assert resumed["loss_curve"] == whole["loss_curve"] and resumed["dev_curve"] == whole["dev_curve"]
     for key, value in whole["state"].items():
         assert torch.equal(resumed["state"][key], value), key
+
+
+# --- a pre-training killed between dev checks resumes to the same pretrain.json (issue 23) ---
+
+KILLED_RUN = {"tasks": TOY_TASKS, "steps": 8, "eval_every": 3, "save_every": 1}
+
+
+def run_in_process(argv, cwd):
+    """``python -m replicate *argv`` in this process, as the subprocess would run it: the same
+    working directory (pretrain.json's paths are relative to it) and sys.argv (its provenance
+    names it)."""
+    import os
+    import sys
+
+    from replicate.cli import main
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(cwd)
+        patch.setattr(sys, "argv", [os.path.join("replicate", "__main__.py"), *argv])
+        return main(argv)
+
+
+@pytest.fixture(scope="module")
+def killed_job(tmp_path_factory):
+    """(the pretrain command, its working directory, its output folder, the bytes of the
+    pretrain.json of a run never killed in that same folder, since removed). Its data node
+    is 10 training and 4 dev examples of each toy task, written here (building it would
+    take a while)."""
+    import shutil
+
+    from replicate.pretrain import check_upstream_tasks, data_settings_of, write_data
+
+    work = tmp_path_factory.mktemp("killed")
+    cfg = mp2_config(work)
+    cfg["pretraining"]["mp2-shallow"].update(KILLED_RUN)
+    settings = pretrain_settings(check_config(cfg), "mp2-shallow", "tiny-bert")
+    tasks = check_upstream_tasks("mp2-shallow", make_pretrain_config("mp2-shallow", settings["config"]))
+    data = {}
+    for task in tasks:
+        pool = sorted(task.load_pools(str(FIXTURES)).train, key=lambda ex: ex.id)
+        data[task.name] = (pool[:10], pool[10:14])
+    write_data(str(work / "data"), data_settings_of(settings), data, tasks)
+    out = work / "results" / "pretrain"
+    argv = ["pretrain", "--settings", json.dumps(settings), "--data-dir", str(FIXTURES), "--data", str(work / "data"),
+            "--out-dir", str(out), "--device", "cpu"]
+    assert run_in_process(argv, work) == 0
+    whole = (out / SUMMARY_FILE).read_bytes()
+    shutil.rmtree(out)
+    return argv, work, out, whole
+
+
+def kill_between_dev_checks(argv, cwd, out, signum, eval_every):
+    """Run ``python -m replicate *argv`` until a resume state between two dev checks is on
+    disk; stop the process there (SIGSTOP, so the check and the kill see the same state),
+    send ``signum`` and let it act. (the exit code, stderr, the resume state's step)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import REPO
+
+    env = {**os.environ, "PYTHONPATH": str(REPO)}  # this checkout's package, wherever the job runs
+    with open(cwd / "killed.log", "w+") as log:
+        job = subprocess.Popen([sys.executable, "-m", "replicate", *argv], cwd=cwd, stderr=log, env=env)
+        try:
+            deadline = time.monotonic() + 120
+            while True:
+                assert job.poll() is None, "the run ended before it could be killed between dev checks"
+                assert time.monotonic() < deadline
+                if (out / RESUME_FILE).exists():
+                    job.send_signal(signal.SIGSTOP)
+                    step = torch.load(out / RESUME_FILE, weights_only=False)["progress"]["step"]
+                    if step % eval_every:
+                        break
+                    job.send_signal(signal.SIGCONT)  # at a dev check: let it go on
+                time.sleep(0.002)
+            job.send_signal(signum)
+            job.send_signal(signal.SIGCONT)
+            job.wait(timeout=60)
+        finally:
+            if job.poll() is None:
+                job.kill()
+                job.wait()
+        log.seek(0)
+        return job.returncode, log.read(), step
+
+
+@pytest.mark.parametrize("signum", ["SIGTERM", "SIGKILL"])
+def test_a_pretraining_killed_between_dev_checks_reruns_to_the_same_pretrain_json(killed_job, signum):
+    """Killed (scancel's SIGTERM, or kill -9) after a resume state saved between two dev
+    checks, where the loss window since the last check is only in that state, and rerun in
+    the same folder: pretrain.json is byte for byte the uninterrupted run's; the time and the
+    step it resumed at are in pretrain.time.json. SIGTERM exits 143 and leaves no .part and
+    no lock file; kill -9 leaves the dead job's locks, which do not stop the rerun."""
+    import shutil
+    import signal
+
+    from replicate.jobs import TIME_FILE
+
+    argv, work, out, whole = killed_job
+    shutil.rmtree(out, ignore_errors=True)  # the folder the uninterrupted run wrote in, as that run found it
+    code, err, step = kill_between_dev_checks(argv, work, out, getattr(signal, signum), KILLED_RUN["eval_every"])
+    assert step % KILLED_RUN["eval_every"] and 0 < step < KILLED_RUN["steps"]
+    assert not (out / SUMMARY_FILE).exists() and (out / RESUME_FILE).exists()
+    if signum == "SIGTERM":
+        assert code == 143 and "replicate: terminated (SIGTERM)" in err and "Traceback" not in err, err
+        assert list(work.rglob("*.part")) == [] and list(work.rglob("*.lock")) == []
+    else:
+        assert code == -signal.SIGKILL and (out / f".{SUMMARY_FILE}.lock").exists()
+    assert run_in_process(argv, work) == 0
+    assert (out / SUMMARY_FILE).read_bytes() == whole
+    timing = json.loads((out / TIME_FILE).read_text())
+    assert timing["resumed_at_step"] == step and timing["wall_time_s"] > 0
+    assert not (out / RESUME_FILE).exists()
