@@ -65,6 +65,32 @@ def save_torch_atomic(obj: Any, path: str | os.PathLike) -> None:
         torch.save(obj, f)
 
 
+def load_torch(path: str | os.PathLike, what: str, fix: str, **kwargs) -> Any:
+    """``torch.load(path, **kwargs)``; a file that is missing, or cut short or damaged (a copy
+    that stopped, a full disk, an edit) is one DataError: ``<what> <path> ...; <fix>``. A file
+    that cannot be opened (permissions) stays an OSError naming it."""
+    import pickle
+
+    import torch
+
+    from .errors import DataError
+
+    try:
+        return torch.load(path, **kwargs)
+    except FileNotFoundError:
+        raise DataError(f"{what} {path} does not exist; {fix}") from None
+    except (RuntimeError, OSError) as e:  # miniz's zip errors; a cut archive's reads past its end (no file name)
+        if (isinstance(e, OSError) and e.filename is not None) or \
+                (isinstance(e, RuntimeError) and not str(e).startswith("PytorchStreamReader")):
+            raise
+        reason = e
+    except (EOFError, pickle.UnpicklingError, KeyError, ValueError, UnicodeDecodeError) as e:  # a cut or bad pickle
+        reason = e
+    detail = str(reason).split(". ")[0][:160]
+    raise DataError(f"{what} {path} cannot be read ({type(reason).__name__}{': ' + detail if detail else ''}); it is "
+                    f"truncated or corrupted: {fix}") from None
+
+
 def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
     write_text_atomic(path, json.dumps(obj, indent=1, ensure_ascii=False, sort_keys=False) + "\n")
 

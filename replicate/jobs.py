@@ -9,7 +9,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from .config import config_hash
 from .errors import ConfigError
-from .io import cluster_job, git_state, machine, package_versions, read_json, save_torch_atomic, write_json_atomic
+from .io import (cluster_job, git_state, load_torch, machine, package_versions, read_json, save_torch_atomic,
+                 write_json_atomic)
 from .results import write_result
 
 
@@ -105,7 +106,9 @@ def load_teachers(settings: dict, cfg, teachers_path: Optional[str]) -> Tuple[Op
         if not teachers_path:
             raise ConfigError(f"pre-training {settings['pretraining']!r} distils from {cfg.teachers!r}: pass its "
                               "checkpoint (--teachers)")
-        raw = torch.load(teachers_path, map_location="cpu", weights_only=False)
+        raw = load_torch(teachers_path, f"teachers {cfg.teachers!r}: checkpoint",
+                         f"delete it and rerun the pretrain job of {cfg.teachers!r}", map_location="cpu",
+                         weights_only=False)
         want = settings["teachers"]["settings_hash"]
         if raw.get("settings_hash") != want or raw.get("prompt") != "per-task":
             raise ConfigError(f"teachers {teachers_path}: not the checkpoint of pre-training {cfg.teachers!r} with "
@@ -121,7 +124,8 @@ def load_teachers(settings: dict, cfg, teachers_path: Optional[str]) -> Tuple[Op
             if digest != settings["teachers"]["files"][task]["sha256"]:
                 raise ConfigError(f"teacher file {path}: its sha256 is not the one the settings hold; the file "
                                   "changed since the DAG was built")
-            tensor = torch.load(path, map_location="cpu", weights_only=True)
+            tensor = load_torch(path, "teacher file", "save its prompt tensor again (torch.save)", map_location="cpu",
+                                weights_only=True)
             if not isinstance(tensor, torch.Tensor) or tensor.dim() != 2:
                 raise ConfigError(f"teacher file {path}: not one prompt tensor (length, d)")
             prompts.append(tensor.float())
@@ -207,8 +211,6 @@ def load_pretrained(settings: dict, path: Optional[str]) -> Tuple[Optional[dict]
     if it is missing or was pre-trained with other settings than the cell's."""
     if "pretraining" not in settings:
         return None, None
-    import torch
-
     from .io import sha256_file
     from .pretrain import checkpoint_tensors
 
@@ -216,7 +218,8 @@ def load_pretrained(settings: dict, path: Optional[str]) -> Tuple[Optional[dict]
     if not path or not os.path.exists(path):
         raise ConfigError(f"pre-training {name}: checkpoint {path} does not exist: run the pretrain job first "
                           "(python -m replicate pretrain ... or snakemake)")
-    raw = torch.load(path, weights_only=False)
+    raw = load_torch(path, f"pre-training {name}: checkpoint", "delete it and rerun the pretrain job",
+                     weights_only=False)
     if raw.get("settings_hash") != config_hash(settings["pretraining"]):
         raise ConfigError(f"pre-training {name}: checkpoint {path} was made with other settings than this run's "
                           "pretraining entry; rerun the pretrain job")

@@ -49,8 +49,8 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 
-from .errors import ConfigError
-from .io import save_torch_atomic
+from .errors import ConfigError, DataError
+from .io import load_torch, save_torch_atomic
 # The config and the data live in their own modules; their names stay importable from here.
 from .pretrain_config import (  # noqa: F401
     DISTILL_KINDS, INPUT_KINDS, OMITTED_WHEN_DEFAULT, OMITTED_WHEN_NULL, PROMPT_KINDS, SINGLE_KINDS, TASK_SAMPLINGS,
@@ -323,6 +323,19 @@ def pretrain_formulation(cfg: PretrainConfig, task):
     return formulation(cfg.formulation, task, cfg)
 
 
+def read_resume_state(path: str, log=print) -> Optional[dict]:
+    """The resume state at ``path``; None when there is none, or when it cannot be read
+    (damaged after it was written: a copy cut short, a filesystem fault): then a logged
+    warning, and the run starts afresh, as it would without it, instead of stopping."""
+    if not os.path.exists(path):
+        return None
+    try:
+        return load_torch(path, "resume state", "starting afresh", weights_only=False)
+    except DataError as e:
+        log(f"warning: {e}")
+        return None
+
+
 def run_pretraining(cfg: PretrainConfig, spec, backbone, tokenizer, tasks: Sequence, data: Dict[str, Tuple[list, list]],
                     resume_path: Optional[str], settings_hash: str, log=print, device=None,
                     stop_after: Optional[int] = None, cache_limit: Optional[int] = ENCODING_CACHE,
@@ -387,8 +400,8 @@ def run_pretraining(cfg: PretrainConfig, spec, backbone, tokenizer, tasks: Seque
                     "loss_curve": [], "task_steps": [0] * len(tasks)}
         window: List[float] = []
         resumed_at = None
-        if resume_path and os.path.exists(resume_path):
-            saved = torch.load(resume_path, weights_only=False)
+        saved = read_resume_state(resume_path, log) if resume_path else None
+        if saved is not None:
             if saved.get("settings_hash") == settings_hash:
                 _load_tensors(model, saved["params"])
                 optimizer.load_state_dict(saved["optimizer"])

@@ -267,7 +267,7 @@ def tiny_bert():
     return spec, backbone, tokenizer
 
 
-def toy_run(tiny_bert, resume_path=None, cache_limit=ENCODING_CACHE, stop_after=None, **values):
+def toy_run(tiny_bert, resume_path=None, cache_limit=ENCODING_CACHE, stop_after=None, log=lambda *a: None, **values):
     """A pre-training of the tiny backbone on 10 training and 4 dev examples of 3 tasks."""
     spec, backbone, tokenizer = tiny_bert
     values = {"prompt": "shallow", "tasks": TOY_TASKS, "prompt_length": 3, "n_prompts": 4, "intrinsic_dim": 8,
@@ -279,7 +279,7 @@ def toy_run(tiny_bert, resume_path=None, cache_limit=ENCODING_CACHE, stop_after=
     for task in tasks:
         pool = sorted(task.load_pools(str(FIXTURES)).train, key=lambda ex: ex.id)
         data[task.name] = (pool[:10], pool[10:14])
-    out = run_pretraining(cfg, spec, backbone, tokenizer, tasks, data, resume_path, "toy-hash", log=lambda *a: None,
+    out = run_pretraining(cfg, spec, backbone, tokenizer, tasks, data, resume_path, "toy-hash", log=log,
                           stop_after=stop_after, cache_limit=cache_limit)
     return cfg, out
 
@@ -557,3 +557,79 @@ def test_a_pretraining_killed_between_dev_checks_reruns_to_the_same_pretrain_jso
     timing = json.loads((out / TIME_FILE).read_text())
     assert timing["resumed_at_step"] == step and timing["wall_time_s"] > 0
     assert not (out / RESUME_FILE).exists()
+
+
+# --- a damaged resume state or checkpoint (issue 23) ---
+
+
+def cut_in_half(path):
+    """What a copy cut short leaves: the file's first half."""
+    data = path.read_bytes()
+    path.write_bytes(data[:len(data) // 2])
+
+
+@pytest.mark.parametrize("damage", [
+    lambda data: data[:len(data) // 2],  # a cut archive: torch reads past its end (OSError)
+    lambda data: data[:300],  # only its head: no zip directory (torch's RuntimeError)
+    lambda data: b"",  # EOFError
+    lambda data: b"not a torch file" * 8,  # pickle's UnpicklingError
+], ids=["half", "head", "empty", "text"])
+def test_a_damaged_torch_file_is_one_data_error_naming_it(tmp_path, damage):
+    from replicate.errors import DataError
+    from replicate.io import load_torch
+
+    path = tmp_path / "states.pt"
+    torch.save({"z": torch.zeros(64, 64)}, path)
+    path.write_bytes(damage(path.read_bytes()))
+    with pytest.raises(DataError, match=f"^states {path} cannot be read \\(.*\\); it is truncated or corrupted: "
+                                        "rerun the job$"):
+        load_torch(path, "states", "rerun the job", weights_only=False)
+
+
+def test_a_damaged_resume_state_is_a_warning_and_the_run_starts_afresh(tiny_bert, tmp_path):
+    _, whole = toy_run(tiny_bert)
+    resume = tmp_path / RESUME_FILE
+    toy_run(tiny_bert, str(resume), stop_after=3)
+    cut_in_half(resume)
+    said = []
+    _, rerun = toy_run(tiny_bert, str(resume), log=said.append)
+    warnings = [line for line in said if line.startswith("warning:")]
+    assert len(warnings) == 1 and f"resume state {resume} cannot be read" in warnings[0], said
+    assert "truncated or corrupted: starting afresh" in warnings[0] and rerun["resumed_at_step"] is None
+    assert rerun["loss_curve"] == whole["loss_curve"] and rerun["dev_curve"] == whole["dev_curve"]
+    for key, value in whole["state"].items():
+        assert torch.equal(rerun["state"][key], value), key
+
+
+def test_a_damaged_checkpoint_is_one_line_naming_it(capsys, tmp_path):
+    """A cell whose pre-training checkpoint was cut short: one line naming the file and the
+    job to rerun, exit code 2, no cell; the same for a distilling run's teachers."""
+    import yaml
+
+    from types import SimpleNamespace
+
+    from replicate.cli import main
+    from replicate.config import pretrain_dir
+    from replicate.errors import DataError
+    from replicate.jobs import load_teachers
+
+    cfg = mp2_config(tmp_path)
+    config = tmp_path / "mp2.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    assert main(["split", "--config", str(config), "--task", "bbc-topic", "--shot", "8", "--seeds", "8"]) == 0
+    checkpoint = tmp_path / pretrain_dir(cfg, "mp2-shallow", "tiny-bert") / CHECKPOINT_FILE
+    checkpoint.parent.mkdir(parents=True)
+    torch.save({"z": torch.zeros(64, 64), "settings_hash": "h"}, checkpoint)
+    cut_in_half(checkpoint)
+    capsys.readouterr()
+    code = main(["train", "--config", str(config), "--method", "mp2-shallow", "--task", "bbc-topic", "--shot", "8",
+                 "--seeds", "8"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert err.startswith(f"replicate: pre-training mp2-shallow: checkpoint {checkpoint} cannot be read (")
+    assert err.endswith("truncated or corrupted: delete it and rerun the pretrain job")
+    assert not (tmp_path / "results" / "cells").exists()
+    settings = {"pretraining": "mpt", "teachers": {"settings_hash": "h"}}
+    with pytest.raises(DataError, match=f"teachers 'mpt-teachers': checkpoint {checkpoint} cannot be read .*"
+                                        "rerun the pretrain job of 'mpt-teachers'"):
+        load_teachers(settings, SimpleNamespace(teachers="mpt-teachers", teacher_files=None), str(checkpoint))
