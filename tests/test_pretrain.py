@@ -3,6 +3,7 @@ few-shot pool in its data, UNSEEN TASK tasks refused, one clear line per bad ent
 
 import copy
 import json
+import os
 
 import pytest
 import torch
@@ -556,7 +557,7 @@ def test_a_pretraining_killed_between_dev_checks_reruns_to_the_same_pretrain_jso
     assert (out / SUMMARY_FILE).read_bytes() == whole
     timing = json.loads((out / TIME_FILE).read_text())
     assert timing["resumed_at_step"] == step and timing["wall_time_s"] > 0
-    assert not (out / RESUME_FILE).exists()
+    assert not (out / RESUME_FILE).exists() and list(work.rglob("*.part")) == []
 
 
 # --- a damaged resume state or checkpoint (issue 23) ---
@@ -633,3 +634,34 @@ def test_a_damaged_checkpoint_is_one_line_naming_it(capsys, tmp_path):
     with pytest.raises(DataError, match=f"teachers 'mpt-teachers': checkpoint {checkpoint} cannot be read .*"
                                         "rerun the pretrain job of 'mpt-teachers'"):
         load_teachers(settings, SimpleNamespace(teachers="mpt-teachers", teacher_files=None), str(checkpoint))
+
+
+# --- temporary files left by a job killed with -9 (issue 23) ---
+
+
+def test_a_job_removes_the_stale_temporary_files_of_its_own_outputs_only(tmp_path):
+    """kill -9 during an atomic write leaves ``.<name>.<8 characters>.part``; the next job
+    that owns ``<name>`` removes it, and nothing else: not another output's, nor a file that
+    only looks alike, nor the temporary file of a job that holds the output now."""
+    import socket
+
+    from replicate.errors import DataError
+    from replicate.io import atomic_path, own_outputs, try_lock
+
+    out = tmp_path / SUMMARY_FILE
+    with pytest.raises(KeyboardInterrupt), atomic_path(out) as tmp:
+        stale = tmp_path / (os.path.basename(tmp) + ".was")
+        os.link(tmp, stale)  # what kill -9 here would leave (on an exception atomic_path removes its file)
+        raise KeyboardInterrupt
+    stale = stale.rename(tmp)
+    kept = [tmp_path / name for name in (f".{CHECKPOINT_FILE}.abcd1234.part", f".{SUMMARY_FILE}.abcd12345.part",
+                                         f".{SUMMARY_FILE}.abcd1234.part.txt", f"{SUMMARY_FILE}.abcd1234.part")]
+    for path in kept:
+        path.write_text("x")
+    holder = try_lock(tmp_path / f".{SUMMARY_FILE}.lock", f"host {socket.gethostname()} pid 1")
+    with pytest.raises(DataError, match="is being written by another job"), own_outputs([out]):
+        pass
+    assert stale.exists()  # the holder's own write, perhaps
+    holder.close()
+    with own_outputs([out]):
+        assert not stale.exists() and all(path.exists() for path in kept)
