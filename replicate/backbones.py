@@ -207,8 +207,9 @@ def load_cpt(directory: str, overrides: dict):
     directory; every weight must be used and none missing."""
     import json
 
-    import torch
     from transformers import BertModel
+
+    from .io import load_torch
 
     weights = [f for f in ("model.safetensors", "pytorch_model.bin") if os.path.exists(os.path.join(directory, f))]
     if not weights:
@@ -218,7 +219,7 @@ def load_cpt(directory: str, overrides: dict):
         from safetensors.torch import load_file
         raw = load_file(path)
     else:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
+        raw = load_torch(path, "CPT checkpoint", "download it again", map_location="cpu", weights_only=True)
     state = cpt_state_dict(raw)
     with open(os.path.join(directory, "config.json"), encoding="utf-8") as f:
         config = cpt_bert_config(json.load(f), state, overrides)

@@ -132,7 +132,7 @@ def _pretraining_job_args(args, settings_of, out_dir_of):
 def cmd_pretrain(args) -> int:
     """One pre-training run (a DAG node): by hand, --config and --name give its settings."""
     from .config import pretrain_dir, pretrain_settings
-    from .jobs import CHECKPOINT_FILE, RESUME_FILE, SUMMARY_FILE, pretrain_job
+    from .jobs import CHECKPOINT_FILE, RESUME_FILE, SUMMARY_FILE, TIME_FILE, pretrain_job
 
     backbone = lambda cfg: args.backbone or cfg["grid"]["backbone"]  # noqa: E731
     settings, out_dir, data_dir = _pretraining_job_args(
@@ -143,7 +143,7 @@ def cmd_pretrain(args) -> int:
         from .config import load_config, teachers_checkpoint
 
         teachers = teachers_checkpoint(load_config(args.config), args.name, settings["backbone"])
-    with own_outputs([os.path.join(out_dir, f) for f in (CHECKPOINT_FILE, SUMMARY_FILE, RESUME_FILE)]):
+    with own_outputs([os.path.join(out_dir, f) for f in (CHECKPOINT_FILE, SUMMARY_FILE, TIME_FILE, RESUME_FILE)]):
         summary = pretrain_job(settings, out_dir, data_dir, device=args.device, data_path=args.data,
                                teachers_path=teachers)
     print(f"{out_dir}: best mean dev {summary['best_dev']} at step {summary['best_step']}, "

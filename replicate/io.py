@@ -48,6 +48,18 @@ def atomic_path(path: str | os.PathLike):
         raise
 
 
+def stale_temp_files(path: str | os.PathLike):
+    """The temporary files ``atomic_path`` makes for ``path`` (mkstemp's eight characters
+    between ``.<name>.`` and ``.part``) that are beside it: left by a writer killed with -9,
+    or by one writing now (own the output before removing them)."""
+    import glob
+    import re
+
+    path = Path(path)
+    mine = re.compile(re.escape(f".{path.name}.") + r"[a-z0-9_]{8}\.part")
+    return [p for p in path.parent.glob(glob.escape(f".{path.name}.") + "*.part") if mine.fullmatch(p.name)]
+
+
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` to ``path`` atomically: a killed job leaves the old file or the new one."""
     with atomic_path(path) as tmp:
@@ -56,11 +68,39 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
 
 
 def save_torch_atomic(obj: Any, path: str | os.PathLike) -> None:
-    """``torch.save`` to ``path`` atomically (checkpoints, resume and state files)."""
+    """``torch.save`` to ``path`` atomically (checkpoints, resume and state files). Through an
+    open file: given a path, torch names the archive's records after the (random) temporary
+    file's name, and the same tensors would give other bytes, another sha256, every time."""
     import torch
 
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(obj, f)
+
+
+def load_torch(path: str | os.PathLike, what: str, fix: str, **kwargs) -> Any:
+    """``torch.load(path, **kwargs)``; a file that is missing, or cut short or damaged (a copy
+    that stopped, a full disk, an edit) is one DataError: ``<what> <path> ...; <fix>``. A file
+    that cannot be opened (permissions) stays an OSError naming it."""
+    import pickle
+
+    import torch
+
+    from .errors import DataError
+
+    try:
+        return torch.load(path, **kwargs)
+    except FileNotFoundError:
+        raise DataError(f"{what} {path} does not exist; {fix}") from None
+    except (RuntimeError, OSError) as e:  # miniz's zip errors; a cut archive's reads past its end (no file name)
+        if (isinstance(e, OSError) and e.filename is not None) or \
+                (isinstance(e, RuntimeError) and not str(e).startswith("PytorchStreamReader")):
+            raise
+        reason = e
+    except (EOFError, pickle.UnpicklingError, KeyError, ValueError, UnicodeDecodeError) as e:  # a cut or bad pickle
+        reason = e
+    detail = str(reason).split(". ")[0][:160]
+    raise DataError(f"{what} {path} cannot be read ({type(reason).__name__}{': ' + detail if detail else ''}); it is "
+                    f"truncated or corrupted: {fix}") from None
 
 
 def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
@@ -125,7 +165,8 @@ def own_outputs(paths):
     block: a job orphaned by a killed Snakemake and its rerun, or two by-hand jobs, never
     write the same file. The kernel releases the locks when the process ends (kill -9 too).
     DataError naming the holder when another process has one; making the folders and lock
-    files also proves the outputs' folders writable before any compute. A block that fails
+    files also proves the outputs' folders writable before any compute. Each output's
+    ``.part`` files left by a job killed with -9 are removed once it is locked. A block that fails
     leaves no folder it made that holds nothing but its lock files (a refused job writes
     nothing)."""
     import socket
@@ -149,6 +190,8 @@ def own_outputs(paths):
                 raise DataError(f"{path} is being written by another job ({held[:200]}): wait for it, or if it "
                                 f"is left from a killed run, end it (kill {pid}) and rerun")
             handles.append((lock, handle))
+            for stale in stale_temp_files(path):  # a writer killed with -9: its lock was released with it
+                stale.unlink(missing_ok=True)
         yield
     except BaseException:
         for lock, handle in handles:

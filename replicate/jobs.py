@@ -9,7 +9,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from .config import config_hash
 from .errors import ConfigError
-from .io import cluster_job, git_state, machine, package_versions, read_json, save_torch_atomic, write_json_atomic
+from .io import (cluster_job, git_state, load_torch, machine, package_versions, read_json, save_torch_atomic,
+                 write_json_atomic)
 from .results import write_result
 
 
@@ -77,6 +78,9 @@ def make_splits(settings: dict, seeds: Sequence[int], data_dir: str, out_paths: 
 
 CHECKPOINT_FILE = "checkpoint.pt"
 SUMMARY_FILE = "pretrain.json"
+# the wall time of a pre-training and whether it resumed: apart, so pretrain.json is the same bytes whether the run
+# was killed and resumed or not
+TIME_FILE = "pretrain.time.json"
 RESUME_FILE = "resume.pt"
 
 
@@ -102,7 +106,9 @@ def load_teachers(settings: dict, cfg, teachers_path: Optional[str]) -> Tuple[Op
         if not teachers_path:
             raise ConfigError(f"pre-training {settings['pretraining']!r} distils from {cfg.teachers!r}: pass its "
                               "checkpoint (--teachers)")
-        raw = torch.load(teachers_path, map_location="cpu", weights_only=False)
+        raw = load_torch(teachers_path, f"teachers {cfg.teachers!r}: checkpoint",
+                         f"delete it and rerun the pretrain job of {cfg.teachers!r}", map_location="cpu",
+                         weights_only=False)
         want = settings["teachers"]["settings_hash"]
         if raw.get("settings_hash") != want or raw.get("prompt") != "per-task":
             raise ConfigError(f"teachers {teachers_path}: not the checkpoint of pre-training {cfg.teachers!r} with "
@@ -118,7 +124,8 @@ def load_teachers(settings: dict, cfg, teachers_path: Optional[str]) -> Tuple[Op
             if digest != settings["teachers"]["files"][task]["sha256"]:
                 raise ConfigError(f"teacher file {path}: its sha256 is not the one the settings hold; the file "
                                   "changed since the DAG was built")
-            tensor = torch.load(path, map_location="cpu", weights_only=True)
+            tensor = load_torch(path, "teacher file", "save its prompt tensor again (torch.save)", map_location="cpu",
+                                weights_only=True)
             if not isinstance(tensor, torch.Tensor) or tensor.dim() != 2:
                 raise ConfigError(f"teacher file {path}: not one prompt tensor (length, d)")
             prompts.append(tensor.float())
@@ -133,8 +140,9 @@ def load_teachers(settings: dict, cfg, teachers_path: Optional[str]) -> Tuple[Op
 def pretrain_job(settings: dict, out_dir: str, data_dir: str, device: str = "auto",
                  stop_after: Optional[int] = None, data_path: Optional[str] = None,
                  teachers_path: Optional[str] = None) -> Optional[dict]:
-    """Run one pre-training; write ``checkpoint.pt`` (the best tensors) and ``pretrain.json``
-    (curves, the routers, data sizes, provenance) under ``out_dir``. ``data_path``: its data
+    """Run one pre-training; write ``checkpoint.pt`` (the best tensors), ``pretrain.json``
+    (curves, the routers, data sizes, provenance) and ``pretrain.time.json`` (this job's wall
+    time, the step it resumed at) under ``out_dir``. ``data_path``: its data
     node's folder (``pretrain_data_job``); without one the data is built here, the same way.
     ``teachers_path``: the checkpoint of its teachers (a distilling run, MPT). With
     ``stop_after`` (tests: a simulated kill) it stops after that many steps and writes
@@ -184,11 +192,13 @@ def pretrain_job(settings: dict, out_dir: str, data_dir: str, device: str = "aut
         # the learned routers, tasks x layers x K logits: what the router dendrogram is drawn from
         "routers": [[[round(float(v), 6) for v in layer] for layer in task]
                     for task in outcome["state"].get("router", [])],
-        "wall_time_s": round(time.perf_counter() - job_start, 2),
         "provenance": {"packages": package_versions(), "git": git_state(), "machine": machine(),
                        "threads": settings.get("threads", 1), "device": device_name, "cluster": cluster_job(),
                        "backbone_weights_sha256": weights_fingerprint(backbone)},
     }
+    write_json_atomic(os.path.join(out_dir, TIME_FILE), {
+        "wall_time_s": round(time.perf_counter() - job_start, 2), "resumed_at_step": outcome["resumed_at_step"],
+        "note": "time of this job alone: a resumed run's earlier jobs are not counted"})
     write_json_atomic(os.path.join(out_dir, SUMMARY_FILE), summary)
     os.remove(os.path.join(out_dir, RESUME_FILE))  # the run is complete: nothing to resume
     if gpu_lock is not None:
@@ -201,8 +211,6 @@ def load_pretrained(settings: dict, path: Optional[str]) -> Tuple[Optional[dict]
     if it is missing or was pre-trained with other settings than the cell's."""
     if "pretraining" not in settings:
         return None, None
-    import torch
-
     from .io import sha256_file
     from .pretrain import checkpoint_tensors
 
@@ -210,7 +218,8 @@ def load_pretrained(settings: dict, path: Optional[str]) -> Tuple[Optional[dict]
     if not path or not os.path.exists(path):
         raise ConfigError(f"pre-training {name}: checkpoint {path} does not exist: run the pretrain job first "
                           "(python -m replicate pretrain ... or snakemake)")
-    raw = torch.load(path, weights_only=False)
+    raw = load_torch(path, f"pre-training {name}: checkpoint", "delete it and rerun the pretrain job",
+                     weights_only=False)
     if raw.get("settings_hash") != config_hash(settings["pretraining"]):
         raise ConfigError(f"pre-training {name}: checkpoint {path} was made with other settings than this run's "
                           "pretraining entry; rerun the pretrain job")

@@ -26,7 +26,7 @@ from types import SimpleNamespace
 from typing import Dict, List, Sequence
 
 from .errors import ConfigError, DataError
-from .io import write_text_atomic
+from .io import load_torch, write_text_atomic
 
 
 @dataclass(frozen=True)
@@ -140,7 +140,8 @@ def masking_job(settings: dict, seeds: Sequence[int], split_paths: Dict[str, Seq
     scores, confusion, router = [], [], []
     base = {"method": method.name, "backbone": spec.name, "shot": settings["shot"]}
     for s, (seed, path) in enumerate(zip(seeds, state_paths)):
-        record = torch.load(path, map_location="cpu", weights_only=False)
+        record = load_torch(path, "states", "delete it and rerun the training job", map_location="cpu",
+                            weights_only=False)
         if record.get("settings_hash") != c_hash:
             raise ConfigError(f"states {path}: trained with other settings ({record.get('settings_hash')}) than "
                               f"this job's ({c_hash}); rerun the training job")

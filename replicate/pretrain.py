@@ -49,8 +49,8 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 
-from .errors import ConfigError
-from .io import save_torch_atomic
+from .errors import ConfigError, DataError
+from .io import load_torch, save_torch_atomic
 # The config and the data live in their own modules; their names stay importable from here.
 from .pretrain_config import (  # noqa: F401
     DISTILL_KINDS, INPUT_KINDS, OMITTED_WHEN_DEFAULT, OMITTED_WHEN_NULL, PROMPT_KINDS, SINGLE_KINDS, TASK_SAMPLINGS,
@@ -323,13 +323,27 @@ def pretrain_formulation(cfg: PretrainConfig, task):
     return formulation(cfg.formulation, task, cfg)
 
 
+def read_resume_state(path: str, log=print) -> Optional[dict]:
+    """The resume state at ``path``; None when there is none, or when it cannot be read
+    (damaged after it was written: a copy cut short, a filesystem fault): then a logged
+    warning, and the run starts afresh, as it would without it, instead of stopping."""
+    if not os.path.exists(path):
+        return None
+    try:
+        return load_torch(path, "resume state", "starting afresh", weights_only=False)
+    except DataError as e:
+        log(f"warning: {e}")
+        return None
+
+
 def run_pretraining(cfg: PretrainConfig, spec, backbone, tokenizer, tasks: Sequence, data: Dict[str, Tuple[list, list]],
                     resume_path: Optional[str], settings_hash: str, log=print, device=None,
                     stop_after: Optional[int] = None, cache_limit: Optional[int] = ENCODING_CACHE,
                     teachers: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
     """Pre-train; return {"state": best tensors, "best_step", "best_dev", "dev_curve",
     "loss_curve", "steps_run", "task_steps": steps in which each task had examples (None
-    after resuming a file that did not count them), "encoding_cache": its ``stats``}.
+    after resuming a file that did not count them), "encoding_cache": its ``stats``,
+    "resumed_at_step": the step of the resume state it continued from (None: from step 0)}.
     ``stop_after``: return after that many steps (a simulated kill: the resume checkpoint is
     what survives). ``cache_limit``: encodings held at most (``EncodingCache``; None: every
     one seen, O(examples seen) memory); it changes the memory and time, never the result.
@@ -385,8 +399,9 @@ def run_pretraining(cfg: PretrainConfig, spec, backbone, tokenizer, tasks: Seque
         progress = {"step": 0, "best_dev": float("-inf"), "best_step": 0, "best_state": None, "dev_curve": [],
                     "loss_curve": [], "task_steps": [0] * len(tasks)}
         window: List[float] = []
-        if resume_path and os.path.exists(resume_path):
-            saved = torch.load(resume_path, weights_only=False)
+        resumed_at = None
+        saved = read_resume_state(resume_path, log) if resume_path else None
+        if saved is not None:
             if saved.get("settings_hash") == settings_hash:
                 _load_tensors(model, saved["params"])
                 optimizer.load_state_dict(saved["optimizer"])
@@ -399,6 +414,7 @@ def run_pretraining(cfg: PretrainConfig, spec, backbone, tokenizer, tasks: Seque
                 # a resume file written before steps were counted per task: those counts are unknown
                 progress = {"task_steps": None, **saved["progress"]}
                 window[:] = saved.get("window", [])  # the losses since the last dev check
+                resumed_at = progress["step"]
                 log(f"resumed from {resume_path} at step {progress['step']}")
             else:
                 log(f"{resume_path} belongs to other settings: starting afresh")
@@ -493,7 +509,7 @@ def run_pretraining(cfg: PretrainConfig, spec, backbone, tokenizer, tasks: Seque
     log(f"{progress['step']} steps in {time.perf_counter() - start:.1f}s")
     return {"state": progress["best_state"], "best_step": progress["best_step"], "best_dev": progress["best_dev"],
             "dev_curve": progress["dev_curve"], "loss_curve": progress["loss_curve"], "steps_run": progress["step"],
-            "task_steps": progress["task_steps"], "encoding_cache": cache.stats()}
+            "task_steps": progress["task_steps"], "encoding_cache": cache.stats(), "resumed_at_step": resumed_at}
 
 
 def checkpoint_tensors(raw: Mapping[str, Any]) -> Dict[str, Any]:

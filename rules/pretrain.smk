@@ -27,7 +27,9 @@ rule pretrain_data:
 rule pretrain:
     """One pre-training (MP2's modular prompts, SPoT's / PPT's single prompts, MPT's teachers
     or its distilled decomposed prompts): the checkpoint every downstream cell of its methods
-    starts from. A killed run resumes from resume.pt in its folder."""
+    starts from. A killed run resumes from resume.pt in its folder to the same outputs;
+    the job's wall time is in pretrain.time.json beside them (not an output here, so
+    finished runs from before it existed are not rerun)."""
     input:
         manifest=f"{RESULTS}/pretrain-data/{{pretraining}}/manifest.json",
         # a distilling run (MPT) starts after its teachers' pre-training

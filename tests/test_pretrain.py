@@ -3,6 +3,7 @@ few-shot pool in its data, UNSEEN TASK tasks refused, one clear line per bad ent
 
 import copy
 import json
+import os
 
 import pytest
 import torch
@@ -267,7 +268,7 @@ def tiny_bert():
     return spec, backbone, tokenizer
 
 
-def toy_run(tiny_bert, resume_path=None, cache_limit=ENCODING_CACHE, stop_after=None, **values):
+def toy_run(tiny_bert, resume_path=None, cache_limit=ENCODING_CACHE, stop_after=None, log=lambda *a: None, **values):
     """A pre-training of the tiny backbone on 10 training and 4 dev examples of 3 tasks."""
     spec, backbone, tokenizer = tiny_bert
     values = {"prompt": "shallow", "tasks": TOY_TASKS, "prompt_length": 3, "n_prompts": 4, "intrinsic_dim": 8,
@@ -279,7 +280,7 @@ def toy_run(tiny_bert, resume_path=None, cache_limit=ENCODING_CACHE, stop_after=
     for task in tasks:
         pool = sorted(task.load_pools(str(FIXTURES)).train, key=lambda ex: ex.id)
         data[task.name] = (pool[:10], pool[10:14])
-    out = run_pretraining(cfg, spec, backbone, tokenizer, tasks, data, resume_path, "toy-hash", log=lambda *a: None,
+    out = run_pretraining(cfg, spec, backbone, tokenizer, tasks, data, resume_path, "toy-hash", log=log,
                           stop_after=stop_after, cache_limit=cache_limit)
     return cfg, out
 
@@ -441,3 +442,226 @@ def test_a_linear_schedule_resumes_at_the_step_it_was_killed(tiny_bert, tmp_path
     assert resumed["loss_curve"] == whole["loss_curve"] and resumed["dev_curve"] == whole["dev_curve"]
     for key, value in whole["state"].items():
         assert torch.equal(resumed["state"][key], value), key
+
+
+# --- a pre-training killed between dev checks resumes to the same pretrain.json (issue 23) ---
+
+KILLED_RUN = {"tasks": TOY_TASKS, "steps": 8, "eval_every": 3, "save_every": 1}
+
+
+def run_in_process(argv, cwd):
+    """``python -m replicate *argv`` in this process, as the subprocess would run it: the same
+    working directory (pretrain.json's paths are relative to it) and sys.argv (its provenance
+    names it)."""
+    import os
+    import sys
+
+    from replicate.cli import main
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(cwd)
+        patch.setattr(sys, "argv", [os.path.join("replicate", "__main__.py"), *argv])
+        return main(argv)
+
+
+@pytest.fixture(scope="module")
+def killed_job(tmp_path_factory):
+    """(the pretrain command, its working directory, its output folder, the bytes of the
+    pretrain.json of a run never killed in that same folder, since removed). Its data node
+    is 10 training and 4 dev examples of each toy task, written here (building it would
+    take a while)."""
+    import shutil
+
+    from replicate.pretrain import check_upstream_tasks, data_settings_of, write_data
+
+    work = tmp_path_factory.mktemp("killed")
+    cfg = mp2_config(work)
+    cfg["pretraining"]["mp2-shallow"].update(KILLED_RUN)
+    settings = pretrain_settings(check_config(cfg), "mp2-shallow", "tiny-bert")
+    tasks = check_upstream_tasks("mp2-shallow", make_pretrain_config("mp2-shallow", settings["config"]))
+    data = {}
+    for task in tasks:
+        pool = sorted(task.load_pools(str(FIXTURES)).train, key=lambda ex: ex.id)
+        data[task.name] = (pool[:10], pool[10:14])
+    write_data(str(work / "data"), data_settings_of(settings), data, tasks)
+    out = work / "results" / "pretrain"
+    argv = ["pretrain", "--settings", json.dumps(settings), "--data-dir", str(FIXTURES), "--data", str(work / "data"),
+            "--out-dir", str(out), "--device", "cpu"]
+    assert run_in_process(argv, work) == 0
+    whole = (out / SUMMARY_FILE).read_bytes()
+    shutil.rmtree(out)
+    return argv, work, out, whole
+
+
+def kill_between_dev_checks(argv, cwd, out, signum, eval_every):
+    """Run ``python -m replicate *argv`` until a resume state between two dev checks is on
+    disk; stop the process there (SIGSTOP, so the check and the kill see the same state),
+    send ``signum`` and let it act. (the exit code, stderr, the resume state's step)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import REPO
+
+    env = {**os.environ, "PYTHONPATH": str(REPO)}  # this checkout's package, wherever the job runs
+    with open(cwd / "killed.log", "w+") as log:
+        job = subprocess.Popen([sys.executable, "-m", "replicate", *argv], cwd=cwd, stderr=log, env=env)
+        try:
+            deadline = time.monotonic() + 120
+            while True:
+                assert job.poll() is None, "the run ended before it could be killed between dev checks"
+                assert time.monotonic() < deadline
+                if (out / RESUME_FILE).exists():
+                    job.send_signal(signal.SIGSTOP)
+                    step = torch.load(out / RESUME_FILE, weights_only=False)["progress"]["step"]
+                    if step % eval_every:
+                        break
+                    job.send_signal(signal.SIGCONT)  # at a dev check: let it go on
+                time.sleep(0.002)
+            job.send_signal(signum)
+            job.send_signal(signal.SIGCONT)
+            job.wait(timeout=60)
+        finally:
+            if job.poll() is None:
+                job.kill()
+                job.wait()
+        log.seek(0)
+        return job.returncode, log.read(), step
+
+
+@pytest.mark.parametrize("signum", ["SIGTERM", "SIGKILL"])
+def test_a_pretraining_killed_between_dev_checks_reruns_to_the_same_pretrain_json(killed_job, signum):
+    """Killed (scancel's SIGTERM, or kill -9) after a resume state saved between two dev
+    checks, where the loss window since the last check is only in that state, and rerun in
+    the same folder: pretrain.json is byte for byte the uninterrupted run's; the time and the
+    step it resumed at are in pretrain.time.json. SIGTERM exits 143 and leaves no .part and
+    no lock file; kill -9 leaves the dead job's locks, which do not stop the rerun."""
+    import shutil
+    import signal
+
+    from replicate.jobs import TIME_FILE
+
+    argv, work, out, whole = killed_job
+    shutil.rmtree(out, ignore_errors=True)  # the folder the uninterrupted run wrote in, as that run found it
+    code, err, step = kill_between_dev_checks(argv, work, out, getattr(signal, signum), KILLED_RUN["eval_every"])
+    assert step % KILLED_RUN["eval_every"] and 0 < step < KILLED_RUN["steps"]
+    assert not (out / SUMMARY_FILE).exists() and (out / RESUME_FILE).exists()
+    if signum == "SIGTERM":
+        assert code == 143 and "replicate: terminated (SIGTERM)" in err and "Traceback" not in err, err
+        assert list(work.rglob("*.part")) == [] and list(work.rglob("*.lock")) == []
+    else:
+        assert code == -signal.SIGKILL and (out / f".{SUMMARY_FILE}.lock").exists()
+    assert run_in_process(argv, work) == 0
+    assert (out / SUMMARY_FILE).read_bytes() == whole
+    timing = json.loads((out / TIME_FILE).read_text())
+    assert timing["resumed_at_step"] == step and timing["wall_time_s"] > 0
+    assert not (out / RESUME_FILE).exists() and list(work.rglob("*.part")) == []
+
+
+# --- a damaged resume state or checkpoint (issue 23) ---
+
+
+def cut_in_half(path):
+    """What a copy cut short leaves: the file's first half."""
+    data = path.read_bytes()
+    path.write_bytes(data[:len(data) // 2])
+
+
+@pytest.mark.parametrize("damage", [
+    lambda data: data[:len(data) // 2],  # a cut archive: torch reads past its end (OSError)
+    lambda data: data[:300],  # only its head: no zip directory (torch's RuntimeError)
+    lambda data: b"",  # EOFError
+    lambda data: b"not a torch file" * 8,  # pickle's UnpicklingError
+], ids=["half", "head", "empty", "text"])
+def test_a_damaged_torch_file_is_one_data_error_naming_it(tmp_path, damage):
+    from replicate.errors import DataError
+    from replicate.io import load_torch
+
+    path = tmp_path / "states.pt"
+    torch.save({"z": torch.zeros(64, 64)}, path)
+    path.write_bytes(damage(path.read_bytes()))
+    with pytest.raises(DataError, match=f"^states {path} cannot be read \\(.*\\); it is truncated or corrupted: "
+                                        "rerun the job$"):
+        load_torch(path, "states", "rerun the job", weights_only=False)
+
+
+def test_a_damaged_resume_state_is_a_warning_and_the_run_starts_afresh(tiny_bert, tmp_path):
+    _, whole = toy_run(tiny_bert)
+    resume = tmp_path / RESUME_FILE
+    toy_run(tiny_bert, str(resume), stop_after=3)
+    cut_in_half(resume)
+    said = []
+    _, rerun = toy_run(tiny_bert, str(resume), log=said.append)
+    warnings = [line for line in said if line.startswith("warning:")]
+    assert len(warnings) == 1 and f"resume state {resume} cannot be read" in warnings[0], said
+    assert "truncated or corrupted: starting afresh" in warnings[0] and rerun["resumed_at_step"] is None
+    assert rerun["loss_curve"] == whole["loss_curve"] and rerun["dev_curve"] == whole["dev_curve"]
+    for key, value in whole["state"].items():
+        assert torch.equal(rerun["state"][key], value), key
+
+
+def test_a_damaged_checkpoint_is_one_line_naming_it(capsys, tmp_path):
+    """A cell whose pre-training checkpoint was cut short: one line naming the file and the
+    job to rerun, exit code 2, no cell; the same for a distilling run's teachers."""
+    import yaml
+
+    from types import SimpleNamespace
+
+    from replicate.cli import main
+    from replicate.config import pretrain_dir
+    from replicate.errors import DataError
+    from replicate.jobs import load_teachers
+
+    cfg = mp2_config(tmp_path)
+    config = tmp_path / "mp2.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    assert main(["split", "--config", str(config), "--task", "bbc-topic", "--shot", "8", "--seeds", "8"]) == 0
+    checkpoint = tmp_path / pretrain_dir(cfg, "mp2-shallow", "tiny-bert") / CHECKPOINT_FILE
+    checkpoint.parent.mkdir(parents=True)
+    torch.save({"z": torch.zeros(64, 64), "settings_hash": "h"}, checkpoint)
+    cut_in_half(checkpoint)
+    capsys.readouterr()
+    code = main(["train", "--config", str(config), "--method", "mp2-shallow", "--task", "bbc-topic", "--shot", "8",
+                 "--seeds", "8"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert err.startswith(f"replicate: pre-training mp2-shallow: checkpoint {checkpoint} cannot be read (")
+    assert err.endswith("truncated or corrupted: delete it and rerun the pretrain job")
+    assert not (tmp_path / "results" / "cells").exists()
+    settings = {"pretraining": "mpt", "teachers": {"settings_hash": "h"}}
+    with pytest.raises(DataError, match=f"teachers 'mpt-teachers': checkpoint {checkpoint} cannot be read .*"
+                                        "rerun the pretrain job of 'mpt-teachers'"):
+        load_teachers(settings, SimpleNamespace(teachers="mpt-teachers", teacher_files=None), str(checkpoint))
+
+
+# --- temporary files left by a job killed with -9 (issue 23) ---
+
+
+def test_a_job_removes_the_stale_temporary_files_of_its_own_outputs_only(tmp_path):
+    """kill -9 during an atomic write leaves ``.<name>.<8 characters>.part``; the next job
+    that owns ``<name>`` removes it, and nothing else: not another output's, nor a file that
+    only looks alike, nor the temporary file of a job that holds the output now."""
+    import socket
+
+    from replicate.errors import DataError
+    from replicate.io import atomic_path, own_outputs, try_lock
+
+    out = tmp_path / SUMMARY_FILE
+    with pytest.raises(KeyboardInterrupt), atomic_path(out) as tmp:
+        stale = tmp_path / (os.path.basename(tmp) + ".was")
+        os.link(tmp, stale)  # what kill -9 here would leave (on an exception atomic_path removes its file)
+        raise KeyboardInterrupt
+    stale = stale.rename(tmp)
+    kept = [tmp_path / name for name in (f".{CHECKPOINT_FILE}.abcd1234.part", f".{SUMMARY_FILE}.abcd12345.part",
+                                         f".{SUMMARY_FILE}.abcd1234.part.txt", f"{SUMMARY_FILE}.abcd1234.part")]
+    for path in kept:
+        path.write_text("x")
+    holder = try_lock(tmp_path / f".{SUMMARY_FILE}.lock", f"host {socket.gethostname()} pid 1")
+    with pytest.raises(DataError, match="is being written by another job"), own_outputs([out]):
+        pass
+    assert stale.exists()  # the holder's own write, perhaps
+    holder.close()
+    with own_outputs([out]):
+        assert not stale.exists() and all(path.exists() for path in kept)
