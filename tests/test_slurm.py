@@ -91,7 +91,7 @@ def test_the_gpu_profile_sends_its_resources_to_sbatch(tmp_path, cluster):
             assert cell["status"] == "ok" and job["scheduler"] == "slurm" and job["node"] and job["job_id"]
             state, tres, partition, account = sacct(cluster, job["job_id"]).split("|")
             assert state == "COMPLETED" and partition == profile["default-resources"]["slurm_partition"]
-            assert account == profile["default-resources"]["slurm_account"]
+            assert account == profile["default-resources"]["slurm_account"] == job["account"]
             assert f"gres/gpu={train['gpu']}" in tres and f"mem={train['mem_mb']}M" in tres
             assert f"cpu={train['cpus_per_task']}" in tres
     assert (tmp_path / "results" / "tables" / "mp2_table3.md").exists()
