@@ -257,11 +257,26 @@ def git_state() -> Dict[str, Any]:
 
 
 def cluster_job() -> Dict[str, Any]:
-    """The SLURM job this process runs in (id, node, partition, GPUs), or {} outside SLURM."""
+    """The SLURM job this process runs in (id, node, partition, account, GPUs), or {} outside SLURM."""
     keys = {"job_id": "SLURM_JOB_ID", "node": "SLURMD_NODENAME", "partition": "SLURM_JOB_PARTITION",
             "account": "SLURM_JOB_ACCOUNT", "gpus": "SLURM_JOB_GPUS", "cuda_visible_devices": "CUDA_VISIBLE_DEVICES"}
     out = {k: os.environ[v] for k, v in keys.items() if os.environ.get(v)}
+    if "job_id" in out and "account" not in out:
+        # the SLURM executor plugin's job step drops SLURM_JOB_ACCOUNT (it keeps the job id and a
+        # few more) before it runs the rule: the account comes from the job's record then
+        account = _slurm_job_account(out["job_id"])
+        if account:
+            out["account"] = account
     return {"scheduler": "slurm", **out} if "job_id" in out else {}
+
+
+def _slurm_job_account(job_id: str) -> str:
+    try:
+        done = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%a"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    words = done.stdout.split()
+    return words[0] if done.returncode == 0 and words else ""
 
 
 def machine() -> Dict[str, Any]:

@@ -4,6 +4,7 @@
 import json
 import os
 import shlex
+import shutil
 import sys
 
 from snakemake.utils import validate
@@ -59,6 +60,11 @@ RESULTS = config["results_dir"]
 # (Snakemake's own lock covers one working directory). The lock is held by this process and
 # released by the kernel when it ends, so a killed run leaves no stale lock here.
 RESULTS_LOCK = []
+# SLURM runs (profiles/slurm*): the executor plugin's status queries run `sacct` from PATH, and
+# it fails a job only on the state "CANCELLED", never on sacct's "CANCELLED by <uid>" after a
+# scancel (it would wait forever). profiles/slurm/bin/sacct runs the real sacct and trims the
+# " by <uid>"; it goes first on PATH only where a real sacct exists (else the plugin uses squeue).
+SACCT_SHIM = os.path.join(os.path.dirname(os.path.abspath(workflow.main_snakefile)), "profiles", "slurm", "bin")
 
 
 onstart:
@@ -66,6 +72,9 @@ onstart:
         RESULTS_LOCK.append(lock_directory(RESULTS))
     except ReplicateError as err:
         sys.exit(f"replicate: {err}")
+    plugin = workflow.executor_plugin
+    if plugin is not None and plugin.name == "slurm" and shutil.which("sacct"):
+        os.environ["PATH"] = SACCT_SHIM + os.pathsep + os.environ["PATH"]
 
 DATA = config["data_dir"]
 SEEDS = config["grid"]["seeds"]

@@ -11,7 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
+import time
 
 import pytest
 import yaml
@@ -90,7 +90,7 @@ def test_the_gpu_profile_sends_its_resources_to_sbatch(tmp_path, cluster):
             assert cell["status"] == "ok" and job["scheduler"] == "slurm" and job["node"] and job["job_id"]
             state, tres, partition, account = sacct(cluster, job["job_id"]).split("|")
             assert state == "COMPLETED" and partition == profile["default-resources"]["slurm_partition"]
-            assert account == profile["default-resources"]["slurm_account"]
+            assert account == profile["default-resources"]["slurm_account"] == job["account"]
             assert f"gres/gpu={train['gpu']}" in tres and f"mem={train['mem_mb']}M" in tres
             assert f"cpu={train['cpus_per_task']}" in tres
     assert (tmp_path / "results" / "tables" / "mp2_table3.md").exists()
@@ -117,3 +117,43 @@ def test_a_failing_job_is_retried_and_reported_with_its_cause(tmp_path, cluster)
         ok = json.loads((tmp_path / f"results/cells/tiny-bert/bbc-topic/shot8/pt/seed{seed}.json").read_text())
         assert ok["status"] == "ok" and ok["provenance"]["cluster"]["partition"] == "cpu"
         assert "gres/gpu" not in sacct(cluster, ok["provenance"]["cluster"]["job_id"])
+
+
+# --- a cancelled cluster job (issue 23) ---
+
+
+def test_a_cancelled_job_ends_the_wait_and_is_named(tmp_path, cluster):
+    """sacct says "CANCELLED by 0" after scancel, which the plugin alone never takes for an end
+    (profiles/slurm/bin/sacct): the run must fail soon after, naming the job, not wait forever."""
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump(tiny(tmp_path, ["pt"])))
+    log = tmp_path / "snakemake.log"
+    # polls every 2 s at first (the profile's 10 s would only slow the test); no resubmission,
+    # so the cancelled job is the run's last word
+    command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--profile",
+               str(REPO / "profiles" / "slurm-cpu"), "table3", "--configfile", str(config), "--retries", "0",
+               "--seconds-between-status-checks", "2", "--slurm-init-seconds-before-status-checks", "2"]
+    with log.open("w") as out:
+        run = subprocess.Popen(command, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT, env=cluster)
+        try:
+            job_id = ""
+            deadline = time.monotonic() + 120
+            while not job_id and time.monotonic() < deadline and run.poll() is None:
+                queue = subprocess.run(["squeue", "-h", "-t", "RUNNING", "-o", "%i"], capture_output=True,
+                                       text=True, env=cluster, timeout=30).stdout.split()
+                job_id = queue[0] if queue else ""
+                time.sleep(0.2)
+            assert job_id, "no job ran: " + log.read_text()[-3000:]
+            subprocess.run(["scancel", job_id], check=True, env=cluster, timeout=30)
+            try:
+                returncode = run.wait(timeout=90)
+            except subprocess.TimeoutExpired:
+                pytest.fail(f"Snakemake still waits 90 s after `scancel {job_id}`: " + log.read_text()[-3000:])
+        finally:
+            if run.poll() is None:
+                run.kill()
+                run.wait()
+    text = log.read_text()
+    assert sacct(cluster, job_id).split("|")[0].startswith("CANCELLED")
+    assert returncode != 0, text[-3000:]
+    assert f"SLURM-job '{job_id}' failed, SLURM status is: 'CANCELLED'" in text, text[-3000:]
