@@ -464,3 +464,44 @@ def test_keys_merged_from_an_anchor_may_be_overridden(tmp_path):
     path = tmp_path / "merged.yaml"
     path.write_text("base: &base {epochs: 2, lr: 0.1}\npt:\n  <<: *base\n  epochs: 3\n")
     assert read_config_file(str(path))["pt"] == {"epochs": 3, "lr": 0.1}
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["params", "--paper", "mp2", "--method", "pt", "--prompt-length", "0"],
+     "argument --prompt-length: must be a whole number >= 1, not '0'"),
+    (["split", "--config", "run.yaml", "--task", "bbc-topic", "--shot", "8", "--seeds", "-1"],
+     "argument --seeds: must be a whole number >= 0, not '-1'"),
+    (["train", "--config", "run.yaml", "--method", "pt", "--task", "bbc-topic", "--shot", "8", "--seeds", "8", "8.0"],
+     "argument --seeds: must be a whole number >= 0, not '8.0'"),
+    (["masking", "--config", "run.yaml", "--method", "compt-msum", "--shot", "8", "--seeds", "true"],
+     "argument --seeds: must be a whole number >= 0, not 'true'"),
+])
+def test_cli_numbers_that_cannot_run_are_one_usage_line(capsys, argv, message):
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    err = capsys.readouterr().err.strip()
+    assert stop.value.code == 2 and err.startswith("replicate: python -m replicate ") and message in err, err
+    assert "\n" not in err
+
+
+@pytest.mark.parametrize("command, text, message", [
+    ("split", "{}", "--settings lacks task, shot, protocol: not the settings of a split job"),
+    ("train", "[]", "--settings must be a JSON object of the job's settings"),
+    ("train", '{"method": "pt", "task": "bbc-topic"}', "--settings lacks method_config, shot, protocol, backbone"),
+    ("train-set", "{}", "--settings lacks method, method_config, tasks, shot, protocol, backbone"),
+    ("pretrain", '{"pretraining": "p"}', "--settings lacks config, protocol, backbone"),
+    ("pretrain-data", "3", "--settings must be a JSON object"),
+    ("aggregate", "{}", "--config-json lacks run, results_dir, protocol, grid, methods"),
+])
+def test_settings_json_a_job_cannot_run_is_one_line(capsys, tmp_path, command, text, message):
+    option = "--config-json" if command == "aggregate" else "--settings"
+    more = {"split": ["--seeds", 8, "--data-dir", FIXTURES, "--out", tmp_path / "s.json"],
+            "train": ["--seeds", 8, "--data-dir", FIXTURES, "--splits", tmp_path / "s.json", "--out", tmp_path / "c.json"],
+            "train-set": ["--seeds", 8, "--data-dir", FIXTURES, "--splits", tmp_path / "s.json", "--states",
+                          tmp_path / "s.pt", "--out", tmp_path / "c.json"],
+            "pretrain": ["--data-dir", FIXTURES, "--out-dir", tmp_path / "p"],
+            "pretrain-data": ["--data-dir", FIXTURES, "--out-dir", tmp_path / "p"],
+            "aggregate": ["--out-prefix", tmp_path / "t"]}[command]
+    code, err = run_cli(capsys, command, option, text, *more)
+    assert code == 2 and err.startswith(f"replicate: {message}") and "\n" not in err, err
+    assert list(tmp_path.iterdir()) == []
