@@ -505,3 +505,32 @@ def test_settings_json_a_job_cannot_run_is_one_line(capsys, tmp_path, command, t
     code, err = run_cli(capsys, command, option, text, *more)
     assert code == 2 and err.startswith(f"replicate: {message}") and "\n" not in err, err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_results_dir_with_a_space_stays_one_shell_argument(tmp_path):
+    """Every path a rule's shell command names is quoted: an MP2 cell's --pretrained too."""
+    import shlex
+
+    results = tmp_path / "my results"
+    cfg = dict(copy.deepcopy(TINY_CONFIG), results_dir=str(results))
+    cfg["protocol"]["downstream_reserve"] = 0.5
+    cfg["grid"].update(methods=["mp2-shallow"], tasks=["bbc-topic"])
+    cfg["methods"] = {"mp2-shallow": {"epochs": 2, "stage1_epochs": 1, "max_length": 48, "prompt_length": 3,
+                                      "n_prompts": 4}}
+    cfg["pretraining"] = {"mp2-shallow": {"prompt": "shallow", "tasks": ["bbc-topic", "bbc-title-topic"],
+                                          "prompt_length": 3, "n_prompts": 4, "intrinsic_dim": 8, "steps": 2,
+                                          "batch_size": 2, "eval_every": 2, "dev_cap": 4, "train_cap": 12,
+                                          "max_length": 96}}
+    config = tmp_path / "mp2.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    done = subprocess.run([sys.executable, "-m", "snakemake", "-n", "-p", "--cores", "1", "table3", "--configfile",
+                           str(config)], cwd=REPO, capture_output=True, text=True, env=ENV, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    commands = [shlex.split(line.split("Shell command: ")[1]) for line in (done.stdout + done.stderr).splitlines()
+                if "Shell command: python -m replicate " in line]
+    assert {argv[3] for argv in commands} >= {"split", "pretrain-data", "pretrain", "train", "aggregate"}, commands
+    for argv in commands:  # unquoted, ".../my results/x" would be two words: ".../my" and "results/x"
+        assert not any(word.endswith("/my") or word.startswith("results/") for word in argv), argv
+    train = next(argv for argv in commands if argv[3] == "train")
+    assert train[train.index("--pretrained") + 1] == f"{results}/pretrain/mp2-shallow/tiny-bert/checkpoint.pt"
+    assert not results.exists()
