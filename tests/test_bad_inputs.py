@@ -389,7 +389,7 @@ def test_a_job_left_running_owns_its_outputs_until_it_ends(capsys, tmp_path, con
 # --- numbers and names that cannot run are refused at config check (issue 23) ---
 
 INF, NAN = float("inf"), float("nan")
-PAPER_FIXTURES = FIXTURES / "paper"
+LCQMC_TEST = str(FIXTURES / "paper" / "lcqmc_test.jsonl")
 
 # (path in the config, value, what the one line must say), as CONFIG_CASES
 CANNOT_RUN = [
@@ -418,9 +418,9 @@ CANNOT_RUN = [
                                                     "here (loader random) and reads no folder"),
     ("backbone_dirs", {"tiny-cpt": str(FIXTURES)}, f"config backbone_dirs/tiny-cpt: {FIXTURES}: no config.json"),
     ("backbone_dirs", {"tiny-cpt": "/nonexistent/cpt"}, "config backbone_dirs/tiny-cpt: /nonexistent/cpt: no such"),
-    ("paper_data_files", {"lcqmc": {"train": "/nonexistent/lcqmc.jsonl", "test": str(PAPER_FIXTURES / "lcqmc_test.jsonl")}},
+    ("paper_data_files", {"lcqmc": {"train": "/nonexistent/lcqmc.jsonl", "test": LCQMC_TEST}},
      "config paper_data_files/lcqmc/train: missing data file /nonexistent/lcqmc.jsonl"),
-    ("paper_data_files", {"lcqmc": {"train": str(FIXTURES), "test": str(PAPER_FIXTURES / "lcqmc_test.jsonl")}},
+    ("paper_data_files", {"lcqmc": {"train": str(FIXTURES), "test": LCQMC_TEST}},
      f"config paper_data_files/lcqmc/train: missing data file {FIXTURES} (a folder, not a file)"),
 ]
 
@@ -496,7 +496,8 @@ def test_cli_numbers_that_cannot_run_are_one_usage_line(capsys, argv, message):
 def test_settings_json_a_job_cannot_run_is_one_line(capsys, tmp_path, command, text, message):
     option = "--config-json" if command == "aggregate" else "--settings"
     more = {"split": ["--seeds", 8, "--data-dir", FIXTURES, "--out", tmp_path / "s.json"],
-            "train": ["--seeds", 8, "--data-dir", FIXTURES, "--splits", tmp_path / "s.json", "--out", tmp_path / "c.json"],
+            "train": ["--seeds", 8, "--data-dir", FIXTURES, "--splits", tmp_path / "s.json",
+                      "--out", tmp_path / "c.json"],
             "train-set": ["--seeds", 8, "--data-dir", FIXTURES, "--splits", tmp_path / "s.json", "--states",
                           tmp_path / "s.pt", "--out", tmp_path / "c.json"],
             "pretrain": ["--data-dir", FIXTURES, "--out-dir", tmp_path / "p"],
