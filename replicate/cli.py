@@ -15,6 +15,54 @@ from .io import own_outputs
 from .published import PAPERS
 
 
+def _whole_number(minimum: int):
+    """An argparse ``type``: a whole number >= ``minimum`` (argparse's one-line usage error, exit 2)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < minimum:
+            raise argparse.ArgumentTypeError(f"must be a whole number >= {minimum}, not {text!r}")
+        return value
+
+    parse.__name__ = f"whole number >= {minimum}"
+    return parse
+
+
+seed_number = _whole_number(0)
+positive_number = _whole_number(1)
+
+# The keys each job reads from its --settings (config.py's split_settings, cell_settings,
+# task_set_settings, pretrain_settings; pretrain_data.data_settings_of), and from --config-json.
+SETTINGS_KEYS = {
+    "split": ("task", "shot", "protocol"),
+    "train": ("method", "method_config", "task", "shot", "protocol", "backbone"),
+    "train-set": ("method", "method_config", "tasks", "shot", "protocol", "backbone"),
+    "pretrain": ("pretraining", "config", "protocol", "backbone"),
+    "pretrain-data": ("pretraining", "config", "protocol", "data_files"),
+    "aggregate": ("run", "results_dir", "protocol", "grid", "methods"),
+}
+SETTINGS_KEYS["retrieval-report"] = SETTINGS_KEYS["aggregate"]
+
+
+def _json_object(option: str, text: str, job: str) -> dict:
+    """``text`` (the value of ``option``) as a JSON object holding the keys ``job`` reads;
+    ReplicateError (one line) for anything else: Snakemake writes it, a hand-made one may not."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ReplicateError(f"{option} is not valid JSON ({e})") from None
+    if not isinstance(value, dict):
+        raise ReplicateError(f"{option} must be a JSON object of the job's settings (what the Snakefile passes), "
+                             f"not {text[:40]!r}")
+    missing = [key for key in SETTINGS_KEYS[job] if key not in value]
+    if missing:
+        raise ReplicateError(f"{option} lacks {', '.join(missing)}: not the settings of a {job} job (the Snakefile "
+                             "writes them; by hand, give --config)")
+    return value
+
+
 def _job(args, for_training: bool):
     """(settings, data_dir, split paths, result paths) of a split or train job.
 
@@ -25,10 +73,7 @@ def _job(args, for_training: bool):
     if args.settings:
         if not args.data_dir or not args.out or (for_training and not args.splits):
             raise ReplicateError("with --settings, give --data-dir, --out" + (" and --splits" if for_training else ""))
-        try:
-            settings = json.loads(args.settings)
-        except json.JSONDecodeError as e:
-            raise ReplicateError(f"--settings is not valid JSON ({e})") from None
+        settings = _json_object("--settings", args.settings, "train" if for_training else "split")
         return settings, args.data_dir, args.splits, args.out
     from .splits import FULL, parse_shot
 
@@ -107,7 +152,7 @@ def cmd_split(args) -> int:
     return 0
 
 
-def _pretraining_job_args(args, settings_of, out_dir_of):
+def _pretraining_job_args(args, settings_of, out_dir_of, job: str):
     """(settings, out dir, data dir) of a pre-training job: from --settings JSON (what the
     Snakefile passes), or derived from --config and --name by ``settings_of(cfg, name)``."""
     from .config import load_config
@@ -115,10 +160,7 @@ def _pretraining_job_args(args, settings_of, out_dir_of):
     if args.settings:
         if not args.data_dir or not args.out_dir:
             raise ReplicateError("with --settings, give --data-dir and --out-dir")
-        try:
-            return json.loads(args.settings), args.out_dir, args.data_dir
-        except json.JSONDecodeError as e:
-            raise ReplicateError(f"--settings is not valid JSON ({e})") from None
+        return _json_object("--settings", args.settings, job), args.out_dir, args.data_dir
     if not args.config or not args.name:
         raise ReplicateError("give --config FILE --name PRETRAINING (or --settings JSON from the Snakefile)")
     cfg = load_config(args.config)
@@ -137,7 +179,7 @@ def cmd_pretrain(args) -> int:
     backbone = lambda cfg: args.backbone or cfg["grid"]["backbone"]  # noqa: E731
     settings, out_dir, data_dir = _pretraining_job_args(
         args, lambda cfg, name: pretrain_settings(cfg, name, backbone(cfg)),
-        lambda cfg, name: pretrain_dir(cfg, name, backbone(cfg)))
+        lambda cfg, name: pretrain_dir(cfg, name, backbone(cfg)), "pretrain")
     teachers = args.teachers
     if teachers is None and args.config and "teachers" in settings and "pretraining" in settings["teachers"]:
         from .config import load_config, teachers_checkpoint
@@ -157,7 +199,8 @@ def cmd_pretrain_data(args) -> int:
     from .jobs import pretrain_data_job
     from .pretrain_data import DATA_FILE, DATA_MANIFEST
 
-    settings, out_dir, data_dir = _pretraining_job_args(args, pretrain_data_settings, pretrain_data_dir)
+    settings, out_dir, data_dir = _pretraining_job_args(args, pretrain_data_settings, pretrain_data_dir,
+                                                      "pretrain-data")
     with own_outputs([os.path.join(out_dir, f) for f in (DATA_FILE, DATA_MANIFEST)]):
         manifest = pretrain_data_job(settings, out_dir, data_dir)
     print(f"{out_dir}: " + ", ".join(f"{t['name']} {t['train']}/{t['dev']}" for t in manifest["tasks"])
@@ -208,11 +251,8 @@ def _set_job(args, writes_cells: bool):
 
     n = len(args.seeds)
     if args.settings:
-        try:
-            settings = json.loads(args.settings)
-        except json.JSONDecodeError as e:
-            raise ReplicateError(f"--settings is not valid JSON ({e})") from None
-        tasks = settings.get("tasks") or []
+        settings = _json_object("--settings", args.settings, "train-set")
+        tasks = settings["tasks"] if isinstance(settings["tasks"], list) else []
         given = [args.data_dir, args.splits, args.states, args.out if writes_cells else args.out_prefix]
         if not all(given) or len(args.splits) != len(tasks) * n or len(args.states) != n \
                 or (writes_cells and len(args.out) != len(tasks) * n):
@@ -271,7 +311,9 @@ def cmd_aggregate(args) -> int:
     from .config import load_config
     from .tables import build_table, write_table
 
-    cfg = load_config(args.config) if args.config else json.loads(args.config_json)
+    if not args.config and not args.config_json:
+        raise ReplicateError("give --config FILE (or --config-json, what the Snakefile passes)")
+    cfg = load_config(args.config) if args.config else _json_object("--config-json", args.config_json, "aggregate")
     prefix = args.out_prefix or f"{cfg['results_dir']}/tables/{args.paper}_table{args.table}"
     table = build_table(cfg, args.paper, args.table)
     rows = [c for key, c in table.cells.items() if key[1] != 0]  # shot 0: the majority-class reference
@@ -316,12 +358,11 @@ def cmd_probe(args) -> int:
 
 
 def cmd_retrieval_report(args) -> int:
-    import json
-
     from .config import check_config
     from .retrieval import write_report
 
-    for path in write_report(check_config(json.loads(args.config_json)), args.out_prefix):
+    for path in write_report(check_config(_json_object("--config-json", args.config_json,
+                                                                    "retrieval-report")), args.out_prefix):
         print(path)
     return 0
 
@@ -412,8 +453,15 @@ def cmd_list(args) -> int:
     return 0
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """A bad argument is one line, as every other bad input (argparse prints its usage first)."""
+
+    def error(self, message):
+        self.exit(2, f"replicate: {self.prog}: {message} (see {self.prog} -h)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m replicate", description=__doc__)
+    p = OneLineParser(prog="python -m replicate", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
 
     c = sub.add_parser("check-config", help="validate a run config and count its jobs")
@@ -433,7 +481,7 @@ def build_parser() -> argparse.ArgumentParser:
             c.add_argument("--backbone")
         c.add_argument("--task")
         c.add_argument("--shot", help="examples per training set, or 'full' (all the data)")
-        c.add_argument("--seeds", type=int, nargs="+", required=True)
+        c.add_argument("--seeds", type=seed_number, nargs="+", required=True)
         c.add_argument("--data-dir", help="default: the config's data_dir")
         c.add_argument("--out", nargs="+", help="one output file per seed (default: the config's layout)")
 
@@ -462,7 +510,7 @@ def build_parser() -> argparse.ArgumentParser:
         c.add_argument("--config", help="by hand: the run config (paths follow from it)")
         c.add_argument("--method", help="by hand: the multi-task method")
         c.add_argument("--shot", help="by hand: the shot")
-        c.add_argument("--seeds", type=int, nargs="+", required=True)
+        c.add_argument("--seeds", type=seed_number, nargs="+", required=True)
         c.add_argument("--splits", nargs="+", help="split manifests, task-major (every seed of a task, then the next)")
         c.add_argument("--states", nargs="+", help="the job's state files, one per seed (the tested prompts of its "
                                                    "rows)")
@@ -543,7 +591,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--paper", required=True)
     c.add_argument("--method", required=True)
     c.add_argument("--backbone")
-    c.add_argument("--prompt-length", type=int)
+    c.add_argument("--prompt-length", type=positive_number)
     c.set_defaults(func=cmd_params)
 
     c = sub.add_parser("diff", help="diff a regenerated table CSV against the published numbers")

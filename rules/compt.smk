@@ -138,8 +138,10 @@ for _figure, (_x, _hue, _shot, _title) in COMPT_SWEEPS.items():
             x=_x,
             hue=" ".join(_hue),
             title=_title,
+            # a count, not an empty message: "" formats to nothing, and [ -n ] alone is true
+            points=len(_points),
             missing=f"no run of this config is a point of {_figure} (methods/<name>/sweeps: "
-            "config/paper-compt-sweeps.yaml has them)" if not _points else "",
+            "config/paper-compt-sweeps.yaml has them)",
         conda:
             "../environment.yml"
         log:
@@ -147,7 +149,7 @@ for _figure, (_x, _hue, _shot, _title) in COMPT_SWEEPS.items():
         benchmark:
             f"{RESULTS}/benchmarks/figures/{_figure}.tsv"
         shell:
-            "if [ -n {params.missing:q} ]; then echo replicate: {params.missing:q} >&2; exit 2; fi;"
+            "if [ {params.points} -eq 0 ]; then echo replicate: {params.missing:q} >&2; exit 2; fi;"
             " python -m replicate figure compt-sweep {input:q} --x {params.x} --hue {params.hue}"
             " --out-prefix {params.prefix:q} --title {params.title:q} > {log:q} 2>&1"
 

@@ -19,8 +19,8 @@ rule paper_table:
     benchmark:
         f"{RESULTS}/benchmarks/tables/{{paper}}_table{{table}}.tsv"
     shell:
-        "python -m replicate aggregate --config-json {params.config_json:q} --paper {wildcards.paper}"
-        " --table {wildcards.table} --out-prefix {params.prefix:q} > {log:q} 2>&1"
+        "python -m replicate aggregate --config-json {params.config_json:q} --paper {wildcards.paper:q}"
+        " --table {wildcards.table:q} --out-prefix {params.prefix:q} > {log:q} 2>&1"
 
 
 # One named target per paper table: `snakemake mpt_table1`, `snakemake compt_tablea1`, ...

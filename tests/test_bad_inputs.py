@@ -384,3 +384,154 @@ def test_a_job_left_running_owns_its_outputs_until_it_ends(capsys, tmp_path, con
         _, err = first.communicate(timeout=60)
     assert first.returncode == 143 and "replicate: terminated (SIGTERM)" in err and "Traceback" not in err, err
     assert [p for p in (tmp_path / "results").rglob("*.part")] == [] and not (tmp_path / CELL.format(8)).exists()
+
+
+# --- numbers and names that cannot run are refused at config check (issue 23) ---
+
+INF, NAN = float("inf"), float("nan")
+LCQMC_TEST = str(FIXTURES / "paper" / "lcqmc_test.jsonl")
+
+# (path in the config, value, what the one line must say), as CONFIG_CASES
+CANNOT_RUN = [
+    ("grid/seeds", [8.0], "config grid/seeds/0: must be a whole number >= 0, not 8.0"),
+    ("grid/seeds", ["8"], 'config grid/seeds/0: must be a whole number >= 0, not "8"'),
+    ("grid/seeds", [True], "config grid/seeds/0: must be a whole number >= 0, not true"),
+    ("grid/shots", [8.0], 'config grid/shots/0: must be a whole number > 0 or "full", not 8.0'),
+    ("grid/shots", ["8"], 'config grid/shots/0: must be a whole number > 0 or "full", not "8"'),
+    ("grid/shots", [True], 'config grid/shots/0: must be a whole number > 0 or "full", not true'),
+    ("threads_per_job", 1.0, "config threads_per_job: must be a whole number >= 1, not 1.0"),
+    ("threads_per_job", "1", 'config threads_per_job: must be a whole number >= 1, not "1"'),
+    ("threads_per_job", True, "config threads_per_job: must be a whole number >= 1, not true"),
+    ("protocol/test_cap", 24.0, "config protocol/test_cap: must be a whole number >= 1 or null, not 24.0"),
+    ("methods/pt/epochs", INF, "config methods/pt/epochs: .inf is not a finite number"),
+    ("methods/pt/epochs", "inf", "config methods/pt/epochs: 'inf' is not a finite number"),
+    ("methods/pt/lr", NAN, "config methods/pt/lr: .nan is not a finite number"),
+    ("methods/pt/weight_decay", INF, "config methods/pt/weight_decay: .inf is not a finite number"),
+    ("protocol/downstream_reserve", NAN, "config protocol/downstream_reserve: .nan is not a finite number"),
+    ("pretraining", {"p": {"steps": INF}}, "config pretraining/p/steps: .inf is not a finite number"),
+    ("results_dir", "", 'config results_dir: must name a folder (e.g. results), not ""'),
+    ("results_dir", None, "config results_dir: must name a folder (e.g. results), not null"),
+    ("data_dir", "", 'config data_dir: must name a folder (e.g. data), not ""'),
+    ("data_dir", None, "config data_dir: must name a folder (e.g. data), not null"),
+    ("backbone_dirs", {"gpt-17": "/x"}, "config backbone_dirs/gpt-17: no backbone named 'gpt-17' (known: cpm-2, "),
+    ("backbone_dirs", {"tiny-bert": str(FIXTURES)}, "config backbone_dirs/tiny-bert: backbone tiny-bert is built "
+                                                    "here (loader random) and reads no folder"),
+    ("backbone_dirs", {"tiny-cpt": str(FIXTURES)}, f"config backbone_dirs/tiny-cpt: {FIXTURES}: no config.json"),
+    ("backbone_dirs", {"tiny-cpt": "/nonexistent/cpt"}, "config backbone_dirs/tiny-cpt: /nonexistent/cpt: no such"),
+    ("paper_data_files", {"lcqmc": {"train": "/nonexistent/lcqmc.jsonl", "test": LCQMC_TEST}},
+     "config paper_data_files/lcqmc/train: missing data file /nonexistent/lcqmc.jsonl"),
+    ("paper_data_files", {"lcqmc": {"train": str(FIXTURES), "test": LCQMC_TEST}},
+     f"config paper_data_files/lcqmc/train: missing data file {FIXTURES} (a folder, not a file)"),
+]
+
+
+@pytest.mark.parametrize("path, value, message", CANNOT_RUN)
+def test_numbers_and_names_that_cannot_run_are_refused_by_check_config(tmp_path, capsys, path, value, message):
+    test_config_values_are_checked_before_any_job(tmp_path, capsys, path, value, message)
+
+
+def duplicate_key_config(tmp_path):
+    """A config whose last line gives threads_per_job again: (file, its line, the first's line)."""
+    text = yaml.safe_dump(dict(TINY_CONFIG, results_dir=str(tmp_path / "results")), sort_keys=False)
+    config = tmp_path / "run.yaml"
+    config.write_text(text + "threads_per_job: 2\n")
+    return config, len(text.splitlines()) + 1, text.splitlines().index("threads_per_job: 1") + 1
+
+
+def test_a_key_given_twice_is_refused_naming_both_lines(tmp_path, capsys):
+    config, line, first = duplicate_key_config(tmp_path)
+    code, err = run_cli(capsys, "check-config", config)
+    assert code == 2 and err == (f"replicate: config {config} line {line}: key 'threads_per_job' appears twice "
+                                 f"(first at line {first}); keep one"), err
+    config.write_text("run: tiny\nmethods:\n  pt:\n    epochs: 2\n    lr: 0.1\n    epochs: 3\n")  # in a nested mapping
+    code, err = run_cli(capsys, "split", "--config", config, "--task", "bbc-topic", "--shot", 8, "--seeds", 8)
+    assert code == 2 and err.endswith(f"config {config} line 6: key 'epochs' appears twice (first at line 4); keep one")
+    assert not (tmp_path / "results").exists()
+
+
+def test_snakemake_stops_on_a_key_given_twice(tmp_path):
+    config, line, _ = duplicate_key_config(tmp_path)
+    done = subprocess.run([sys.executable, "-m", "snakemake", "-n", "table3", "--configfile", str(config)],
+                          cwd=REPO, capture_output=True, text=True, env=ENV, timeout=300)
+    assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert f"replicate: config {config} line {line}: key 'threads_per_job' appears twice" in done.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_keys_merged_from_an_anchor_may_be_overridden(tmp_path):
+    from replicate.config import read_config_file
+
+    path = tmp_path / "merged.yaml"
+    path.write_text("base: &base {epochs: 2, lr: 0.1}\npt:\n  <<: *base\n  epochs: 3\n")
+    assert read_config_file(str(path))["pt"] == {"epochs": 3, "lr": 0.1}
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["params", "--paper", "mp2", "--method", "pt", "--prompt-length", "0"],
+     "argument --prompt-length: must be a whole number >= 1, not '0'"),
+    (["split", "--config", "run.yaml", "--task", "bbc-topic", "--shot", "8", "--seeds", "-1"],
+     "argument --seeds: must be a whole number >= 0, not '-1'"),
+    (["train", "--config", "run.yaml", "--method", "pt", "--task", "bbc-topic", "--shot", "8", "--seeds", "8", "8.0"],
+     "argument --seeds: must be a whole number >= 0, not '8.0'"),
+    (["masking", "--config", "run.yaml", "--method", "compt-msum", "--shot", "8", "--seeds", "true"],
+     "argument --seeds: must be a whole number >= 0, not 'true'"),
+])
+def test_cli_numbers_that_cannot_run_are_one_usage_line(capsys, argv, message):
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    err = capsys.readouterr().err.strip()
+    assert stop.value.code == 2 and err.startswith("replicate: python -m replicate ") and message in err, err
+    assert "\n" not in err
+
+
+@pytest.mark.parametrize("command, text, message", [
+    ("split", "{}", "--settings lacks task, shot, protocol: not the settings of a split job"),
+    ("train", "[]", "--settings must be a JSON object of the job's settings"),
+    ("train", '{"method": "pt", "task": "bbc-topic"}', "--settings lacks method_config, shot, protocol, backbone"),
+    ("train-set", "{}", "--settings lacks method, method_config, tasks, shot, protocol, backbone"),
+    ("pretrain", '{"pretraining": "p"}', "--settings lacks config, protocol, backbone"),
+    ("pretrain-data", "3", "--settings must be a JSON object"),
+    ("aggregate", "{}", "--config-json lacks run, results_dir, protocol, grid, methods"),
+])
+def test_settings_json_a_job_cannot_run_is_one_line(capsys, tmp_path, command, text, message):
+    option = "--config-json" if command == "aggregate" else "--settings"
+    more = {"split": ["--seeds", 8, "--data-dir", FIXTURES, "--out", tmp_path / "s.json"],
+            "train": ["--seeds", 8, "--data-dir", FIXTURES, "--splits", tmp_path / "s.json",
+                      "--out", tmp_path / "c.json"],
+            "train-set": ["--seeds", 8, "--data-dir", FIXTURES, "--splits", tmp_path / "s.json", "--states",
+                          tmp_path / "s.pt", "--out", tmp_path / "c.json"],
+            "pretrain": ["--data-dir", FIXTURES, "--out-dir", tmp_path / "p"],
+            "pretrain-data": ["--data-dir", FIXTURES, "--out-dir", tmp_path / "p"],
+            "aggregate": ["--out-prefix", tmp_path / "t"]}[command]
+    code, err = run_cli(capsys, command, option, text, *more)
+    assert code == 2 and err.startswith(f"replicate: {message}") and "\n" not in err, err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_results_dir_with_a_space_stays_one_shell_argument(tmp_path):
+    """Every path a rule's shell command names is quoted: an MP2 cell's --pretrained too."""
+    import shlex
+
+    results = tmp_path / "my results"
+    cfg = dict(copy.deepcopy(TINY_CONFIG), results_dir=str(results))
+    cfg["protocol"]["downstream_reserve"] = 0.5
+    cfg["grid"].update(methods=["mp2-shallow"], tasks=["bbc-topic"])
+    cfg["methods"] = {"mp2-shallow": {"epochs": 2, "stage1_epochs": 1, "max_length": 48, "prompt_length": 3,
+                                      "n_prompts": 4}}
+    cfg["pretraining"] = {"mp2-shallow": {"prompt": "shallow", "tasks": ["bbc-topic", "bbc-title-topic"],
+                                          "prompt_length": 3, "n_prompts": 4, "intrinsic_dim": 8, "steps": 2,
+                                          "batch_size": 2, "eval_every": 2, "dev_cap": 4, "train_cap": 12,
+                                          "max_length": 96}}
+    config = tmp_path / "mp2.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    done = subprocess.run([sys.executable, "-m", "snakemake", "-n", "-p", "--cores", "1", "table3", "--configfile",
+                           str(config)], cwd=REPO, capture_output=True, text=True, env=ENV, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    commands = [shlex.split(line.split("Shell command: ")[1]) for line in (done.stdout + done.stderr).splitlines()
+                if "Shell command: python -m replicate " in line]
+    assert {argv[3] for argv in commands} >= {"split", "pretrain-data", "pretrain", "train", "aggregate"}, commands
+    for argv in commands:  # unquoted, ".../my results/x" would be two words: ".../my" and "results/x"
+        assert not any(word.endswith("/my") or word.startswith("results/") for word in argv), argv
+    train = next(argv for argv in commands if argv[3] == "train")
+    assert train[train.index("--pretrained") + 1] == f"{results}/pretrain/mp2-shallow/tiny-bert/checkpoint.pt"
+    assert not results.exists()

@@ -7,6 +7,7 @@ for a group of seeds and names its trainable parameter groups.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Type
 
@@ -202,6 +203,8 @@ def coerce(key: str, type_name: str, value: Any) -> Any:
                 raise ConfigError(f"config {key}: {value!r} is not a number") from None
         if isinstance(number, bool) or not isinstance(number, (int, float)):
             raise ConfigError(f"config {key}: {value!r} is not a number")
+        if not math.isfinite(number):  # "inf" or "nan" as a string: no count or rate can be one
+            raise ConfigError(f"config {key}: {value!r} is not a finite number")
         if base == "float":
             return float(number)
         if float(number) != int(number):
