@@ -14,7 +14,8 @@ result it must not touch. Each run ends in exactly one of five outcomes:
 
   good               one clear line (``replicate: ...``, or argparse's ``usage:``/``error:``), no
                      traceback, the expected exit code (2 for bad input; 130 for SIGINT, 143
-                     for SIGTERM; 0 where the probe says the input is fine), no finished file
+                     for SIGTERM; 0 where the probe says the input is fine, or may be
+                     recovered from, as a damaged resume.pt by starting afresh), no finished file
                      changed, and, where the input is bad, nothing new written (``.lock`` files,
                      empty folders and Snakemake's .snakemake/ aside)
   traceback          stderr holds "Traceback" (or stack frames, as Snakemake prints them), or the
@@ -25,9 +26,9 @@ result it must not touch. Each run ends in exactly one of five outcomes:
                      outputs behind (the row names one)
   data loss          a file present before the run (a result cell, a split, a checkpoint)
                      changed or vanished, or an interrupted run left a ``.part`` file
-  wrong exit code    a clear line, but the exit code lies (an error with exit 0 counts here only
-                     when a ``replicate:`` line was printed; otherwise it is silently accepted),
-                     Ctrl-C not 130, SIGTERM not 143
+  wrong exit code    a clear line, but the exit code lies: a refusal not 2 (an error with exit 0
+                     counts here only when a ``replicate:`` line was printed; otherwise it is
+                     silently accepted), Ctrl-C not 130, SIGTERM not 143
 
 For a Snakemake probe the clear line is replicate's (the Snakefile checks the config), or
 Snakemake's own ``WorkflowError`` for a config file Snakemake cannot load itself; its exit code
@@ -151,6 +152,7 @@ class Run:
     wait_for: Optional[str] = None
     as_nobody: bool = False          # run as an unprivileged user (root ignores file modes)
     snakemake: bool = False
+    may_succeed: bool = False        # a bad input that a run may also recover from (exit 0 is then good)
 
 
 @dataclass
@@ -594,7 +596,8 @@ def probes() -> List[Probe]:
             elif how == "garbage":
                 path.write_bytes(os.urandom(4096))
             (d / "resume.pt.template").unlink()
-            return cli("pretrain", "--config", d / "run.yaml", "--name", "mp2-shallow", "--device", "cpu")
+            return cli("pretrain", "--config", d / "run.yaml", "--name", "mp2-shallow", "--device", "cpu",
+                       may_succeed=True)
         return make
 
     for how in ("truncated", "empty", "garbage"):
@@ -790,7 +793,6 @@ def run_probe(probe: Probe, templates: dict, timeout: float) -> Result:
         new = sorted(p for p in after if p not in before)
         expected = 0 if not run.bad else (130 if run.signal == signal.SIGINT else
                                           143 if run.signal == signal.SIGTERM else None)
-        ok_resume = probe.id.startswith("data-resume-")
         if code is None:
             outcome, detail = "traceback", "hung"
         elif "Traceback" in err or "Traceback" in out:
@@ -802,7 +804,7 @@ def run_probe(probe: Probe, templates: dict, timeout: float) -> Result:
             msg = next((ln.strip() for ln in err.splitlines() if ERROR_LINE.match(ln.strip())), msg)
         elif changed or parts:
             outcome, detail = "data loss", "changed: " + ", ".join((changed + parts)[:3])
-        elif run.bad and code == 0 and not (ok_resume and code == 0):
+        elif run.bad and code == 0 and not run.may_succeed:
             outcome = "wrong exit code" if "replicate:" in err else "silently accepted"
             detail = "exit 0"
         elif not run.bad and code != 0:
@@ -909,9 +911,10 @@ def main(argv=None) -> int:
     if args.csv:
         with open(args.csv, "w", newline="") as f:
             w = csv.writer(f)
-            w.writerow(["id", "category", "outcome", "exit_code", "message", "detail", "seconds"])
+            w.writerow(["id", "category", "outcome", "exit_code", "message", "detail", "seconds", "note"])
+            notes = {p.id: p.note for p in table}
             for r in results:
-                w.writerow([r.id, r.category, r.outcome, r.code, r.message, r.detail, f"{r.seconds:.1f}"])
+                w.writerow([r.id, r.category, r.outcome, r.code, r.message, r.detail, f"{r.seconds:.1f}", notes[r.id]])
     n = {o: sum(r.outcome == o for r in results) for o in OUTCOMES}
     print(f"# total {time.monotonic() - t0:.0f}s")
     print(f"{len(results)} probes: {n['good']} good, {n['traceback']} tracebacks, {n['silently accepted']} silently "
