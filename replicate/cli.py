@@ -620,7 +620,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     130 Ctrl-C, 143 SIGTERM."""
     import signal
 
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    seeds = getattr(args, "seeds", None) or []
+    if len(set(seeds)) != len(seeds):  # two runs of one seed would write the same cell
+        command = f"{parser.prog} {args.command}"
+        parser.exit(2, f"replicate: {command}: argument --seeds: {' '.join(map(str, seeds))} names a seed twice "
+                       f"(see {command} -h)\n")
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         return args.func(args)

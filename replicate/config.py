@@ -387,6 +387,10 @@ def pretrain_settings(cfg: dict, name: str, backbone: str) -> Dict[str, Any]:
     and in the provenance of every cell that starts from it."""
     from .pretrain_config import asdict_config, make_pretrain_config
 
+    if name not in cfg.get("pretraining", {}):  # a method outside the grid, run by hand, that starts from one
+        raise ConfigError(f"no pre-training named {name!r} in the config's pretraining section (known: "
+                          f"{', '.join(cfg.get('pretraining', {})) or 'none'}): add it to run a method that starts "
+                          "from it")
     pcfg = make_pretrain_config(name, cfg["pretraining"][name])
     files = cfg.get("paper_data_files", {})
     out = {

@@ -8,7 +8,7 @@ import time
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from .config import config_hash
-from .errors import ConfigError
+from .errors import ConfigError, DataError
 from .io import (cluster_job, git_state, load_torch, machine, package_versions, read_json, save_torch_atomic,
                  write_json_atomic)
 from .results import write_result
@@ -227,6 +227,10 @@ def load_pretrained(settings: dict, path: Optional[str]) -> Tuple[Optional[dict]
                                      "settings_hash": raw["settings_hash"], "best_step": raw["best_step"]}
 
 
+# what training reads of a split manifest (splits.draw_split writes them all)
+MANIFEST_KEYS = frozenset({"task", "shot", "seed", "protocol", "train", "dev", "test", "hash"})
+
+
 def read_manifests(settings: dict, task: str, seeds: Sequence[int], split_paths: Sequence[str]) -> List[dict]:
     """The split manifests of ``task``'s seeds, each checked to be the one the settings
     train on: it exists, names this task, shot and seed, and was drawn under the settings'
@@ -242,6 +246,10 @@ def read_manifests(settings: dict, task: str, seeds: Sequence[int], split_paths:
             raise ConfigError(f"split manifest {path} does not exist: run the split job first "
                               f"(python -m replicate split ... or snakemake)")
         m = read_json(path)
+        missing = MANIFEST_KEYS - set(m) if isinstance(m, dict) else MANIFEST_KEYS
+        if missing:  # a JSON that is not a manifest, or one cut down by hand
+            raise DataError(f"split manifest {path}: not a split file (no {', '.join(sorted(missing))}): delete it "
+                            "and rerun the split job")
         if (m.get("task"), m.get("shot"), m.get("seed")) != (task, settings["shot"], seed):
             raise ConfigError(f"split manifest {path}: {m.get('task')}/{m.get('shot')}/{m.get('seed')} is not "
                               f"task {task}, shot {settings['shot']}, seed {seed}")

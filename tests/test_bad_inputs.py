@@ -475,6 +475,8 @@ def test_keys_merged_from_an_anchor_may_be_overridden(tmp_path):
      "argument --seeds: must be a whole number >= 0, not '8.0'"),
     (["masking", "--config", "run.yaml", "--method", "compt-msum", "--shot", "8", "--seeds", "true"],
      "argument --seeds: must be a whole number >= 0, not 'true'"),
+    (["split", "--config", "run.yaml", "--task", "bbc-topic", "--shot", "8", "--seeds", "8", "13", "8"],
+     "argument --seeds: 8 13 8 names a seed twice"),
 ])
 def test_cli_numbers_that_cannot_run_are_one_usage_line(capsys, argv, message):
     with pytest.raises(SystemExit) as stop:
@@ -535,3 +537,28 @@ def test_a_results_dir_with_a_space_stays_one_shell_argument(tmp_path):
     train = next(argv for argv in commands if argv[3] == "train")
     assert train[train.index("--pretrained") + 1] == f"{results}/pretrain/mp2-shallow/tiny-bert/checkpoint.pt"
     assert not results.exists()
+
+
+# --- files a job reads that are not what they say, and methods run by hand outside the grid (issue 23) ---
+
+@pytest.mark.parametrize("damage", ["list", "no-hash"])
+def test_a_split_manifest_that_is_not_one_is_one_line_and_trains_nothing(capsys, tmp_path, trained, damage):
+    config, before = trained
+    split = tmp_path / "results/splits/bbc-topic/shot8/seed8.json"
+    manifest = json.loads(split.read_text())
+    split.write_text("[1, 2]" if damage == "list" else json.dumps({k: v for k, v in manifest.items() if k != "hash"}))
+    (tmp_path / CELL.format(8)).unlink()
+    code, err = run_cli(capsys, "train", "--config", config, "--method", "pt", "--task", "bbc-topic", "--shot", 8,
+                        "--seeds", 8, 13)
+    assert code == 2 and err.startswith(f"replicate: split manifest {split}: not a split file (no ") and \
+        "\n" not in err, err
+    assert cell_files(tmp_path) == ["seed13.json"] and (tmp_path / CELL.format(13)).read_bytes() == before[13]
+
+
+def test_a_method_outside_the_grid_without_its_pretraining_is_one_line(capsys, config_file, tmp_path):
+    assert run_cli(capsys, "split", "--config", config_file, "--task", "bbc-topic", "--shot", 8, "--seeds", 8)[0] == 0
+    code, err = run_cli(capsys, "train", "--config", config_file, "--method", "spot", "--task", "bbc-topic",
+                        "--shot", 8, "--seeds", 8)
+    assert code == 2 and err == ("replicate: no pre-training named 'spot' in the config's pretraining section "
+                                 "(known: none): add it to run a method that starts from it"), err
+    assert not (tmp_path / "results" / "cells").exists()
