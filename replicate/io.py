@@ -270,6 +270,19 @@ def cluster_job() -> Dict[str, Any]:
     return {"scheduler": "slurm", **out} if "job_id" in out else {}
 
 
+def put_sacct_shim_first(shim_dir: str, executor: str | None) -> bool:
+    """In a SLURM run (``executor`` "slurm") where a real sacct exists, put ``shim_dir``
+    (profiles/slurm/bin: its sacct reports "CANCELLED by <uid>" as "CANCELLED", the state the
+    executor plugin fails a job on) first on this process's PATH, which the plugin's status
+    queries use. True if it did."""
+    import shutil
+
+    if executor != "slurm" or not shutil.which("sacct"):
+        return False
+    os.environ["PATH"] = shim_dir + os.pathsep + os.environ.get("PATH", "")
+    return True
+
+
 def _slurm_job_account(job_id: str) -> str:
     try:
         done = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%a"], capture_output=True, text=True, timeout=10)

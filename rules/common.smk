@@ -4,7 +4,6 @@
 import json
 import os
 import shlex
-import shutil
 import sys
 
 from snakemake.utils import validate
@@ -34,7 +33,7 @@ from replicate.config import (
 from replicate.errors import ReplicateError
 from replicate.splits import parse_shot
 from replicate.methods import METHODS
-from replicate.io import lock_directory
+from replicate.io import lock_directory, put_sacct_shim_first
 from replicate.published import PAPERS
 from replicate.retrieval import COMPARED as RETRIEVAL_COMPARED
 from replicate.tables import (
@@ -76,9 +75,7 @@ onstart:
         RESULTS_LOCK.append(lock_directory(RESULTS))
     except ReplicateError as err:
         sys.exit(f"replicate: {err}")
-    plugin = workflow.executor_plugin
-    if plugin is not None and plugin.name == "slurm" and shutil.which("sacct"):
-        os.environ["PATH"] = SACCT_SHIM + os.pathsep + os.environ["PATH"]
+    put_sacct_shim_first(SACCT_SHIM, getattr(workflow.executor_plugin, "name", None))
 
 DATA = config["data_dir"]
 SEEDS = config["grid"]["seeds"]
