@@ -1,0 +1,165 @@
+"""Where one training job's wall time goes, and how much of its batches is padding.
+
+    python bench/job_time_split.py [--config config/config.yaml] [--method pt] [--task bbc-topic]
+
+Runs one real cell group (``train``, all the config's seeds, the config's thread count) in
+this process with timers around the job's phases, and measures the start-up a job pays
+before it (a fresh interpreter importing what ``python -m replicate train`` imports) in a
+subprocess. Prints each phase's seconds and its share of the whole, and the share of padded
+positions in training and in evaluation batches (tokens a forward pass computes for
+nothing). The phases:
+
+    start-up      a fresh interpreter and the package's imports (median of 3 subprocesses)
+    model load    the backbone and tokenizer (``BackboneSpec.load``)
+    encoding      the seeds' train/dev/test examples into tensors (``jobs.encode_parts``)
+    other setup   config, split manifests, data pools, initial vocabulary, pristine state
+    training      the group's training loop less its evaluations
+    dev / test    evaluation on dev (every check) and on test (``GroupTrainer._evaluate``)
+    writing       result files (``results.write_result``)
+
+Nothing is changed in the package: the timers wrap its functions for this run only.
+Issue 24 item 1 (measure first); the FLOP efficiency and the pre-training / black-box splits
+are not measured here yet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from contextlib import contextmanager
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+IMPORTS = "import replicate.cli, replicate.jobs, replicate.train, replicate.backbones, torch, transformers"
+
+
+def startup_seconds(rounds: int = 3) -> float:
+    """Median wall time of a fresh interpreter that imports what a train job imports."""
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", IMPORTS], check=True, cwd=REPO)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+class Timers:
+    def __init__(self):
+        self.seconds = defaultdict(float)
+        self.padding = defaultdict(lambda: [0, 0])  # phase -> [padded positions, all positions]
+        self.phase = "setup"
+
+    def wrap(self, owner, name, phase=None, phase_of=None):
+        """Time every call of ``owner.name`` under ``phase`` (or ``phase_of(*args)``)."""
+        original = getattr(owner, name)
+        timers = self
+
+        def timed(*args, **kwargs):
+            label = phase or phase_of(*args, **kwargs)
+            previous, timers.phase = timers.phase, label
+            start = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                timers.seconds[label] += time.perf_counter() - start
+                timers.phase = previous
+
+        setattr(owner, name, timed)
+
+    def count_padding(self, owner, name="collate"):
+        original = getattr(owner, name)
+        timers = self
+
+        def counted(*args, **kwargs):
+            batch = original(*args, **kwargs)
+            mask = batch.attention_mask
+            kind = "evaluation" if timers.phase in ("dev", "test") else "training"
+            timers.padding[kind][0] += int(mask.numel() - mask.sum())
+            timers.padding[kind][1] += int(mask.numel())
+            return batch
+
+        setattr(owner, name, counted)
+
+
+@contextmanager
+def chdir(path):
+    import os
+
+    old = os.getcwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(old)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--config", default=str(REPO / "config" / "config.yaml"))
+    p.add_argument("--method", default="pt")
+    p.add_argument("--task", default=None, help="default: the config's first task")
+    args = p.parse_args()
+
+    startup = startup_seconds()
+
+    from replicate import formulation, jobs, seq2seq, train
+    from replicate.backbones import BackboneSpec
+    from replicate.cli import main as cli
+
+    cfg = yaml.safe_load(open(args.config))
+    task = args.task or cfg["grid"]["tasks"][0]
+    shot, seeds = cfg["grid"]["shots"][0], [str(s) for s in cfg["grid"]["seeds"]]
+    timers = Timers()
+    timers.wrap(BackboneSpec, "load", "model load")
+    timers.wrap(jobs, "encode_parts", "encoding")
+    timers.wrap(train.GroupTrainer, "_evaluate", phase_of=lambda self, split, seeds: split)
+    timers.wrap(jobs, "write_result", "writing")
+    timers.wrap(train, "run_group", "group")
+    for module in (formulation, seq2seq):
+        for obj in vars(module).values():
+            if isinstance(obj, type) and "collate" in vars(obj):
+                timers.count_padding(obj)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg["results_dir"] = str(Path(tmp) / "results")
+        config = Path(tmp) / "run.yaml"
+        config.write_text(yaml.safe_dump(cfg))
+        common = ["--config", str(config), "--task", task, "--shot", str(shot), "--seeds", *seeds]
+        with chdir(REPO):
+            if cli(["split", *common]) != 0:
+                sys.exit("job_time_split: the split job failed (its line above says why)")
+            timers.seconds.clear()
+            timers.padding.clear()
+            start = time.perf_counter()
+            code = cli(["train", "--method", args.method, *common])
+            job = time.perf_counter() - start
+    if code != 0:
+        sys.exit(f"job_time_split: the train job exited {code}")
+
+    s = timers.seconds
+    # run_group holds the training loop, the evaluations and the writing of each seed's result
+    rows = {"start-up": startup, "model load": s["model load"], "encoding": s["encoding"],
+            "other setup": job - s["group"] - s["model load"] - s["encoding"],
+            "training": s["group"] - s["dev"] - s["test"] - s["writing"],
+            "dev": s["dev"], "test": s["test"], "writing": s["writing"]}
+    total = sum(rows.values())
+    print(f"{args.method} on {task}, shot {shot}, seeds {' '.join(seeds)} ({args.config}); "
+          f"job {job:.1f}s in-process + start-up {startup:.1f}s = {total:.1f}s")
+    print(f"{'phase':<26}{'seconds':>9}{'share':>8}")
+    for name, value in rows.items():
+        print(f"{name:<26}{value:>9.2f}{value / total:>8.1%}")
+    for kind, (padded, positions) in timers.padding.items():
+        print(f"padding in {kind} batches: {padded / positions:.1%} of {positions} positions")
+
+
+if __name__ == "__main__":
+    main()
