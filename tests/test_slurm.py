@@ -121,6 +121,8 @@ def test_a_failing_job_is_retried_and_reported_with_its_cause(tmp_path, cluster)
 
 # --- a cancelled cluster job (issue 23) ---
 
+WAIT_AFTER_CANCEL_S = 240
+
 
 def test_a_cancelled_job_ends_the_wait_and_is_named(tmp_path, cluster):
     """sacct says "CANCELLED by 0" after scancel, which the plugin alone never takes for an end
@@ -137,7 +139,7 @@ def test_a_cancelled_job_ends_the_wait_and_is_named(tmp_path, cluster):
         run = subprocess.Popen(command, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT, env=cluster)
         try:
             job_id = ""
-            deadline = time.monotonic() + 120
+            deadline = time.monotonic() + 300  # a bound for a busy machine; the loop ends when the job runs
             while not job_id and time.monotonic() < deadline and run.poll() is None:
                 queue = subprocess.run(["squeue", "-h", "-t", "RUNNING", "-o", "%i"], capture_output=True,
                                        text=True, env=cluster, timeout=30).stdout.split()
@@ -146,9 +148,12 @@ def test_a_cancelled_job_ends_the_wait_and_is_named(tmp_path, cluster):
             assert job_id, "no job ran: " + log.read_text()[-3000:]
             subprocess.run(["scancel", job_id], check=True, env=cluster, timeout=30)
             try:
-                returncode = run.wait(timeout=90)
+                # it ends within seconds of the next poll; the bound is generous for a busy machine (without
+                # the shim it never ends)
+                returncode = run.wait(timeout=WAIT_AFTER_CANCEL_S)
             except subprocess.TimeoutExpired:
-                pytest.fail(f"Snakemake still waits 90 s after `scancel {job_id}`: " + log.read_text()[-3000:])
+                pytest.fail(f"Snakemake still waits {WAIT_AFTER_CANCEL_S} s after `scancel {job_id}`: "
+                            + log.read_text()[-3000:])
         finally:
             if run.poll() is None:
                 run.kill()
