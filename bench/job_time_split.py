@@ -17,9 +17,18 @@ nothing). The phases:
     dev / test    evaluation on dev (every check) and on test (``GroupTrainer._evaluate``)
     writing       result files (``results.write_result``)
 
+It also prints the useful-FLOP rate of the training and evaluation phases as a share of this
+machine's bf16 matmul peak (``torch.matmul`` of 2048 x 2048 matrices at the job's thread count,
+best of 5). Useful FLOPs count the backbone's transformer-layer weights N (embeddings and heads
+left out) against every position of a batch's attention mask (prompt slots included): 2N per
+position forward, 2N more backward for the activations' gradients, and 2N more for the weights'
+gradients where the backbone trains (model tuning): 4N or 6N per training position, 2N per
+evaluation position. Attention's own products are left out (at 128 positions and d = 384 they
+add about 5%), so the share is a lower bound.
+
 Nothing is changed in the package: the timers wrap its functions for this run only.
-Issue 24 item 1 (measure first); the FLOP efficiency and the pre-training / black-box splits
-are not measured here yet.
+Issue 24 item 1 (measure first); the pre-training and black-box splits are not measured here
+yet.
 """
 
 from __future__ import annotations
@@ -56,6 +65,7 @@ class Timers:
     def __init__(self):
         self.seconds = defaultdict(float)
         self.padding = defaultdict(lambda: [0, 0])  # phase -> [padded positions, all positions]
+        self.models = []  # what BackboneSpec.load returned
         self.phase = "setup"
 
     def wrap(self, owner, name, phase=None, phase_of=None):
@@ -68,7 +78,10 @@ class Timers:
             previous, timers.phase = timers.phase, label
             start = time.perf_counter()
             try:
-                return original(*args, **kwargs)
+                out = original(*args, **kwargs)
+                if label == "model load":
+                    timers.models.append(out[0])
+                return out
             finally:
                 timers.seconds[label] += time.perf_counter() - start
                 timers.phase = previous
@@ -100,6 +113,28 @@ def chdir(path):
         yield
     finally:
         os.chdir(old)
+
+
+def matmul_peak(threads: int, n: int = 2048, rounds: int = 5) -> float:
+    """FLOP/s of the best of ``rounds`` bf16 n x n matmuls at ``threads`` threads."""
+    import torch
+
+    torch.set_num_threads(threads)
+    a, b = torch.randn(n, n, dtype=torch.bfloat16), torch.randn(n, n, dtype=torch.bfloat16)
+    torch.matmul(a, b)  # warm-up
+    best = float("inf")
+    for _ in range(rounds):
+        start = time.perf_counter()
+        torch.matmul(a, b)
+        best = min(best, time.perf_counter() - start)
+    return 2 * n ** 3 / best
+
+
+def layer_weights(model) -> int:
+    """Parameters of the backbone's transformer layers (what every position multiplies)."""
+    return sum(p.numel() for name, p in model.named_parameters()
+               if p.dim() == 2 and "embed" not in name and "shared" not in name and "head" not in name
+               and "pooler" not in name)
 
 
 def main() -> None:
@@ -159,6 +194,16 @@ def main() -> None:
         print(f"{name:<26}{value:>9.2f}{value / total:>8.1%}")
     for kind, (padded, positions) in timers.padding.items():
         print(f"padding in {kind} batches: {padded / positions:.1%} of {positions} positions")
+    peak = matmul_peak(cfg.get("threads_per_job", 1))
+    weights = layer_weights(timers.models[0])
+    per_position = 6 if args.method == "model-tuning" else 4
+    for kind, flops, seconds in (
+            ("training", per_position * weights * (timers.padding["training"][1] - timers.padding["training"][0]),
+             rows["training"]),
+            ("evaluation", 2 * weights * (timers.padding["evaluation"][1] - timers.padding["evaluation"][0]),
+             rows["dev"] + rows["test"])):
+        print(f"useful FLOP rate in {kind}: {flops / seconds / 1e9:.2f} GFLOP/s = {flops / seconds / peak:.1%} of the "
+              f"bf16 matmul peak ({peak / 1e9:.1f} GFLOP/s; N = {weights / 1e6:.1f}M layer weights)")
 
 
 if __name__ == "__main__":
