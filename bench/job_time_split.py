@@ -1,6 +1,7 @@
 """Where one training job's wall time goes, and how much of its batches is padding.
 
     python bench/job_time_split.py [--config config/config.yaml] [--method pt] [--task bbc-topic]
+    python bench/job_time_split.py --pretraining mp2-shallow [--steps 100]
 
 Runs one real cell group (``train``, all the config's seeds, the config's thread count) in
 this process with timers around the job's phases, and measures the start-up a job pays
@@ -16,6 +17,12 @@ nothing). The phases:
     training      the group's training loop less its evaluations
     dev / test    evaluation on dev (every check) and on test (``GroupTrainer._evaluate``)
     writing       result files (``results.write_result``)
+
+With ``--pretraining`` it runs that pre-training of the config instead (``pretrain``, its data
+built in the job; ``--steps`` shortens it, keeping its dev-check cadence), and the phases are
+start-up, model load, data (``pretrain.build_data``), other setup, training (the loop less its
+dev checks and resume saves; it encodes each example when it first meets it), dev (``train.predict_rows`` in the loop) and writing
+(checkpoint, summary, resume saves).
 
 It also prints the useful-FLOP rate of the training and evaluation phases as a share of this
 machine's bf16 matmul peak (``torch.matmul`` of 2048 x 2048 matrices at the job's thread count,
@@ -137,58 +144,99 @@ def layer_weights(model) -> int:
                and "pooler" not in name)
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--config", default=str(REPO / "config" / "config.yaml"))
-    p.add_argument("--method", default="pt")
-    p.add_argument("--task", default=None, help="default: the config's first task")
-    args = p.parse_args()
+def wrap_collates(timers: Timers) -> None:
+    from replicate import formulation, seq2seq
 
-    startup = startup_seconds()
-
-    from replicate import formulation, jobs, seq2seq, train
-    from replicate.backbones import BackboneSpec
-    from replicate.cli import main as cli
-
-    cfg = yaml.safe_load(open(args.config))
-    task = args.task or cfg["grid"]["tasks"][0]
-    shot, seeds = cfg["grid"]["shots"][0], [str(s) for s in cfg["grid"]["seeds"]]
-    timers = Timers()
-    timers.wrap(BackboneSpec, "load", "model load")
-    timers.wrap(jobs, "encode_parts", "encoding")
-    timers.wrap(train.GroupTrainer, "_evaluate", phase_of=lambda self, split, seeds: split)
-    timers.wrap(jobs, "write_result", "writing")
-    timers.wrap(train, "run_group", "group")
     for module in (formulation, seq2seq):
         for obj in vars(module).values():
             if isinstance(obj, type) and "collate" in vars(obj):
                 timers.count_padding(obj)
 
-    with tempfile.TemporaryDirectory() as tmp:
-        cfg["results_dir"] = str(Path(tmp) / "results")
-        config = Path(tmp) / "run.yaml"
-        config.write_text(yaml.safe_dump(cfg))
-        common = ["--config", str(config), "--task", task, "--shot", str(shot), "--seeds", *seeds]
-        with chdir(REPO):
-            if cli(["split", *common]) != 0:
-                sys.exit("job_time_split: the split job failed (its line above says why)")
-            timers.seconds.clear()
-            timers.padding.clear()
-            start = time.perf_counter()
-            code = cli(["train", "--method", args.method, *common])
-            job = time.perf_counter() - start
-    if code != 0:
-        sys.exit(f"job_time_split: the train job exited {code}")
 
+def time_cell_group(cli, cfg: dict, config: Path, method: str, task: str, timers: Timers):
+    """(in-process job seconds, phase rows, title) of one ``train`` job of the config's seeds."""
+    from replicate import jobs, train
+    from replicate.backbones import BackboneSpec
+
+    shot, seeds = cfg["grid"]["shots"][0], [str(s) for s in cfg["grid"]["seeds"]]
+    common = ["--config", str(config), "--task", task, "--shot", str(shot), "--seeds", *seeds]
+    if cli(["split", *common]) != 0:
+        sys.exit("job_time_split: the split job failed (its line above says why)")
+    timers.wrap(BackboneSpec, "load", "model load")
+    timers.wrap(jobs, "encode_parts", "encoding")
+    timers.wrap(train.GroupTrainer, "_evaluate", phase_of=lambda self, split, seeds: split)
+    timers.wrap(jobs, "write_result", "writing")
+    timers.wrap(train, "run_group", "group")
+    wrap_collates(timers)
+    start = time.perf_counter()
+    if cli(["train", "--method", method, *common]) != 0:
+        sys.exit("job_time_split: the train job failed (its line above says why)")
+    job = time.perf_counter() - start
     s = timers.seconds
     # run_group holds the training loop, the evaluations and the writing of each seed's result
-    rows = {"start-up": startup, "model load": s["model load"], "encoding": s["encoding"],
+    rows = {"model load": s["model load"], "encoding": s["encoding"],
             "other setup": job - s["group"] - s["model load"] - s["encoding"],
             "training": s["group"] - s["dev"] - s["test"] - s["writing"],
             "dev": s["dev"], "test": s["test"], "writing": s["writing"]}
+    return job, rows, f"{method} on {task}, shot {shot}, seeds {' '.join(seeds)}"
+
+
+def time_pretraining(cli, cfg: dict, config: Path, name: str, timers: Timers):
+    """(in-process job seconds, phase rows, title) of one ``pretrain`` job (data built in it)."""
+    from replicate import jobs, pretrain, train
+    from replicate.backbones import BackboneSpec
+
+    timers.wrap(BackboneSpec, "load", "model load")
+    timers.wrap(pretrain, "build_data", "data")
+    timers.wrap(pretrain, "run_pretraining", "loop")
+    timers.wrap(train, "predict_rows", "dev")  # the loop's dev checks
+    timers.wrap(pretrain, "save_torch_atomic", "resume saves")
+    for writer in ("save_torch_atomic", "write_json_atomic"):
+        timers.wrap(jobs, writer, "writing")
+    wrap_collates(timers)
+    start = time.perf_counter()
+    if cli(["pretrain", "--config", str(config), "--name", name, "--device", "cpu"]) != 0:
+        sys.exit("job_time_split: the pretrain job failed (its line above says why)")
+    job = time.perf_counter() - start
+    s = timers.seconds
+    rows = {"model load": s["model load"], "data": s["data"],
+            "other setup": job - s["loop"] - s["model load"] - s["data"] - s["writing"],
+            "training": s["loop"] - s["dev"] - s["resume saves"], "dev": s["dev"],
+            "writing": s["writing"] + s["resume saves"]}
+    pcfg = cfg["pretraining"][name]
+    return job, rows, f"pre-training {name}, {pcfg['steps']} steps of {pcfg['batch_size']}"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--config", default=str(REPO / "config" / "config.yaml"))
+    p.add_argument("--method", default="pt")
+    p.add_argument("--task", default=None, help="default: the config's first task")
+    p.add_argument("--pretraining", default=None, help="time this pre-training of the config instead")
+    p.add_argument("--steps", type=int, default=None, help="with --pretraining: run this many steps")
+    args = p.parse_args()
+
+    startup = startup_seconds()
+
+    from replicate.cli import main as cli
+
+    cfg = yaml.safe_load(open(args.config))
+    timers = Timers()
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg["results_dir"] = str(Path(tmp) / "results")
+        if args.pretraining and args.steps:
+            cfg["pretraining"][args.pretraining]["steps"] = args.steps
+        config = Path(tmp) / "run.yaml"
+        config.write_text(yaml.safe_dump(cfg))
+        with chdir(REPO):
+            if args.pretraining:
+                job, phases, title = time_pretraining(cli, cfg, config, args.pretraining, timers)
+            else:
+                job, phases, title = time_cell_group(cli, cfg, config, args.method,
+                                                     args.task or cfg["grid"]["tasks"][0], timers)
+    rows = {"start-up": startup, **phases}
     total = sum(rows.values())
-    print(f"{args.method} on {task}, shot {shot}, seeds {' '.join(seeds)} ({args.config}); "
-          f"job {job:.1f}s in-process + start-up {startup:.1f}s = {total:.1f}s")
+    print(f"{title} ({args.config}); job {job:.1f}s in-process + start-up {startup:.1f}s = {total:.1f}s")
     print(f"{'phase':<26}{'seconds':>9}{'share':>8}")
     for name, value in rows.items():
         print(f"{name:<26}{value:>9.2f}{value / total:>8.1%}")
@@ -196,12 +244,11 @@ def main() -> None:
         print(f"padding in {kind} batches: {padded / positions:.1%} of {positions} positions")
     peak = matmul_peak(cfg.get("threads_per_job", 1))
     weights = layer_weights(timers.models[0])
-    per_position = 6 if args.method == "model-tuning" else 4
+    per_position = 6 if not args.pretraining and args.method == "model-tuning" else 4
+    real = {kind: positions - padded for kind, (padded, positions) in timers.padding.items()}
     for kind, flops, seconds in (
-            ("training", per_position * weights * (timers.padding["training"][1] - timers.padding["training"][0]),
-             rows["training"]),
-            ("evaluation", 2 * weights * (timers.padding["evaluation"][1] - timers.padding["evaluation"][0]),
-             rows["dev"] + rows["test"])):
+            ("training", per_position * weights * real.get("training", 0), rows["training"]),
+            ("evaluation", 2 * weights * real.get("evaluation", 0), rows["dev"] + rows.get("test", 0.0))):
         print(f"useful FLOP rate in {kind}: {flops / seconds / 1e9:.2f} GFLOP/s = {flops / seconds / peak:.1%} of the "
               f"bf16 matmul peak ({peak / 1e9:.1f} GFLOP/s; N = {weights / 1e6:.1f}M layer weights)")
 
