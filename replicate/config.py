@@ -296,9 +296,7 @@ def _check_pretraining(cfg: dict) -> None:
     for method, names in needed.items():
         for name in names:
             if name not in cfg.get("pretraining", {}):
-                raise ConfigError(f"config methods/{method}/pretraining: no pre-training named {name!r} in the "
-                                  f"config's pretraining section (known: "
-                                  f"{', '.join(cfg.get('pretraining', {})) or 'none'})")
+                raise ConfigError(f"config methods/{method}/pretraining: {_no_pretraining(cfg, name)}")
             m = METHODS.get(method)
             m.check_pretraining(m.make_config(method_overrides(cfg, method)), name,
                                 make_pretrain_config(name, cfg["pretraining"][name] or {}))
@@ -382,15 +380,19 @@ def cell_pretraining(cfg: dict, method_name: str, task: str) -> Optional[str]:
     return method.pretraining(method.make_config(method_overrides(cfg, method_name, task)), TASKS.get(task))
 
 
+def _no_pretraining(cfg: dict, name: str) -> str:
+    """What is wrong when a method names pre-training ``name`` that the config lacks."""
+    return (f"no pre-training named {name!r} in the config's pretraining section (known: "
+            f"{', '.join(cfg.get('pretraining', {})) or 'none'})")
+
+
 def pretrain_settings(cfg: dict, name: str, backbone: str) -> Dict[str, Any]:
     """Everything that determines a pre-training's checkpoint: its hash is in the checkpoint
     and in the provenance of every cell that starts from it."""
     from .pretrain_config import asdict_config, make_pretrain_config
 
     if name not in cfg.get("pretraining", {}):  # a method outside the grid, run by hand, that starts from one
-        raise ConfigError(f"no pre-training named {name!r} in the config's pretraining section (known: "
-                          f"{', '.join(cfg.get('pretraining', {})) or 'none'}): add it to run a method that starts "
-                          "from it")
+        raise ConfigError(f"{_no_pretraining(cfg, name)}: add it to run a method that starts from it")
     pcfg = make_pretrain_config(name, cfg["pretraining"][name])
     files = cfg.get("paper_data_files", {})
     out = {
