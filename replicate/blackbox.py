@@ -39,6 +39,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .batching import sorted_batches
 from .io import seed_digest
 from .model import inference_weights
 from .train import SeedData, SeedOutcome, split_by_sizes
@@ -128,7 +129,7 @@ class PopulationEvaluator:
         # the same example of every row side by side: batches of equal-length inputs
         pairs.sort(key=lambda p: (len(self.data[row_seed[p[0]]].train[p[1]].input_ids), p[1], p[0]))
         total = torch.zeros(len(row_seed), dtype=torch.float64)
-        with torch.no_grad():
+        with torch.inference_mode():
             for i in range(0, len(pairs), self.batch_size):
                 chunk = pairs[i:i + self.batch_size]
                 batch = self.formulation.collate([self.data[row_seed[r]].train[j] for r, j in chunk],
@@ -143,13 +144,13 @@ class PopulationEvaluator:
         """Predictions of each row on its seed's ``split`` (not counted as training calls)."""
         self._set_rows(prompts, row_seed)
         pairs = [(r, e) for r, s in enumerate(row_seed) for e in getattr(self.data[s], split)]
-        preds: List = []
-        with torch.no_grad():
-            for i in range(0, len(pairs), self.batch_size):
-                chunk = pairs[i:i + self.batch_size]
-                batch = self.formulation.collate([e for _, e in chunk], [r for r, _ in chunk], self.pad_id,
+        preds: List = [None] * len(pairs)
+        with torch.inference_mode():
+            for idx in sorted_batches([e for _, e in pairs], self.batch_size):  # length order: little padding
+                batch = self.formulation.collate([pairs[i][1] for i in idx], [pairs[i][0] for i in idx], self.pad_id,
                                                  self.device)
-                preds += self.formulation.predictions(self.forward(batch), batch)
+                for i, pred in zip(idx, self.formulation.predictions(self.forward(batch), batch)):
+                    preds[i] = pred
         return split_by_sizes(preds, [len(getattr(self.data[s], split)) for s in row_seed])
 
 

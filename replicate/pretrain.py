@@ -351,6 +351,7 @@ def run_pretraining(cfg: PretrainConfig, spec, backbone, tokenizer, tasks: Seque
     from .distill import hidden_mse, logits_kl, prompt_distance
     from .formats import in_format
     from .methods.common import frequent_tokens
+    from .batching import padding_chunks
     from .train import autocast, lr_lambda, predict_rows
 
     device = device or torch.device("cpu")
@@ -483,9 +484,12 @@ def run_pretraining(cfg: PretrainConfig, spec, backbone, tokenizer, tasks: Seque
                 items += [encoded(row, "train", train[j]) for j in streams[row].take(count)]
                 rows += [row] * count
             for items, rows in kinds.values():
-                batch = formulations[rows[0]].collate(items, [row_of(r) for r in rows], pad, device)
-                with autocast(cfg.precision, device):
-                    total = total + example_losses(rows, batch).sum()
+                # without dropout, passes of similar length (the same sum up to round-off; train.py)
+                for idx in [range(len(items))] if model.training else padding_chunks(items):
+                    batch = formulations[rows[0]].collate([items[i] for i in idx], [row_of(rows[i]) for i in idx],
+                                                          pad, device)
+                    with autocast(cfg.precision, device):
+                        total = total + example_losses([rows[i] for i in idx], batch).sum()
             loss = total / sum(count for _, count in plan)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -25,6 +25,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
 
+from .batching import padding_chunks, sorted_batches
 from .model import has_seed_axis
 
 
@@ -108,13 +109,13 @@ def predict_rows(formulation, model, pairs: Sequence, pad_id: int, device, batch
     """Predictions for (row, encoded example) pairs, ``batch_size`` at a time, without
     gradients; the row (a seed, or a task in pre-training) picks the prompt. ``final``: the
     test set (every answer reader of the formulation runs; on dev only the selecting one)."""
-    preds: List = []
-    with torch.no_grad():
-        for i in range(0, len(pairs), batch_size):
-            chunk = pairs[i:i + batch_size]
-            batch = formulation.collate([e for _, e in chunk], [r for r, _ in chunk], pad_id, device)
+    preds: List = [None] * len(pairs)
+    with torch.inference_mode():
+        for idx in sorted_batches([e for _, e in pairs], batch_size):  # length order: little padding
+            batch = formulation.collate([pairs[i][1] for i in idx], [pairs[i][0] for i in idx], pad_id, device)
             with autocast(precision, device):
-                preds += formulation.predict(model, batch, final)
+                for i, pred in zip(idx, formulation.predict(model, batch, final)):
+                    preds[i] = pred
     return preds
 
 
@@ -247,12 +248,7 @@ class GroupTrainer:
                         for j in perms[s][step * batch_size:(step + 1) * batch_size]:
                             items.append(self.data[s].train[j])
                             owners.append(s)
-                    batch = self.formulation.collate(items, owners, self.pad_id, self.device)
-                    with autocast(cfg.precision, self.device):
-                        losses = self.formulation.example_losses(self.model, batch).float()
-                    per_seed = torch.zeros(n, device=self.device).index_add(0, batch.seed_index, losses)
-                    counts = torch.bincount(batch.seed_index, minlength=n).clamp(min=1)
-                    seed_loss = per_seed / counts
+                    seed_loss = self._seed_losses(items, owners)
                     values = seed_loss.detach().cpu().tolist()
                     for s in list(active):
                         if first_loss[s] is None:
@@ -300,6 +296,23 @@ class GroupTrainer:
                              lambda s, m: setattr(outcomes[s], "test_metrics", m),
                              lambda s, d: setattr(outcomes[s], "test_details", d))
         return outcomes
+
+    def _seed_losses(self, items: List, owners: List[int]) -> torch.Tensor:
+        """Each seed's mean loss over its examples of this step, as one graph. Without dropout
+        the step runs as forward passes of similar length (``batching.padding_chunks``): the
+        same examples, the same loss up to round-off, fewer padded positions. With dropout
+        on it runs as one pass, so that its masks are drawn as before."""
+        n = self.n
+        chunks = [list(range(len(items)))] if self.model.training else padding_chunks(items)
+        per_seed = torch.zeros(n, device=self.device)
+        for idx in chunks:
+            batch = self.formulation.collate([items[i] for i in idx], [owners[i] for i in idx], self.pad_id,
+                                             self.device)
+            with autocast(self.cfg.precision, self.device):
+                losses = self.formulation.example_losses(self.model, batch).float()
+            per_seed = per_seed.index_add(0, batch.seed_index, losses)
+        counts = torch.bincount(torch.tensor(owners), minlength=n).clamp(min=1).to(self.device)
+        return per_seed / counts
 
     def _test_snapshots(self, seeds: List[int], states: Dict[int, Optional[Dict[str, torch.Tensor]]],
                         record: Callable[[int, Dict[str, float]], None],
