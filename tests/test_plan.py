@@ -98,15 +98,45 @@ def test_unknown_target_is_one_line_listing_the_known_ones(capsys):
     assert len(err.splitlines()) == 1 and "'table9'" in err and "known: tables, table3, mp2_table1," in err
 
 
-def test_paper_config_plans_offline(capsys):
-    """MP2's grid (config/paper.yaml, CPT-large, Hub data) plans without data or model: its
-    table3 is the dry run's 14 splits, 6 pre-trainings and their data, 174 training groups
-    (tests/test_workflow.py's paper dry run), 5 seeds each."""
-    assert main(["plan", "table3", "--configfile", str(REPO / "config" / "paper.yaml"), "--gpu-hours-budget",
-                 "1e6"]) == 0
+def test_paper_config_plans_offline(tmp_path, capsys):
+    """MP2's grid (config/paper.yaml, CPT-large, Hub data) plans without data or model, even
+    where its backbone_dirs and paper_data_files name files this machine lacks (a cluster's
+    copies): its table3 is the dry run's 14 splits, 6 pre-trainings and their data, 174
+    training groups (tests/test_workflow.py's paper dry run), 5 seeds each."""
+    raw = read_config_file(str(REPO / "config" / "paper.yaml"))
+    missing = tmp_path / "not-mounted"
+    raw["backbone_dirs"] = {"cpt-large": str(missing / "cpt-large")}
+    raw["paper_data_files"] = {"amazon": {"train": str(missing / "train.jsonl"), "test": str(missing / "test.jsonl")}}
+    path = tmp_path / "paper.yaml"
+    path.write_text(yaml.safe_dump(raw, allow_unicode=True))
+    assert main(["plan", "table3", "--configfile", str(path), "--gpu-hours-budget", "1e6"]) == 0
     out = capsys.readouterr().out
     summary = re.search(r"^table3: (\d+) jobs .*, (\d+) cells, .* ([\d,.]+) GPU-hours on H100 SXM", out, re.M)
     assert summary and summary.group(1) == str(14 + 6 + 6 + 174) and summary.group(2) == str(174 * 5)
     assert float(summary.group(3).replace(",", "")) > 0
     assert re.search(r"^table3\s+200\s+\S+\s+yes$", out, re.M)  # the budget table
     assert "test size of amazon" in out  # uncapped test sets: left out, and said so
+
+
+def test_memory_is_parameters_optimizer_state_and_the_larger_batch():
+    """tiny-bert (d 32, 2 layers, 2 heads, vocabulary 30,522; no published size): fp32
+    parameters, 12 bytes per trained one (the whole backbone for model tuning), and the larger
+    of a training batch's activations over both layers and an evaluation batch's over two."""
+    params = 2 * 12 * 32 ** 2 + 30522 * 32
+    per_position = 34 * 32 + 5 * 2 * 32  # 16-bit activations of one layer at L = 32
+    job = plan.Job("train", "x", "tiny-bert", length=32, trained_params=100, batch_positions=64,
+                   eval_batch_positions=16)
+    assert plan.memory_bytes(job) == params * 4 + 100 * 12 + 2 * 64 * per_position
+    job.eval_batch_positions = 128  # now the evaluation batch is the larger
+    assert plan.memory_bytes(job) == params * 4 + 100 * 12 + 2 * 128 * per_position
+    job.weight_grads = True
+    assert plan.memory_bytes(job) == params * 16 + 2 * 128 * per_position
+
+
+def test_unreadable_step_times_is_one_line(tmp_path, capsys):
+    bad = tmp_path / "step_times.json"
+    bad.write_text("{not json")
+    assert main(["plan", "table3", "--configfile", str(REPO / "config" / "config.yaml"), "--step-times",
+                 str(bad)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(bad) in err and "bench/step_times.py" in err
