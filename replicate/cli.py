@@ -33,6 +33,19 @@ def _whole_number(minimum: int):
 seed_number = _whole_number(0)
 positive_number = _whole_number(1)
 
+
+def _positive_hours(text: str) -> float:
+    """An argparse ``type``: a finite number of hours > 0."""
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a number of hours > 0, not {text!r}")
+    return value
+
 # The keys each job reads from its --settings (config.py's split_settings, cell_settings,
 # task_set_settings, pretrain_settings; pretrain_data.data_settings_of), and from --config-json.
 SETTINGS_KEYS = {
@@ -111,6 +124,17 @@ def cmd_check_config(args) -> int:
     # a multi-task method's job trains every task of its set: one job per (method, shot)
     n_jobs = sum(1 for g in groups(cfg) if not METHODS.get(g.method).multi_task) + len(task_set_groups(cfg))
     print(f"config {args.config}: ok ({n_jobs} training jobs, {n_cells} cells)")
+    return 0
+
+
+def cmd_plan(args) -> int:
+    from .config import check_config, read_config_file
+    from .plan import check_targets, load_step_times, make_plan, render
+
+    check_targets(args.targets)  # before the config: the targets are the Snakefile's, whatever the config
+    cfg = check_config(read_config_file(args.configfile), check_data=False)  # offline: no data, model or Hub
+    step_times = load_step_times(args.step_times)
+    print(render(make_plan(cfg, args.targets), step_times, args.gpu, args.gpu_hours_budget, args.configfile))
     return 0
 
 
@@ -586,6 +610,17 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--paper", choices=PAPERS)
     c.add_argument("--table", help="table label as the paper prints it: 3, 4, a1, ...")
     c.set_defaults(func=cmd_published)
+
+    from .plan import GPUS
+
+    c = sub.add_parser("plan", help="the jobs, positions, GPU-hours and memory a table target needs (offline estimate)")
+    c.add_argument("targets", nargs="+", metavar="target", help="table3, tables, mp2_table4, ... (Snakefile targets)")
+    c.add_argument("--configfile", required=True)
+    c.add_argument("--gpu", default="h100", choices=sorted(GPUS), help="GPU whose nominal peak scales the "
+                   "CPU step times (default h100)")
+    c.add_argument("--gpu-hours-budget", type=_positive_hours, metavar="H", help="say which targets fit in H GPU-hours")
+    c.add_argument("--step-times", help="measurements of bench/step_times.py (default replicate/data/step_times.json)")
+    c.set_defaults(func=cmd_plan)
 
     c = sub.add_parser("params", help="tunable parameters of a method in a paper's setup (JSON)")
     c.add_argument("--paper", required=True)
