@@ -34,8 +34,9 @@ evaluation position. Attention's own products are left out (at 128 positions and
 add about 5%), so the share is a lower bound.
 
 Nothing is changed in the package: the timers wrap its functions for this run only.
-Issue 24 item 1 (measure first); the pre-training and black-box splits are not measured here
-yet.
+A black-box group (BBT, BBTv2, black-box MP2) splits its training into the forward calls on
+the training sets (``PopulationEvaluator.losses``: "training", 2N a position) and the search
+around them (CMA-ES, Bayesian optimisation, building prompts: "search").
 """
 
 from __future__ import annotations
@@ -155,7 +156,7 @@ def wrap_collates(timers: Timers) -> None:
 
 def time_cell_group(cli, cfg: dict, config: Path, method: str, task: str, timers: Timers):
     """(in-process job seconds, phase rows, title) of one ``train`` job of the config's seeds."""
-    from replicate import jobs, train
+    from replicate import blackbox, jobs, train
     from replicate.backbones import BackboneSpec
 
     shot, seeds = cfg["grid"]["shots"][0], [str(s) for s in cfg["grid"]["seeds"]]
@@ -165,6 +166,9 @@ def time_cell_group(cli, cfg: dict, config: Path, method: str, task: str, timers
     timers.wrap(BackboneSpec, "load", "model load")
     timers.wrap(jobs, "encode_parts", "encoding")
     timers.wrap(train.GroupTrainer, "_evaluate", phase_of=lambda self, split, seeds: split)
+    # a black-box group: its forward calls on the training sets, and its dev and test passes
+    timers.wrap(blackbox.PopulationEvaluator, "losses", "calls")
+    timers.wrap(blackbox.PopulationEvaluator, "predict", phase_of=lambda self, prompts, rows, split: split)
     timers.wrap(jobs, "write_result", "writing")
     timers.wrap(train, "run_group", "group")
     wrap_collates(timers)
@@ -178,6 +182,9 @@ def time_cell_group(cli, cfg: dict, config: Path, method: str, task: str, timers
             "other setup": job - s["group"] - s["model load"] - s["encoding"],
             "training": s["group"] - s["dev"] - s["test"] - s["writing"],
             "dev": s["dev"], "test": s["test"], "writing": s["writing"]}
+    if "calls" in s:  # black-box: training is its forward calls and the search around them
+        rows["training"] = s["calls"]
+        rows = {**rows, "search": s["group"] - s["calls"] - s["dev"] - s["test"] - s["writing"]}
     return job, rows, f"{method} on {task}, shot {shot}, seeds {' '.join(seeds)}"
 
 
@@ -244,7 +251,10 @@ def main() -> None:
         print(f"padding in {kind} batches: {padded / positions:.1%} of {positions} positions")
     peak = matmul_peak(cfg.get("threads_per_job", 1))
     weights = layer_weights(timers.models[0])
-    per_position = 6 if not args.pretraining and args.method == "model-tuning" else 4
+    # forward and backward through a frozen backbone: 4N; model tuning's weight gradients: 6N;
+    # a black-box group's calls are forward passes: 2N
+    per_position = (2 if "calls" in timers.seconds
+                    else 6 if not args.pretraining and args.method == "model-tuning" else 4)
     real = {kind: positions - padded for kind, (padded, positions) in timers.padding.items()}
     for kind, flops, seconds in (
             ("training", per_position * weights * real.get("training", 0), rows["training"]),
