@@ -17,10 +17,22 @@ from __future__ import annotations
 
 from typing import Iterator, List, Sequence
 
-# A forward (and backward) call costs about as much as this many more positions: MiniLM-L6 on
-# one CPU thread ran 24 x 64 positions in 0.45 s and 2 x 32 in 0.031 s (282 vs 482 us a
-# position), measured 2026-12-07. Cutting a batch pays only where it saves more padding.
-CALL_OVERHEAD_POSITIONS = 64
+# A forward (and backward) call costs about as much as 64 more positions on MiniLM-L6 (10.6M
+# layer weights) on one CPU thread: it ran 24 x 64 positions in 0.45 s and 2 x 32 in 0.031 s
+# (282 vs 482 us a position), measured 2026-12-07. A position's cost grows with the layer
+# weights and a call's fixed cost much less, so the overhead in positions is taken as inversely
+# proportional to them: about 2 on a 24-layer large model, thousands on a test's tiny one
+# (which then never cuts). Cutting a batch pays only where it saves more padding than this.
+CALL_OVERHEAD_WEIGHT_POSITIONS = 64 * 10_600_000
+
+
+def call_overhead_positions(model) -> int:
+    """The positions one more forward call is worth on ``model``'s backbone (its layer weights:
+    every parameter but the embeddings)."""
+    backbone = getattr(model, "backbone", model)
+    weights = sum(p.numel() for name, p in backbone.named_parameters()
+                  if "embed" not in name and not name.startswith("shared"))
+    return max(1, round(CALL_OVERHEAD_WEIGHT_POSITIONS / max(weights, 1)))
 
 
 def example_length(item) -> int:
@@ -36,7 +48,7 @@ def sorted_batches(items: Sequence, batch_size: int) -> Iterator[List[int]]:
         yield order[start:start + batch_size]
 
 
-def padding_chunks(items: Sequence, overhead: int = CALL_OVERHEAD_POSITIONS) -> List[List[int]]:
+def padding_chunks(items: Sequence, overhead: int) -> List[List[int]]:
     """Indices of ``items`` cut into forward passes of similar length: the cut of the
     length-sorted examples that minimises the positions computed (each pass padded to its
     longest) plus ``overhead`` positions a pass. One pass where cutting saves nothing."""

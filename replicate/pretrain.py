@@ -351,7 +351,7 @@ def run_pretraining(cfg: PretrainConfig, spec, backbone, tokenizer, tasks: Seque
     from .distill import hidden_mse, logits_kl, prompt_distance
     from .formats import in_format
     from .methods.common import frequent_tokens
-    from .batching import padding_chunks
+    from .batching import call_overhead_positions, padding_chunks
     from .train import autocast, lr_lambda, predict_rows
 
     device = device or torch.device("cpu")
@@ -467,6 +467,7 @@ def run_pretraining(cfg: PretrainConfig, spec, backbone, tokenizer, tasks: Seque
         # the schedule's factor is a function of the step alone, so a resumed run follows it as is
         schedule = lr_lambda(cfg.lr_schedule, 0.0, cfg.steps, cfg.warmup_steps)
         start = time.perf_counter()
+        call_overhead = call_overhead_positions(model)
         while progress["step"] < cfg.steps:
             step = progress["step"] + 1
             for group, base in zip(optimizer.param_groups, base_lrs):
@@ -485,7 +486,7 @@ def run_pretraining(cfg: PretrainConfig, spec, backbone, tokenizer, tasks: Seque
                 rows += [row] * count
             for items, rows in kinds.values():
                 # without dropout, passes of similar length (the same sum up to round-off; train.py)
-                for idx in [range(len(items))] if model.training else padding_chunks(items):
+                for idx in [range(len(items))] if model.training else padding_chunks(items, call_overhead):
                     batch = formulations[rows[0]].collate([items[i] for i in idx], [row_of(rows[i]) for i in idx],
                                                           pad, device)
                     with autocast(cfg.precision, device):

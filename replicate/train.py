@@ -25,7 +25,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
 
-from .batching import padding_chunks, sorted_batches
+from .batching import call_overhead_positions, padding_chunks, sorted_batches
 from .model import has_seed_axis
 
 
@@ -184,6 +184,7 @@ class GroupTrainer:
         self.formulation = method.formulation(cfg, task)
         self.n = len(data)
         self.device = next(model.parameters()).device
+        self.call_overhead = call_overhead_positions(model)  # where cutting a step into passes pays
 
     def _evaluate(self, split: str, seeds: Sequence[int]) -> Dict[int, List]:
         """Predictions of each seed in ``seeds`` on ``split``, all (seed, example) pairs in
@@ -303,7 +304,7 @@ class GroupTrainer:
         same examples, the same loss up to round-off, fewer padded positions. With dropout
         on it runs as one pass, so that its masks are drawn as before."""
         n = self.n
-        chunks = [list(range(len(items)))] if self.model.training else padding_chunks(items)
+        chunks = [list(range(len(items)))] if self.model.training else padding_chunks(items, self.call_overhead)
         per_seed = torch.zeros(n, device=self.device)
         for idx in chunks:
             batch = self.formulation.collate([items[i] for i in idx], [owners[i] for i in idx], self.pad_id,

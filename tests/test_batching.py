@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from replicate.backbones import BACKBONES, attention_for
-from replicate.batching import example_length, padding_chunks, sorted_batches
+from replicate.batching import call_overhead_positions, example_length, padding_chunks, sorted_batches
 from replicate.methods import METHODS
 from replicate.mrc import MRCEncoder
 from replicate.splits import Protocol, draw_split, resolve
@@ -24,12 +24,23 @@ def items_of(lengths):
 
 def test_padding_chunks_cover_every_example_once_and_cut_only_where_it_pays():
     mixed = items_of([5, 100, 6, 98, 7, 99, 8, 97])
-    chunks = padding_chunks(mixed)
+    chunks = padding_chunks(mixed, 64)
     assert sorted(i for c in chunks for i in c) == list(range(len(mixed)))
     assert [sorted(example_length(mixed[i]) for i in c) for c in chunks] == [[5, 6, 7, 8], [97, 98, 99, 100]]
-    assert padding_chunks(items_of([128] * 24)) == [list(range(24))]  # equal lengths: one pass
+    assert padding_chunks(items_of([128] * 24), 64) == [list(range(24))]  # equal lengths: one pass
     # two short examples beside a long one: a pass of its own would cost more than their padding
-    assert len(padding_chunks(items_of([30, 31, 40]))) == 1
+    assert len(padding_chunks(items_of([30, 31, 40]), 64)) == 1
+    assert len(padding_chunks(mixed, 10_000)) == 1  # a tiny model's calls cost more than any padding
+
+
+def test_a_calls_overhead_in_positions_falls_as_the_backbone_grows():
+    small, _ = BACKBONES.get("tiny-bert").load()
+    layers = sum(p.numel() for name, p in small.named_parameters() if "embed" not in name)
+    assert call_overhead_positions(small) == round(64 * 10_600_000 / layers)
+    # the trainer's model: the wrapper's prompt and head are not the backbone's layer weights
+    wrapped = METHODS.get("pt").build(small, BACKBONES.get("tiny-bert"), None,
+                                      METHODS.get("pt").make_config({"prompt_length": 3, "init": "uniform"}), SEEDS)
+    assert call_overhead_positions(wrapped) == call_overhead_positions(small)
 
 
 def test_sorted_batches_read_in_length_order_and_cover_every_example():
@@ -89,7 +100,8 @@ def test_a_step_cut_into_passes_has_the_one_batchs_loss_and_gradient(method_name
     trainer = GroupTrainer(model, method, cfg, task, enc, [SeedData(s, [], [], []) for s in SEEDS],
                            tok.pad_token_id, log=lambda m: None)
     model.eval()
-    assert len(padding_chunks(items)) > 1  # the step does run as several passes
+    trainer.call_overhead = 64  # MiniLM-L6's (the tiny model's own would never cut)
+    assert len(padding_chunks(items, trainer.call_overhead)) > 1  # the step does run as several passes
     trained = [p for p in model.parameters() if p.requires_grad]
 
     def loss_and_grads(fn):
@@ -116,6 +128,7 @@ def test_with_dropout_on_a_step_is_one_pass():
     items, owners = long[0][:3] + short[0][:3], [0] * 6
     trainer = GroupTrainer(model, method, cfg, task, enc, [SeedData(s, [], [], []) for s in SEEDS],
                            tok.pad_token_id, log=lambda m: None)
+    trainer.call_overhead = 64
     passes = []
     collate = trainer.formulation.collate
     trainer.formulation.collate = lambda batch_items, *a, **k: passes.append(len(batch_items)) or collate(
