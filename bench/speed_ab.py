@@ -14,8 +14,9 @@ also runs that pre-training (``--steps`` of it, the config's dev cadence) in bot
 compares their dev curves.
 
 Prints, per job, the median wall seconds of each tree and the median of the per-round ratios
-new / baseline, then each group's largest difference between the trees' cells: test metric,
-dev curve (every check), best epoch. A change that alters only the shape of batches moves
+new / baseline, then each group's largest difference between the trees' cells: a seed's test
+metric, the group's mean score (what a table shows), dev curve (every check), training loss,
+and the seeds whose selected checkpoint differs. A change that alters only the shape of batches moves
 numbers by round-off; a different best epoch is where round-off tipped a selection.
 """
 
@@ -75,17 +76,43 @@ def cells(results: Path, method: str, task: str, shot, seeds) -> dict:
 
 
 def differences(a: dict, b: dict) -> dict:
-    """Largest |a - b| over the seeds' test metrics and dev curves; seeds whose best epoch differs."""
-    test, dev, epochs = 0.0, 0.0, []
+    """Largest |a - b| over the seeds' test metrics, dev curves and training-loss curves; the
+    seeds whose best (selected) epoch or call differs."""
+    test, dev, loss, selected = 0.0, 0.0, 0.0, []
     for seed in a:
         ra, rb = a[seed], b[seed]
-        for k, v in ra.get("test_metrics", {}).items():
-            test = max(test, abs(v - rb["test_metrics"][k]))
-        for (_, da), (_, db) in zip(ra.get("dev_curve", []), rb.get("dev_curve", [])):
+        for k, v in ra["metrics"].items():
+            test = max(test, abs(v - rb["metrics"][k]))
+        for (_, da), (_, db) in zip(ra["dev"]["curve"], rb["dev"]["curve"]):
             dev = max(dev, abs(da - db))
-        if ra.get("best_epoch") != rb.get("best_epoch"):
-            epochs.append(seed)
-    return {"test": test, "dev": dev, "best_epoch_differs": epochs}
+        for la, lb in zip(flat(ra.get("train_loss_curve")), flat(rb.get("train_loss_curve"))):
+            loss = max(loss, abs(la - lb))
+        if ra["dev"]["best_epoch"] != rb["dev"]["best_epoch"]:
+            selected.append(seed)
+    mean = abs(statistics.fmean(r["score"] for r in a.values()) - statistics.fmean(r["score"] for r in b.values()))
+    return {"test": test, "mean": mean, "dev": dev, "loss": loss, "selected_differs": selected}
+
+
+def flat(curve) -> list:
+    """A loss curve's numbers in order (a black-box or staged curve nests them)."""
+    if isinstance(curve, (int, float)):
+        return [curve]
+    return [v for item in curve or [] for v in flat(item)]
+
+
+def compare(tmp: Path, groups, shot, seeds, pretraining) -> None:
+    print(f"\n{'cells':<36}{'max |test|':>11}{'|mean|':>8}{'max |dev|':>10}{'max |loss|':>11}  "
+          "selected checkpoint differs (seeds)")
+    for method, task in groups:
+        d = differences(cells(tmp / "results-baseline", method, task, shot, seeds),
+                        cells(tmp / "results-new", method, task, shot, seeds))
+        print(f"{method + ' on ' + task:<36}{d['test']:>11.3f}{d['mean']:>8.3f}{d['dev']:>10.3f}{d['loss']:>11.5f}  "
+              f"{d['selected_differs'] or 'none'}")
+    if pretraining:
+        curves = [json.loads((tmp / f"pretrain-{name}" / "pretrain.json").read_text())["dev_curve"]
+                  for name in ("baseline", "new")]
+        dev = max(abs(a["mean"] - b["mean"]) for a, b in zip(*curves))
+        print(f"{'pretrain ' + pretraining:<36}{'':>11}{dev:>10.3f}  (mean dev over its checks)")
 
 
 def main() -> None:
@@ -96,11 +123,14 @@ def main() -> None:
     p.add_argument("--pretraining", help="also run this pre-training of the config in both trees")
     p.add_argument("--steps", type=int, help="with --pretraining: this many steps")
     p.add_argument("--rounds", type=int, default=1)
+    p.add_argument("--compare", help="only compare the cells of an earlier run's folder")
     args = p.parse_args()
 
     cfg = yaml.safe_load(open(args.config))
     shot, seeds = cfg["grid"]["shots"][0], [str(s) for s in cfg["grid"]["seeds"]]
     groups = [g.split(":") for g in args.groups]
+    if args.compare:
+        return compare(Path(args.compare), groups, shot, seeds, args.pretraining)
     tmp = Path(tempfile.mkdtemp(prefix="speed_ab-"))
     # the working tree as it is now: editing it while the bench runs changes nothing here
     new = tmp / "new"
@@ -163,16 +193,7 @@ def main() -> None:
     total_n = sum(statistics.median(s["new"]) for s in seconds.values())
     print(f"{'all of them':<36}{total_b:>11.1f}{total_n:>8.1f}{total_n / total_b:>10.3f}")
 
-    print(f"\n{'cells':<36}{'max |test|':>11}{'max |dev|':>10}  best epoch differs (seeds)")
-    for method, task in groups:
-        d = differences(cells(tmp / "results-baseline", method, task, shot, seeds),
-                        cells(tmp / "results-new", method, task, shot, seeds))
-        print(f"{method + ' on ' + task:<36}{d['test']:>11.3f}{d['dev']:>10.3f}  {d['best_epoch_differs'] or 'none'}")
-    if args.pretraining:
-        curves = [json.loads((tmp / f"pretrain-{name}" / "pretrain.json").read_text())["dev_curve"]
-                  for name in ("baseline", "new")]
-        dev = max(abs(a["mean"] - b["mean"]) for a, b in zip(*curves))
-        print(f"{'pretrain ' + args.pretraining:<36}{'':>11}{dev:>10.3f}  (mean dev over its checks)")
+    compare(tmp, groups, shot, seeds, args.pretraining)
 
 
 if __name__ == "__main__":
