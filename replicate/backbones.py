@@ -129,8 +129,8 @@ class BackboneSpec:
 def attention_for(device) -> str:
     """The attention implementation a job runs on ``device``: eager on a CPU, where torch's
     fused (sdpa) attention backward made a MiniLM-L6 training step 1.4x slower than eager
-    (bench/job_time_split.py --attention), sdpa elsewhere (fused kernels on GPUs). Both compute
-    the same attention; numbers differ by round-off, and the cell records which ran."""
+    (``bench/attention.py``), sdpa elsewhere (fused kernels on GPUs). Both compute the same
+    attention; numbers differ by round-off, and the cell records which ran."""
     return "eager" if str(device).split(":")[0] == "cpu" else "sdpa"
 
 

@@ -348,10 +348,10 @@ def run_pretraining(cfg: PretrainConfig, spec, backbone, tokenizer, tasks: Seque
     what survives). ``cache_limit``: encodings held at most (``EncodingCache``; None: every
     one seen, O(examples seen) memory); it changes the memory and time, never the result.
     ``teachers``: {"tasks", "prompts" (n, L, d), "head" (MRC)} when ``cfg.distill`` is set."""
+    from .batching import call_overhead_positions, padding_chunks
     from .distill import hidden_mse, logits_kl, prompt_distance
     from .formats import in_format
     from .methods.common import frequent_tokens
-    from .batching import call_overhead_positions, padding_chunks
     from .train import autocast, lr_lambda, predict_rows
 
     device = device or torch.device("cpu")
