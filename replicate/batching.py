@@ -15,7 +15,7 @@ matmul's sums, nothing else):
 
 from __future__ import annotations
 
-from typing import Iterator, List, Sequence
+from typing import Iterator, List, Optional, Sequence
 
 # A forward (and backward) call costs about as much as 64 more positions on MiniLM-L6 (10.6M
 # layer weights) on one CPU thread: it ran 24 x 64 positions in 0.45 s and 2 x 32 in 0.031 s
@@ -26,10 +26,13 @@ from typing import Iterator, List, Sequence
 CALL_OVERHEAD_WEIGHT_POSITIONS = 64 * 10_600_000
 
 
-def call_overhead_positions(model) -> int:
+def call_overhead_positions(model) -> Optional[int]:
     """The positions one more forward call is worth on ``model``'s backbone (its layer weights:
-    every parameter but the embeddings)."""
+    every parameter but the embeddings); None off the CPU, where it was not measured and a
+    call's fixed cost is far larger beside a position's: there a step stays one pass."""
     backbone = getattr(model, "backbone", model)
+    if next(backbone.parameters()).device.type != "cpu":
+        return None
     weights = sum(p.numel() for name, p in backbone.named_parameters()
                   if "embed" not in name and not name.startswith("shared"))
     return max(1, round(CALL_OVERHEAD_WEIGHT_POSITIONS / max(weights, 1)))
@@ -48,10 +51,13 @@ def sorted_batches(items: Sequence, batch_size: int) -> Iterator[List[int]]:
         yield order[start:start + batch_size]
 
 
-def padding_chunks(items: Sequence, overhead: int) -> List[List[int]]:
+def padding_chunks(items: Sequence, overhead: Optional[int]) -> List[List[int]]:
     """Indices of ``items`` cut into forward passes of similar length: the cut of the
     length-sorted examples that minimises the positions computed (each pass padded to its
-    longest) plus ``overhead`` positions a pass. One pass where cutting saves nothing."""
+    longest) plus ``overhead`` positions a pass. One pass where cutting saves nothing, and
+    where ``overhead`` is None."""
+    if overhead is None:
+        return [list(range(len(items)))]
     order = sorted(range(len(items)), key=lambda i: example_length(items[i]))
     lengths = [example_length(items[i]) for i in order]
     n = len(order)

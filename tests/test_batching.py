@@ -41,6 +41,9 @@ def test_a_calls_overhead_in_positions_falls_as_the_backbone_grows():
     wrapped = METHODS.get("pt").build(small, BACKBONES.get("tiny-bert"), None,
                                       METHODS.get("pt").make_config({"prompt_length": 3, "init": "uniform"}), SEEDS)
     assert call_overhead_positions(wrapped) == call_overhead_positions(small)
+    # off the CPU (a GPU; here the meta device) nothing was measured: a step stays one pass
+    assert call_overhead_positions(small.to("meta")) is None
+    assert padding_chunks(items_of([5, 100, 6, 98]), None) == [[0, 1, 2, 3]]
 
 
 def test_sorted_batches_read_in_length_order_and_cover_every_example():
