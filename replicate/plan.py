@@ -308,8 +308,8 @@ def train_job(cfg: dict, g) -> Job:
         batch = mcfg.batch_size or sizes["train"] or 0
         job.batch_positions = batch * (seeds if method.seed_batched else 1) * length
     job.fwd_train, job.bwd, job.fwd_eval = budget["fwd_train"], budget["bwd"], budget["fwd_eval"]
-    job.weight_grads = "backbone" in method.trainable_parameters(BACKBONES.get(g.backbone), mcfg)
     counts = method.trainable_parameters(BACKBONES.get(g.backbone), mcfg)
+    job.weight_grads = "backbone" in counts
     job.trained_params = _trained_count(counts) * (seeds if method.seed_batched else 1)
     job.eval_batch_positions = mcfg.eval_batch_size * length
     return job
