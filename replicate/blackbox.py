@@ -39,7 +39,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .batching import sorted_batches
+from .batching import in_length_order
 from .io import seed_digest
 from .model import inference_weights
 from .train import SeedData, SeedOutcome, split_by_sizes
@@ -144,13 +144,13 @@ class PopulationEvaluator:
         """Predictions of each row on its seed's ``split`` (not counted as training calls)."""
         self._set_rows(prompts, row_seed)
         pairs = [(r, e) for r, s in enumerate(row_seed) for e in getattr(self.data[s], split)]
-        preds: List = [None] * len(pairs)
-        with torch.inference_mode():
-            for idx in sorted_batches([e for _, e in pairs], self.batch_size):  # length order: little padding
-                batch = self.formulation.collate([pairs[i][1] for i in idx], [pairs[i][0] for i in idx], self.pad_id,
-                                                 self.device)
-                for i, pred in zip(idx, self.formulation.predictions(self.forward(batch), batch)):
-                    preds[i] = pred
+        def predict(idx: List[int]) -> List:
+            batch = self.formulation.collate([pairs[i][1] for i in idx], [pairs[i][0] for i in idx], self.pad_id,
+                                             self.device)
+            return self.formulation.predictions(self.forward(batch), batch)
+
+        with torch.inference_mode():  # length order: little padding
+            preds = in_length_order([e for _, e in pairs], self.batch_size, predict)
         return split_by_sizes(preds, [len(getattr(self.data[s], split)) for s in row_seed])
 
 

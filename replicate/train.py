@@ -25,7 +25,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
 
-from .batching import call_overhead_positions, padding_chunks, sorted_batches
+from .batching import call_overhead_positions, in_length_order, padding_chunks
 from .model import has_seed_axis
 
 
@@ -109,14 +109,13 @@ def predict_rows(formulation, model, pairs: Sequence, pad_id: int, device, batch
     """Predictions for (row, encoded example) pairs, ``batch_size`` at a time, without
     gradients; the row (a seed, or a task in pre-training) picks the prompt. ``final``: the
     test set (every answer reader of the formulation runs; on dev only the selecting one)."""
-    preds: List = [None] * len(pairs)
-    with torch.inference_mode():
-        for idx in sorted_batches([e for _, e in pairs], batch_size):  # length order: little padding
-            batch = formulation.collate([pairs[i][1] for i in idx], [pairs[i][0] for i in idx], pad_id, device)
-            with autocast(precision, device):
-                for i, pred in zip(idx, formulation.predict(model, batch, final)):
-                    preds[i] = pred
-    return preds
+    def predict(idx: List[int]) -> List:
+        batch = formulation.collate([pairs[i][1] for i in idx], [pairs[i][0] for i in idx], pad_id, device)
+        with autocast(precision, device):
+            return formulation.predict(model, batch, final)
+
+    with torch.inference_mode():  # length order: little padding
+        return in_length_order([e for _, e in pairs], batch_size, predict)
 
 
 def split_by_sizes(values: Sequence, sizes: Sequence[int]) -> List[List]:
