@@ -186,8 +186,9 @@ def pretrain_job(settings: dict, out_dir: str, data_dir: str, device: str = "aut
         "checkpoint": {"path": os.path.relpath(path), "sha256": sha256_file(path)},
         "data": None if manifest is None else {"path": os.path.relpath(data_path), "sha256": manifest["sha256"]},
         "teachers": teachers_provenance,
-        "tasks": [{"name": t.name, "family": t.family, "track": t.track, "kind": t.kind, **sizes[t.name]}
-                  for t in tasks],
+        # dev_constant: the best constant prediction's dev score, what a task's dev curve must beat
+        "tasks": [{"name": t.name, "family": t.family, "track": t.track, "kind": t.kind, **sizes[t.name],
+                   "dev_constant": outcome["dev_constant"][t.name]} for t in tasks],
         "best_step": outcome["best_step"], "best_dev": round(outcome["best_dev"], 4),
         "dev_curve": outcome["dev_curve"], "loss_curve": outcome["loss_curve"],
         # the learned routers, tasks x layers x K logits: what the router dendrogram is drawn from

@@ -316,6 +316,19 @@ def fitting_data(tasks, encoders, data, log=print) -> Dict[str, Tuple[list, list
     return out
 
 
+def constant_score(task, dev: Sequence) -> Optional[float]:
+    """The task's metric on its dev slice for the best constant prediction (one label, or one
+    option position, for every example): a dev score at or below it says the pre-training has
+    not learned the task, whatever the mean over tasks says. None for extractive tasks (no
+    constant answer)."""
+    from .metrics import score
+
+    if task.kind == "extractive":
+        return None
+    golds = [ex.label for ex in dev]
+    return round(max(score(task, [g] * len(golds), golds)[task.metric] for g in set(golds)), 4)
+
+
 def pretrain_formulation(cfg: PretrainConfig, task):
     """The formulation a pre-training lays ``task`` out in (``PretrainConfig.formulation``)."""
     from .formulation import formulation
@@ -343,7 +356,8 @@ def run_pretraining(cfg: PretrainConfig, spec, backbone, tokenizer, tasks: Seque
     """Pre-train; return {"state": best tensors, "best_step", "best_dev", "dev_curve",
     "loss_curve", "steps_run", "task_steps": steps in which each task had examples (None
     after resuming a file that did not count them), "encoding_cache": its ``stats``,
-    "resumed_at_step": the step of the resume state it continued from (None: from step 0)}.
+    "resumed_at_step": the step of the resume state it continued from (None: from step 0),
+    "dev_constant": {task: ``constant_score`` of its dev slice}}.
     ``stop_after``: return after that many steps (a simulated kill: the resume checkpoint is
     what survives). ``cache_limit``: encodings held at most (``EncodingCache``; None: every
     one seen, O(examples seen) memory); it changes the memory and time, never the result.
@@ -420,6 +434,8 @@ def run_pretraining(cfg: PretrainConfig, spec, backbone, tokenizer, tasks: Seque
             else:
                 log(f"{resume_path} belongs to other settings: starting afresh")
 
+        constant = {t.name: constant_score(t, data[t.name][1]) for t in tasks}
+
         def evaluate(step: int) -> None:
             model.eval()
             scores = {}
@@ -432,8 +448,11 @@ def run_pretraining(cfg: PretrainConfig, spec, backbone, tokenizer, tasks: Seque
             progress["dev_curve"].append({"step": step, "mean": round(mean, 4), "tasks": scores})
             if mean > progress["best_dev"]:
                 progress.update(best_dev=mean, best_step=step, best_state=_state_tensors(model))
+            above = [t for t, c in constant.items() if c is not None and scores[t] > c]
+            n_ref = sum(c is not None for c in constant.values())
             log(f"step {step}/{cfg.steps}: mean dev {mean:.2f} (best {progress['best_dev']:.2f} at step "
-                f"{progress['best_step']})")
+                f"{progress['best_step']}); above a constant prediction on {len(above)} of {n_ref} tasks"
+                + (f" ({', '.join(above)})" if above else ""))
 
         def batch_kind(row: int):
             """Tasks whose examples one forward pass can take together: the same formulation
@@ -514,7 +533,8 @@ def run_pretraining(cfg: PretrainConfig, spec, backbone, tokenizer, tasks: Seque
     log(f"{progress['step']} steps in {time.perf_counter() - start:.1f}s")
     return {"state": progress["best_state"], "best_step": progress["best_step"], "best_dev": progress["best_dev"],
             "dev_curve": progress["dev_curve"], "loss_curve": progress["loss_curve"], "steps_run": progress["step"],
-            "task_steps": progress["task_steps"], "encoding_cache": cache.stats(), "resumed_at_step": resumed_at}
+            "task_steps": progress["task_steps"], "encoding_cache": cache.stats(), "resumed_at_step": resumed_at,
+            "dev_constant": constant}
 
 
 def checkpoint_tensors(raw: Mapping[str, Any]) -> Dict[str, Any]:

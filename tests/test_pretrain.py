@@ -61,6 +61,33 @@ def test_a_killed_pretraining_resumes_to_the_same_checkpoint(tmp_path):
         load_pretrained({"pretraining": other}, str(tmp_path / "whole" / CHECKPOINT_FILE))
 
 
+def test_each_tasks_dev_score_is_reported_beside_its_constant_prediction(tmp_path, capsys):
+    """A dev mean over tasks hides tasks stuck at one answer: the summary gives each task's
+    best constant-prediction dev score on the dev slice it selected on (none for an
+    extractive task), and each dev check's log line names the tasks above it."""
+    import collections
+
+    from replicate.pretrain import build_data
+
+    cfg = mp2_config(tmp_path, steps=3)
+    settings = pretrain_settings(cfg, "mp2-shallow", "tiny-bert")
+    summary = pretrain_job(settings, str(tmp_path / "run"), str(FIXTURES), device="cpu")
+    data, _ = build_data(settings, str(FIXTURES), log=lambda *a: None)
+    checked = 0
+    for entry in summary["tasks"]:
+        dev = data[entry["name"]][1]
+        assert entry["dev"] == len(dev)
+        if TASKS.get(entry["name"]).kind == "extractive":
+            assert entry["dev_constant"] is None
+            continue
+        labels = collections.Counter(ex.label for ex in dev)
+        assert entry["dev_constant"] == pytest.approx(100 * max(labels.values()) / len(dev), abs=1e-3), entry
+        checked += 1
+    assert checked >= 3
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if " mean dev " in ln]
+    assert len(lines) == len(summary["dev_curve"]) and all(f"of {checked} tasks" in ln for ln in lines), lines
+
+
 def test_no_test_pool_or_few_shot_text_reaches_pretraining():
     """The embedded default's upstream suite: for every task, nothing of any downstream test
     pool, nor of an UNSEEN DATA task's few-shot pool (its reserve), is in its data, whole or
