@@ -85,7 +85,12 @@ def test_each_tasks_dev_score_is_reported_beside_its_constant_prediction(tmp_pat
         checked += 1
     assert checked >= 3
     lines = [ln for ln in capsys.readouterr().err.splitlines() if " mean dev " in ln]
-    assert len(lines) == len(summary["dev_curve"]) and all(f"of {checked} tasks" in ln for ln in lines), lines
+    assert len(lines) == len(summary["dev_curve"])
+    constant = {e["name"]: e["dev_constant"] for e in summary["tasks"] if e["dev_constant"] is not None}
+    for line, check in zip(lines, summary["dev_curve"]):
+        above = [t for t, c in constant.items() if check["tasks"][t] > c]
+        assert line.endswith(f"above a constant prediction on {len(above)} of {checked} tasks"
+                             + (f" ({', '.join(above)})" if above else "")), (line, check)
 
 
 def test_no_test_pool_or_few_shot_text_reaches_pretraining():
