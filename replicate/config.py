@@ -13,7 +13,7 @@ import os
 from dataclasses import asdict
 from itertools import product
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Union
+from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Sequence, Union
 
 import yaml
 
@@ -88,6 +88,21 @@ def read_config_file(path: str) -> Any:
         raise ConfigError(f"config file {path} cannot be read: {e.strerror}") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"config file {path} is not valid YAML: {str(e).splitlines()[0]}") from None
+
+
+def read_config_files(paths: Sequence[str]) -> Any:
+    """Config files merged as Snakemake merges several ``--configfile``: each later file's
+    mappings into the earlier ones', key by key, its other values replacing theirs (so an
+    overlay such as config/showcase.yaml names only what differs from its base)."""
+    from snakemake.utils import update_config
+
+    merged = read_config_file(paths[0])
+    for path in paths[1:]:
+        overlay = read_config_file(path)
+        if not isinstance(merged, dict) or not isinstance(overlay, dict):
+            return overlay  # not a mapping: check_config says what is wrong with it
+        update_config(merged, overlay)
+    return merged
 
 
 def load_config(path: str) -> dict:

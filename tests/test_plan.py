@@ -3,6 +3,7 @@ the DAG's, the positions follow the budgets, GPU-hours scale by the stated peak 
 the paper config plans offline."""
 
 import copy
+import json
 import re
 
 import pytest
@@ -140,3 +141,24 @@ def test_unreadable_step_times_is_one_line(tmp_path, capsys):
                  str(bad)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and str(bad) in err and "bench/step_times.py" in err
+
+
+def test_an_overlay_config_merges_as_snakemakes_configfiles(tmp_path, capsys):
+    """`--configfile config/config.yaml config/showcase.yaml`: the planner (and check-config)
+    merge the files as Snakemake does, so each pre-training job's settings, as the dry run
+    would pass them, are the ones the merged config gives, with the overlay's budgets."""
+    from replicate.config import pretrain_settings, read_config_files
+
+    paths = [str(REPO / "config" / "config.yaml"), str(REPO / "config" / "showcase.yaml"), str(tmp_path / "dirs.yaml")]
+    (tmp_path / "dirs.yaml").write_text(yaml.safe_dump({"results_dir": str(tmp_path / "results"),
+                                                        "data_dir": str(tmp_path / "data")}))
+    done = snakemake("-n", "-p", "table3", "--configfile", *paths, "--nolock")
+    assert done.returncode == 0, done.stderr[-2000:]
+    passed = {json.loads(s)["pretraining"]: json.loads(s)
+              for s in re.findall(r"replicate pretrain --settings '(\{.*?\})' --data-dir", done.stdout)}
+    merged = check_config(read_config_files(paths), check_data=False)
+    assert passed and passed == {name: pretrain_settings(merged, name, "minilm-l6") for name in passed}
+    assert {s["config"]["steps"] for s in passed.values()} == {3000}
+    assert merged["methods"]["pt"]["epochs"] == 8  # the base's, untouched by the overlay
+    assert main(["plan", "table3", "--configfile", *paths]) == 0
+    assert "pretrain mp2-deep" in capsys.readouterr().out
