@@ -127,6 +127,16 @@ def cmd_check_config(args) -> int:
     return 0
 
 
+def cmd_orderings(args) -> int:
+    from .errors import DataError
+    from .orderings import report
+
+    if not os.path.isfile(args.table_csv):
+        raise DataError(f"no table CSV at {args.table_csv}: run the table's target first (snakemake table3)")
+    print(report(args.table_csv))
+    return 0
+
+
 def cmd_plan(args) -> int:
     from .config import check_config, read_config_files
     from .plan import check_targets, load_step_times, make_plan, render
@@ -622,6 +632,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--gpu-hours-budget", type=_positive_hours, metavar="H", help="say which targets fit in H GPU-hours")
     c.add_argument("--step-times", help="measurements of bench/step_times.py (default replicate/data/step_times.json)")
     c.set_defaults(func=cmd_plan)
+
+    c = sub.add_parser("orderings", help="the papers' orderings (MP2 > SPoT > PT, ...) checked on a regenerated "
+                       "MP2 Table 3 CSV")
+    c.add_argument("table_csv", help="results/tables/mp2_table3.csv (or a showcase's)")
+    c.set_defaults(func=cmd_orderings)
 
     c = sub.add_parser("params", help="tunable parameters of a method in a paper's setup (JSON)")
     c.add_argument("--paper", required=True)
