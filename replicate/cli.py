@@ -495,7 +495,10 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     p = OneLineParser(prog="python -m replicate", description=__doc__)
+    p.add_argument("--version", action="version", version=f"replicate {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     c = sub.add_parser("check-config", help="validate a run config and count its jobs")

@@ -70,3 +70,20 @@ def test_prefetch_reads_every_task_and_the_backbone(tmp_path, tiny_cpt_dir, caps
     out = capsys.readouterr().out
     assert out.count("task cmnli: 90 train / 30 test examples cached") == 1 and "task c3: 70 train" in out
     assert "backbone tiny-cpt:" in out
+
+
+def test_console_script_and_module_print_the_packages_version():
+    """`replicate --version` (the console script pyproject declares) and `python -m replicate
+    --version` print the installed distribution's version, which is the package's."""
+    import subprocess
+    import sys
+    from importlib.metadata import version
+    from pathlib import Path
+
+    import replicate
+
+    script = Path(sys.executable).parent / "replicate"
+    for command in ([str(script), "--version"], [sys.executable, "-m", "replicate", "--version"]):
+        done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == f"replicate {replicate.__version__}" == f"replicate {version('softprompt-replicate')}"
