@@ -133,7 +133,7 @@ def cmd_orderings(args) -> int:
 
     if not os.path.isfile(args.table_csv):
         raise DataError(f"no table CSV at {args.table_csv}: run the table's target first (snakemake table3)")
-    print(report(args.table_csv))
+    print(report(args.table_csv, args.pretrain))
     return 0
 
 
@@ -639,6 +639,8 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("orderings", help="the papers' orderings (MP2 > SPoT > PT, ...) checked on a regenerated "
                        "MP2 Table 3 CSV")
     c.add_argument("table_csv", help="results/tables/mp2_table3.csv (or a showcase's)")
+    c.add_argument("--pretrain", nargs="+", default=[], metavar="PRETRAIN_JSON",
+                   help="pre-trainings' pretrain.json: each upstream task's dev score against a constant prediction")
     c.set_defaults(func=cmd_orderings)
 
     c = sub.add_parser("params", help="tunable parameters of a method in a paper's setup (JSON)")

@@ -119,7 +119,27 @@ def seen_task_check(frame, pretrained: Sequence[str] = ("spot", "mp2-shallow", "
     return lines
 
 
-def report(csv_path: str) -> str:
+def pretraining_dev(summaries: Sequence[dict]) -> List[str]:
+    """What each pre-training learned, from its ``pretrain.json``: per upstream task, the dev
+    score at the selected step against the best constant prediction on the same slice."""
+    lines = []
+    for s in summaries:
+        best = next(c for c in s["dev_curve"] if c["step"] == s["best_step"])
+        learned = []
+        for t in s["tasks"]:
+            constant = t.get("dev_constant")
+            mark = "" if constant is None else f" (constant {constant:.1f}: {best['tasks'][t['name']] - constant:+.1f})"
+            learned.append(f"{t['name']} {best['tasks'][t['name']]:.1f}{mark}")
+        above = sum(t.get("dev_constant") is not None and best["tasks"][t["name"]] > t["dev_constant"]
+                    for t in s["tasks"])
+        scored = sum(t.get("dev_constant") is not None for t in s["tasks"])
+        lines.append(f"{s['pretraining']}: best mean dev {s['best_dev']:.2f} at step {s['best_step']} of "
+                     f"{s['settings']['config']['steps']}; above a constant prediction on {above} of {scored} tasks: "
+                     + "; ".join(learned))
+    return lines
+
+
+def report(csv_path: str, pretrain_paths: Sequence[str] = ()) -> str:
     import pandas as pd
 
     from .errors import DataError
@@ -139,4 +159,25 @@ def report(csv_path: str) -> str:
         out += [f"    {c.block}: {c.text()}" for c in v.comparisons]
     out.append("- pre-trained methods vs PT on the UNSEEN DATA tasks their pre-training saw:")
     out += [f"    {line}" for line in seen_task_check(frame)]
+    if pretrain_paths:
+        out.append("- what each pre-training learned (dev at its selected step, against a constant prediction):")
+        out += [f"    {line}" for line in pretraining_dev([_read_summary(p) for p in pretrain_paths])]
     return "\n".join(out)
+
+
+def _read_summary(path: str) -> dict:
+    import json
+
+    from .errors import DataError
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            summary = json.load(f)
+    except (OSError, ValueError) as e:
+        raise DataError(f"cannot read pre-training summary {path}: {e}") from None
+    if not isinstance(summary, dict) or not {"dev_curve", "tasks", "best_step"} <= summary.keys():
+        raise DataError(f"{path} is not a pre-training's pretrain.json")
+    if any("dev_constant" not in t for t in summary["tasks"]):
+        raise DataError(f"{path} was written before pre-trainings recorded each task's constant prediction: "
+                        f"rerun it")
+    return summary

@@ -113,3 +113,26 @@ def test_an_empty_or_binary_file_is_one_line(tmp_path, capsys, text):
     path.write_text(text)
     assert main(["orderings", str(path)]) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_pretraining_dev_reads_the_selected_steps_scores_against_each_constant(tmp_path, capsys):
+    import json
+
+    summary = {"pretraining": "spot", "settings": {"config": {"steps": 300}}, "best_step": 200, "best_dev": 50.0,
+               "dev_curve": [{"step": 100, "mean": 40.0, "tasks": {"a": 90.0, "b": 10.0, "q": 20.0}},
+                             {"step": 200, "mean": 50.0, "tasks": {"a": 55.0, "b": 70.0, "q": 25.0}}],
+               "tasks": [{"name": "a", "train": 9, "dev": 4, "dev_constant": 60.0},
+                         {"name": "b", "train": 9, "dev": 4, "dev_constant": 50.0},
+                         {"name": "q", "train": 9, "dev": 4, "dev_constant": None}]}
+    path = tmp_path / "pretrain.json"
+    path.write_text(json.dumps(summary))
+    table_path = table({(GD[0], "pt"): [50], (GD[0], "spot"): [60]}, tmp_path)
+    assert main(["orderings", str(table_path), "--pretrain", str(path)]) == 0
+    out = capsys.readouterr().out
+    # step 200's scores, not step 100's (where a was above its constant and b below)
+    assert ("spot: best mean dev 50.00 at step 200 of 300; above a constant prediction on 1 of 2 tasks: "
+            "a 55.0 (constant 60.0: -5.0); b 70.0 (constant 50.0: +20.0); q 25.0") in out
+    old = dict(summary, tasks=[{"name": "a", "train": 9, "dev": 4}])  # written before dev_constant
+    path.write_text(json.dumps(old))
+    assert main(["orderings", str(table_path), "--pretrain", str(path)]) == 2
+    assert "rerun it" in capsys.readouterr().err
