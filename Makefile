@@ -28,7 +28,7 @@ table3: setup
 	$(RUN) $(SNAKEMAKE) table3
 
 # The showcase: table3 with longer pre-trainings and black-box budgets (config/showcase.yaml,
-# named over the embedded default), into results/showcase; about 1.5 hours on 2 cores.
+# named over the embedded default), into results/showcase; under two hours on 2 cores.
 showcase: setup
 	$(RUN) $(SNAKEMAKE) table3 --configfile config/config.yaml config/showcase.yaml
 
