@@ -129,3 +129,21 @@ def test_a_router_form_other_than_the_pretrainings_is_refused_in_one_line(method
         check_config(cfg, check_data=False)
     assert f"methods/{method}: pre-training {name!r}" in str(err.value) and "combine" in str(err.value)
     assert "\n" not in str(err.value)
+
+
+def test_config_readme_describes_every_schema_key_and_config_file():
+    """config/README.md (the catalog's convention): every key of config.schema.yaml, nested
+    ones as dotted paths, and every config file of config/ has a row."""
+    schema = yaml.safe_load((REPO / "config" / "config.schema.yaml").read_text())
+    readme = (REPO / "config" / "README.md").read_text()
+
+    def paths(node, prefix=""):
+        for key, sub in node.get("properties", {}).items():
+            yield prefix + key
+            yield from paths(sub, prefix + key + ".")
+
+    keys = list(paths(schema))
+    assert len(keys) > 20
+    assert [k for k in keys if f"| `{k}` |" not in readme] == []
+    files = sorted(p.name for p in (REPO / "config").iterdir() if p.suffix == ".yaml")
+    assert [f for f in files if f"| `{f}` |" not in readme] == []
