@@ -505,7 +505,7 @@ def build_table(cfg: dict, paper: str, table: str) -> Table:
     ]
     runtimes = sorted({rt for c in summaries.values() for rt in c.runtimes}, key=str)
     if runtimes:
-        # results are bit-reproducible only for the same thread count and device (README)
+        # results are bit-reproducible only for the same thread count and device (docs/design.md, "Determinism")
         header.append("ran with " + ", ".join(f"{t} thread{'s' if t != 1 else ''} on {d}" for t, d in runtimes))
     published_shots = published.shots_text(r["shot"] for r in published.rows(paper, table))
     if published_shots:

@@ -1,6 +1,6 @@
 """Task registry: ``TASKS.get(name)`` returns a ``TaskSpec``.
 
-Adding a task is one ``TASKS.register(spec.name, spec)`` call (see README, "Add a task").
+Adding a task is one ``TASKS.register(spec.name, spec)`` call (see docs/extending.md, "Add a task").
 """
 
 from __future__ import annotations
