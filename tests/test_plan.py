@@ -162,3 +162,31 @@ def test_an_overlay_config_merges_as_snakemakes_configfiles(tmp_path, capsys):
     assert merged["methods"]["pt"]["epochs"] == 8  # the base's, untouched by the overlay
     assert main(["plan", "table3", "--configfile", *paths]) == 0
     assert "pretrain mp2-deep" in capsys.readouterr().out
+
+
+def test_the_showcase_overlay_only_overrides_keys_of_its_base():
+    """config/showcase.yaml names what differs from config/config.yaml: every key it sets is
+    one the base has (a misspelt method or pre-training would otherwise add a run of its own
+    instead of changing a budget), and it changes the results folder so the two never mix."""
+    from replicate.config import read_config_file
+
+    base = read_config_file(str(REPO / "config" / "config.yaml"))
+    overlay = read_config_file(str(REPO / "config" / "showcase.yaml"))
+
+    def leaves(node, prefix=()):
+        for key, value in node.items():
+            if isinstance(value, dict):
+                yield from leaves(value, prefix + (key,))
+            else:
+                yield prefix + (key,)
+
+    def has(node, path):
+        for key in path:
+            if not isinstance(node, dict) or key not in node:
+                return False
+            node = node[key]
+        return True
+
+    set_keys = list(leaves(overlay))
+    assert len(set_keys) > 10 and [p for p in set_keys if not has(base, p)] == []
+    assert overlay["results_dir"] != base["results_dir"]
