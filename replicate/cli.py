@@ -670,6 +670,10 @@ def _on_sigterm(signum, frame):
     raise Terminated()
 
 
+# the subcommands that are jobs (DAG nodes, or a long job by hand): timestamped logs, no progress bars
+JOB_COMMANDS = frozenset({"split", "train", "train-set", "masking", "pretrain", "pretrain-data", "prefetch"})
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Run one subcommand; every way it can end is one line and a true exit code: 0 done,
     1 a job whose every seed failed, 2 bad input or a file that cannot be read or written,
@@ -683,6 +687,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         command = f"{parser.prog} {args.command}"
         parser.exit(2, f"replicate: {command}: argument --seeds: {' '.join(map(str, seeds))} names a seed twice "
                        f"(see {command} -h)\n")
+    if args.command in JOB_COMMANDS:
+        from .logs import setup_job_logging
+
+        setup_job_logging()
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         return args.func(args)
