@@ -467,6 +467,14 @@ def cmd_diff(args) -> int:
     return 0
 
 
+def cmd_status(args) -> int:
+    from .status import status_lines
+
+    for line in status_lines(args.results_dir):
+        print(line)
+    return 0
+
+
 def cmd_list(args) -> int:
     from .backbones import BACKBONES
     from .methods import METHODS
@@ -654,6 +662,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("table_csv")
     c.add_argument("--out-prefix", help="default: <table_csv without .csv>.diff")
     c.set_defaults(func=cmd_diff)
+
+    c = sub.add_parser("status", help="where a run stands, from its results folder: cells done and failed, "
+                       "pre-trainings, recently active logs, ETA")
+    c.add_argument("results_dir", help="the run's results folder (results, or results/showcase)")
+    c.set_defaults(func=cmd_status)
 
     c = sub.add_parser("list", help="list registered tasks, methods and backbones")
     c.add_argument("what", nargs="?", default="all", choices=["all", "tasks", "methods", "backbones"])
