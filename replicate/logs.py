@@ -36,8 +36,9 @@ class _StderrHandler(logging.StreamHandler):
 
 def setup_job_logging(quiet_transformers: bool = True) -> logging.Logger:
     """Configure the jobs' logger once (later calls change nothing): ``FORMAT`` to stderr at
-    INFO; and, with ``quiet_transformers``, transformers' progress bars off and its own
-    logging at warnings, so that "Loading weights" bars do not fill the job logs."""
+    INFO; and, with ``quiet_transformers``, transformers' (and the Hub's) progress bars off
+    and transformers' own logging at warnings at most (TRANSFORMERS_VERBOSITY=error stays),
+    so that "Loading weights" bars do not fill the job logs."""
     logger = logging.getLogger(LOGGER)
     if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
         handler = _StderrHandler()
@@ -49,7 +50,8 @@ def setup_job_logging(quiet_transformers: bool = True) -> logging.Logger:
         import transformers.utils.logging as hf_logging
 
         hf_logging.disable_progress_bar()
-        hf_logging.set_verbosity_warning()
+        if hf_logging.get_verbosity() < logging.WARNING:  # info or debug: down to warnings (error stays error)
+            hf_logging.set_verbosity_warning()
         try:
             from huggingface_hub.utils import disable_progress_bars
         except ImportError:  # pragma: no cover
