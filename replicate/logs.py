@@ -7,6 +7,7 @@ device or evaluates anything, so it changes no number."""
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from typing import Callable, Optional
@@ -47,18 +48,33 @@ def setup_job_logging(quiet_transformers: bool = True) -> logging.Logger:
         logger.setLevel(logging.INFO)
         logger.propagate = False
     if quiet_transformers:
+        quiet_hugging_face()
+    return logger
+
+
+# transformers' verbosity names above warning, as TRANSFORMERS_VERBOSITY takes them
+_VERBOSE = ("info", "debug", "detail")
+
+
+def quiet_hugging_face() -> None:
+    """transformers' and the Hub's progress bars off, transformers' logging at warnings at
+    most (TRANSFORMERS_VERBOSITY=error stays). Not imported yet (a job at its start): through
+    the environment variables they read when imported, so that a job that never loads them
+    (a split) does not pay for importing them; imported: through their functions."""
+    if "huggingface_hub" in sys.modules:
+        from huggingface_hub.utils import disable_progress_bars
+
+        disable_progress_bars()
+    else:
+        os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"  # transformers' bars follow it when it is imported
+    if "transformers" in sys.modules:
         import transformers.utils.logging as hf_logging
 
         hf_logging.disable_progress_bar()
         if hf_logging.get_verbosity() < logging.WARNING:  # info or debug: down to warnings (error stays error)
             hf_logging.set_verbosity_warning()
-        try:
-            from huggingface_hub.utils import disable_progress_bars
-        except ImportError:  # pragma: no cover
-            pass
-        else:
-            disable_progress_bars()
-    return logger
+    elif os.environ.get("TRANSFORMERS_VERBOSITY", "").lower() in _VERBOSE:
+        os.environ["TRANSFORMERS_VERBOSITY"] = "warning"
 
 
 def job_log(msg: str) -> None:

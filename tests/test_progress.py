@@ -100,12 +100,9 @@ def test_a_task_sets_and_a_black_box_searchs_dev_lines_log_rate_and_eta(tmp_path
     assert len(lines) == 4 and all(re.fullmatch(rf"\d+ calls: dev [0-9. ]+ \| {RATE}", ln) for ln in lines), lines
 
 
-def test_a_jobs_log_has_no_transformers_progress_bar(tmp_path, capsys):
-    """A job that loads a backbone from its files (MiniLM, the embedded default's) through
-    the CLI: its stderr has timestamped lines and no "Loading weights" bar."""
-    import logging
-
-    import transformers.utils.logging as hf_logging
+def minilm_job(tmp_path):
+    """A config training PT on MiniLM (the embedded default's backbone, loaded from its files
+    with from_pretrained) and the arguments of its job, split already."""
     import yaml
 
     from replicate.cli import main
@@ -118,14 +115,51 @@ def test_a_jobs_log_has_no_transformers_progress_bar(tmp_path, capsys):
     config.write_text(yaml.safe_dump(cfg))
     common = ["--config", str(config), "--task", "bbc-topic", "--shot", "8", "--seeds", "8"]
     assert main(["split", *common]) == 0
+    return ["train", "--method", "pt", "--device", "cpu", *common]
+
+
+def assert_a_quiet_job_log(err: str):
+    assert "Loading weights" not in err and "it/s]" not in err, err[-2000:]
+    assert re.search(STAMP + r"\[pt minilm-l6 bbc-topic shot 8\] seeds \[8\]: setup", err), err[-2000:]
+
+
+def test_a_jobs_log_has_no_transformers_progress_bar(tmp_path, capsys):
+    """A job through the CLI, in this process (transformers already imported): its stderr
+    has timestamped lines and no "Loading weights" bar, and transformers logs warnings at
+    most."""
+    import logging
+
+    import transformers.utils.logging as hf_logging
+
+    from replicate.cli import main
+
+    argv = minilm_job(tmp_path)
     capsys.readouterr()
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_info()  # a user's TRANSFORMERS_VERBOSITY=info: a job logs its warnings at most
     try:
-        assert main(["train", "--method", "pt", "--device", "cpu", *common]) == 0
+        assert main(argv) == 0
         assert hf_logging.get_verbosity() == logging.WARNING
     finally:
         hf_logging.set_verbosity(verbosity)
-    err = capsys.readouterr().err
-    assert "Loading weights" not in err and "it/s]" not in err, err[-2000:]
-    assert re.search(STAMP + r"\[pt minilm-l6 bbc-topic shot 8\] seeds \[8\]: setup", err), err[-2000:]
+    assert_a_quiet_job_log(capsys.readouterr().err)
+
+
+def test_a_job_process_starts_with_the_bars_off_before_transformers_is_imported(tmp_path):
+    """The job as Snakemake runs it, a fresh process: transformers is not imported when the
+    job starts, so the environment it reads on import turns its bars off and its logging
+    down from info."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    argv = minilm_job(tmp_path)
+    env = {k: v for k, v in os.environ.items() if k != "HF_HUB_DISABLE_PROGRESS_BARS"}
+    env.update(PYTHONPATH=str(REPO), TRANSFORMERS_VERBOSITY="info")
+    done = subprocess.run([sys.executable, "-m", "replicate", *argv], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert_a_quiet_job_log(done.stderr)
+    assert "loading" not in done.stderr.lower(), done.stderr[-2000:]  # transformers' info lines ("loading file")
