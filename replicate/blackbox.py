@@ -41,6 +41,7 @@ from torch import nn
 
 from .batching import in_length_order
 from .io import seed_digest
+from .logs import Progress
 from .model import inference_weights
 from .train import SeedData, SeedOutcome, split_by_sizes
 
@@ -328,6 +329,7 @@ class BlackBoxTuner:
             if s not in self._since_check or loss < self._since_check[s][0]:
                 self._since_check[s] = (loss, cands[s][i])
         self._stage_calls += len(cands[seeds[0]]) if seeds else 0
+        self.meter.tick(self._calls_per_seed())
         if self._calls_per_seed() >= self._next_check:
             self._check_dev()
             while self._next_check <= self._calls_per_seed():
@@ -359,7 +361,8 @@ class BlackBoxTuner:
                 o.best_dev, o.best_epoch, self.best[s] = dev, calls, cands[s][1]
             if dev > self._stage_best.get(s, (float("-inf"),))[0]:
                 self._stage_best[s] = (dev, calls, cands[s][1])
-        self.log(f"{calls} calls: dev " + " ".join(f"{self.outcomes[s].dev_curve[-1][1]:.3f}" for s in seeds))
+        self.log(f"{calls} calls: dev " + " ".join(f"{self.outcomes[s].dev_curve[-1][1]:.3f}" for s in seeds)
+                 + f" | {self.meter.text(calls)}")
 
     def test(self, cands: Dict[int, Candidate]) -> Dict[int, Dict[str, float]]:
         seeds = [s for s in cands if cands[s] is not None]
@@ -372,6 +375,8 @@ class BlackBoxTuner:
     def fit(self) -> List[SeedOutcome]:
         stages = self.method.search_stages(self)
         self._calls_before_stage = 0
+        # rate and ETA in the log only: forward calls per seed, of the stages' budgets
+        self.meter = Progress(sum(stage.budget for stage in stages), self.log, unit="call")
         for stage_no, stage in enumerate(stages):
             self._stage_best, self._stage_calls = {}, 0
             self._eval_every = stage.eval_every

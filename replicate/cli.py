@@ -467,6 +467,14 @@ def cmd_diff(args) -> int:
     return 0
 
 
+def cmd_status(args) -> int:
+    from .status import status_lines
+
+    for line in status_lines(args.results_dir):
+        print(line)
+    return 0
+
+
 def cmd_list(args) -> int:
     from .backbones import BACKBONES
     from .methods import METHODS
@@ -655,6 +663,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--out-prefix", help="default: <table_csv without .csv>.diff")
     c.set_defaults(func=cmd_diff)
 
+    c = sub.add_parser("status", help="where a run stands, from its results folder: cells done and failed, "
+                       "pre-trainings, recently active logs, ETA")
+    c.add_argument("results_dir", help="the run's results folder (results, or results/showcase)")
+    c.set_defaults(func=cmd_status)
+
     c = sub.add_parser("list", help="list registered tasks, methods and backbones")
     c.add_argument("what", nargs="?", default="all", choices=["all", "tasks", "methods", "backbones"])
     c.set_defaults(func=cmd_list)
@@ -670,6 +683,10 @@ def _on_sigterm(signum, frame):
     raise Terminated()
 
 
+# the subcommands that are jobs (DAG nodes, or a long job by hand): timestamped logs, no progress bars
+JOB_COMMANDS = frozenset({"split", "train", "train-set", "masking", "pretrain", "pretrain-data", "prefetch"})
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Run one subcommand; every way it can end is one line and a true exit code: 0 done,
     1 a job whose every seed failed, 2 bad input or a file that cannot be read or written,
@@ -683,6 +700,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         command = f"{parser.prog} {args.command}"
         parser.exit(2, f"replicate: {command}: argument --seeds: {' '.join(map(str, seeds))} names a seed twice "
                        f"(see {command} -h)\n")
+    if args.command in JOB_COMMANDS:
+        from .logs import setup_job_logging
+
+        setup_job_logging()
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         return args.func(args)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 import time
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -11,11 +10,13 @@ from .config import config_hash
 from .errors import ConfigError, DataError
 from .io import (cluster_job, git_state, load_torch, machine, package_versions, read_json, save_torch_atomic,
                  write_json_atomic)
+from .logs import job_log
 from .results import write_result
 
 
 def _log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
+    """A job's log line: timestamped, to stderr (``logs.job_log``)."""
+    job_log(msg)
 
 
 # init="vocab" counts token frequencies over at most this many training-pool examples.

@@ -26,6 +26,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
 
+from .logs import Progress
 from .model import has_seed_axis
 from .train import SeedData, SeedOutcome, autocast, diverged, lr_lambda, split_by_sizes, step_active_seeds
 
@@ -130,6 +131,7 @@ class TaskSetTrainer:
         active = list(range(S))
         kinds = [batch_kind(f) for f in self.formulations]
         step_no = 0
+        self.meter, self.steps_per_epoch = Progress(total_steps, self.log), steps  # rate and ETA in the log only
         for epoch in range(1, cfg.epochs + 1):
             self.model.train(cfg.train_mode)
             perms = []
@@ -175,6 +177,7 @@ class TaskSetTrainer:
                     break
                 step_active_seeds(optimizer, scheduler, seed_loss, active, params, [], cfg.grad_clip)
                 step_no += 1
+                self.meter.tick(step_no)
                 row_loss.index_add_(0, rows_t.cpu(), losses_t.detach().cpu())
                 row_count.index_add_(0, rows_t.cpu(), torch.ones(len(rows_t)))
             for s in active:
@@ -208,7 +211,8 @@ class TaskSetTrainer:
                 best[(s, t)] = state
             line.append(f"{dev:.3f}")
         names = ", ".join(t.name for t in self.tasks)
-        self.log(f"epoch {epoch}: dev " + " ".join(line) + f" (seed-major, tasks {names})")
+        self.log(f"epoch {epoch}: dev " + " ".join(line) + f" (seed-major, tasks {names})"
+                 + f" | {self.meter.text(epoch * self.steps_per_epoch)}")
 
 
 

@@ -51,6 +51,7 @@ import torch
 
 from .errors import ConfigError, DataError
 from .io import load_torch, save_torch_atomic
+from .logs import Progress
 # The config and the data live in their own modules; their names stay importable from here.
 from .pretrain_config import (  # noqa: F401
     DISTILL_KINDS, INPUT_KINDS, OMITTED_WHEN_DEFAULT, OMITTED_WHEN_NULL, PROMPT_KINDS, SINGLE_KINDS, TASK_SAMPLINGS,
@@ -452,7 +453,7 @@ def run_pretraining(cfg: PretrainConfig, spec, backbone, tokenizer, tasks: Seque
             n_ref = sum(c is not None for c in constant.values())
             log(f"step {step}/{cfg.steps}: mean dev {mean:.2f} (best {progress['best_dev']:.2f} at step "
                 f"{progress['best_step']}); above a constant prediction on {len(above)} of {n_ref} tasks"
-                + (f" ({', '.join(above)})" if above else ""))
+                + (f" ({', '.join(above)})" if above else "") + f" | {meter.text(step)}")
 
         def batch_kind(row: int):
             """Tasks whose examples one forward pass can take together: the same formulation
@@ -486,6 +487,7 @@ def run_pretraining(cfg: PretrainConfig, spec, backbone, tokenizer, tasks: Seque
         # the schedule's factor is a function of the step alone, so a resumed run follows it as is
         schedule = lr_lambda(cfg.lr_schedule, 0.0, cfg.steps, cfg.warmup_steps)
         start = time.perf_counter()
+        meter = Progress(cfg.steps, log, done=progress["step"])  # rate and ETA in the log; logging only
         call_overhead = call_overhead_positions(model)
         while progress["step"] < cfg.steps:
             step = progress["step"] + 1
@@ -525,6 +527,7 @@ def run_pretraining(cfg: PretrainConfig, spec, backbone, tokenizer, tasks: Seque
                               "optimizer": optimizer.state_dict(), "sampler": sampler.getstate(),
                               "streams": [s.state() for s in streams], "noise": [g.get_state() for g in noise],
                               "torch_rng": torch.get_rng_state(), "progress": progress, "window": window}, resume_path)
+            meter.tick(step)
             if stop_after is not None and step >= stop_after:
                 break
     finally:

@@ -26,6 +26,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 import torch
 
 from .batching import call_overhead_positions, in_length_order, padding_chunks
+from .logs import Progress
 from .model import has_seed_axis
 
 
@@ -216,6 +217,7 @@ class GroupTrainer:
         first_loss: List[Optional[float]] = [None] * n
         active = list(range(n))
         epoch = 0
+        meter = Progress(sum(st.epochs for st in stages) * steps, self.log)  # rate and ETA in the log only
         for stage_no, stage in enumerate(stages):
             if stage.enter is not None:
                 stage.enter()
@@ -263,6 +265,7 @@ class GroupTrainer:
                     step_active_seeds(optimizer, scheduler, seed_loss, active, seed_params, other_params,
                                       cfg.grad_clip)
                     epoch_loss += torch.tensor([v if k in active else 0.0 for k, v in enumerate(values)])
+                    meter.tick((epoch - 1) * steps + step + 1)
                 for s in active:
                     outcomes[s].loss_curve.append(round(float(epoch_loss[s]) / steps, 5))
                 last_of_stage = epoch == first_epoch + stage.epochs - 1
@@ -278,7 +281,7 @@ class GroupTrainer:
                             stage_best[s] = (dev, epoch, self._snapshot(s))
                     self.log(f"epoch {epoch} ({stage.name}): loss " + " ".join(
                         f"{float(epoch_loss[s]) / steps:.3f}" for s in active) + " | dev " + " ".join(
-                        f"{outcomes[s].dev_curve[-1][1]:.3f}" for s in active))
+                        f"{outcomes[s].dev_curve[-1][1]:.3f}" for s in active) + f" | {meter.text(epoch * steps)}")
             last = stage_no == len(stages) - 1
             left = stage.leave(list(active)) if stage.leave is not None and active else {}
             for s in range(n):
