@@ -637,7 +637,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("plan", help="the jobs, positions, GPU-hours and memory a table target needs (offline estimate)")
     c.add_argument("targets", nargs="+", metavar="target", help="table3, tables, mp2_table4, ... (Snakefile targets)")
-    c.add_argument("--configfile", required=True, nargs="+", help="as Snakemake's: later files merged over earlier ones")
+    c.add_argument("--configfile", required=True, nargs="+",
+                   help="as Snakemake's: later files merged over earlier ones")
     c.add_argument("--gpu", default="h100", choices=sorted(GPUS), help="GPU whose nominal peak scales the "
                    "CPU step times (default h100)")
     c.add_argument("--gpu-hours-budget", type=_positive_hours, metavar="H", help="say which targets fit in H GPU-hours")

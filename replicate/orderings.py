@@ -19,7 +19,8 @@ CLAIMS: Tuple[Tuple[str, str, Tuple[Tuple[str, str], ...]], ...] = (
     ("MP2 > SPoT > PT", "Gradient Descent", (("mp2-shallow", "spot"), ("mp2-deep", "spot"), ("spot", "pt"))),
     ("deep > shallow (gradient)", "Gradient Descent", (("mp2-deep", "mp2-shallow"),)),
     # the table's black-box blocks name black-box MP2's rows as the paper does: mp2-shallow, mp2-deep
-    ("MP2 black-box > BBTv2 > BBT", "Black-Box Tuning", (("mp2-shallow", "bbtv2"), ("mp2-deep", "bbtv2"), ("bbtv2", "bbt"))),
+    ("MP2 black-box > BBTv2 > BBT", "Black-Box Tuning",
+     (("mp2-shallow", "bbtv2"), ("mp2-deep", "bbtv2"), ("bbtv2", "bbt"))),
     ("deep > shallow (black-box)", "Black-Box Tuning", (("mp2-deep", "mp2-shallow"),)),
 )
 ALPHA = 0.05
