@@ -158,7 +158,9 @@ def test_an_overlay_config_merges_as_snakemakes_configfiles(tmp_path, capsys):
               for s in re.findall(r"replicate pretrain --settings '(\{.*?\})' --data-dir", done.stdout)}
     merged = check_config(read_config_files(paths), check_data=False)
     assert passed and passed == {name: pretrain_settings(merged, name, "minilm-l6") for name in passed}
-    assert {s["config"]["steps"] for s in passed.values()} == {3000}
+    overlay, base = (read_config_file(paths[i])["pretraining"] for i in (1, 0))
+    assert {n: s["config"]["steps"] for n, s in passed.items()} == {n: overlay[n]["steps"] for n in passed}
+    assert all(overlay[n]["steps"] != base[n]["steps"] for n in passed)  # the overlay's, not the base's
     assert merged["methods"]["pt"]["epochs"] == 8  # the base's, untouched by the overlay
     assert main(["plan", "table3", "--configfile", *paths]) == 0
     assert "pretrain mp2-deep" in capsys.readouterr().out
