@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import string
 from collections import Counter
-from typing import Dict, Sequence
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 _PUNCT = set(string.punctuation) | set("，。！？；：、“”‘’（）《》【】…—·")
@@ -66,6 +66,13 @@ def score(task, predictions: Sequence, golds: Sequence) -> Dict[str, float]:
             f1s.append(0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn))
         out["macro_f1"] = 100 * sum(f1s) / len(f1s)
     return out
+
+
+def above_constant(scores: Mapping[str, float], constant: Mapping[str, Optional[float]]) -> Tuple[List[str], int]:
+    """(the tasks whose score is above their best constant prediction's, in ``constant``'s
+    order; how many tasks have one: extractive tasks, None, have none)."""
+    above = [t for t, c in constant.items() if c is not None and scores[t] > c]
+    return above, sum(c is not None for c in constant.values())
 
 
 def majority_accuracy(task, golds: Sequence[int]) -> float:

@@ -123,6 +123,8 @@ def seen_task_check(frame, pretrained: Sequence[str] = ("spot", "mp2-shallow", "
 def pretraining_dev(summaries: Sequence[dict]) -> List[str]:
     """What each pre-training learned, from its ``pretrain.json``: per upstream task, the dev
     score at the selected step against the best constant prediction on the same slice."""
+    from .metrics import above_constant
+
     lines = []
     for s in summaries:
         best = next(c for c in s["dev_curve"] if c["step"] == s["best_step"])
@@ -131,12 +133,10 @@ def pretraining_dev(summaries: Sequence[dict]) -> List[str]:
             constant = t.get("dev_constant")
             mark = "" if constant is None else f" (constant {constant:.1f}: {best['tasks'][t['name']] - constant:+.1f})"
             learned.append(f"{t['name']} {best['tasks'][t['name']]:.1f}{mark}")
-        above = sum(t.get("dev_constant") is not None and best["tasks"][t["name"]] > t["dev_constant"]
-                    for t in s["tasks"])
-        scored = sum(t.get("dev_constant") is not None for t in s["tasks"])
+        above, scored = above_constant(best["tasks"], {t["name"]: t.get("dev_constant") for t in s["tasks"]})
         lines.append(f"{s['pretraining']}: best mean dev {s['best_dev']:.2f} at step {s['best_step']} of "
-                     f"{s['settings']['config']['steps']}; above a constant prediction on {above} of {scored} tasks: "
-                     + "; ".join(learned))
+                     f"{s['settings']['config']['steps']}; above a constant prediction on {len(above)} of {scored} "
+                     "tasks: " + "; ".join(learned))
     return lines
 
 

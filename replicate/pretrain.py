@@ -367,6 +367,7 @@ def run_pretraining(cfg: PretrainConfig, spec, backbone, tokenizer, tasks: Seque
     from .distill import hidden_mse, logits_kl, prompt_distance
     from .formats import in_format
     from .methods.common import frequent_tokens
+    from .metrics import above_constant
     from .train import autocast, lr_lambda, predict_rows
 
     device = device or torch.device("cpu")
@@ -449,8 +450,7 @@ def run_pretraining(cfg: PretrainConfig, spec, backbone, tokenizer, tasks: Seque
             progress["dev_curve"].append({"step": step, "mean": round(mean, 4), "tasks": scores})
             if mean > progress["best_dev"]:
                 progress.update(best_dev=mean, best_step=step, best_state=_state_tensors(model))
-            above = [t for t, c in constant.items() if c is not None and scores[t] > c]
-            n_ref = sum(c is not None for c in constant.values())
+            above, n_ref = above_constant(scores, constant)
             log(f"step {step}/{cfg.steps}: mean dev {mean:.2f} (best {progress['best_dev']:.2f} at step "
                 f"{progress['best_step']}); above a constant prediction on {len(above)} of {n_ref} tasks"
                 + (f" ({', '.join(above)})" if above else "") + f" | {meter.text(step)}")
