@@ -86,4 +86,5 @@ def test_console_script_and_module_print_the_packages_version():
     for command in ([str(script), "--version"], [sys.executable, "-m", "replicate", "--version"]):
         done = subprocess.run(command, capture_output=True, text=True, timeout=60)
         assert done.returncode == 0, done.stderr
-        assert done.stdout.strip() == f"replicate {replicate.__version__}" == f"replicate {version('softprompt-replicate')}"
+        installed = version("softprompt-replicate")
+        assert done.stdout.strip() == f"replicate {replicate.__version__}" == f"replicate {installed}"
