@@ -73,6 +73,9 @@ def _json_object(option: str, text: str, job: str) -> dict:
     if missing:
         raise ReplicateError(f"{option} lacks {', '.join(missing)}: not the settings of a {job} job (the Snakefile "
                              "writes them; by hand, give --config)")
+    from .tasks.user import register_user_tasks
+
+    register_user_tasks(value)  # the tasks declared in YAML that the job's settings or config name
     return value
 
 

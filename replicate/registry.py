@@ -24,6 +24,12 @@ class Registry(Generic[T]):
         self._entries[name] = entry
         return entry
 
+    def replace(self, name: str, entry: T) -> T:
+        """Register ``entry``, in place of the entry of that name if there is one (a task
+        declared in YAML, read again from an edited file in the same process)."""
+        self._entries[name] = entry
+        return entry
+
     def get(self, name: str) -> T:
         try:
             return self._entries[name]
