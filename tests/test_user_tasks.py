@@ -263,11 +263,17 @@ def test_a_yaml_task_trains_through_snakemake_into_a_table(tmp_path):
     assert "split" in again.stdout and "train" in again.stdout
 
 
-def test_the_example_task_file_is_a_valid_task():
-    """config/tasks/example.yaml, the one docs/extending.md shows, reads and loads."""
-    cfg = copy.deepcopy(TINY_CONFIG)
-    cfg["task_files"] = [str(REPO / "config" / "tasks")]
-    cfg["grid"] = {**cfg["grid"], "tasks": ["message-intent"]}
-    check_config(cfg)
+
+def test_the_docs_example_run_checks(tmp_path):
+    """docs/extending.md's overlay (mine.yaml) over config/config.yaml, with the example task
+    file config/tasks/example.yaml: valid, and its pools load."""
+    import re
+
+    block = re.search(r"# mine.yaml\n(.*?)```", (REPO / "docs" / "extending.md").read_text(), re.S).group(1)
+    mine = yaml.safe_load(block)
+    mine["task_files"] = [str(REPO / p) for p in mine["task_files"]]  # relative to the repository, where it runs
+    (tmp_path / "mine.yaml").write_text(yaml.safe_dump(mine))
+    cfg = check_config(read_config_files([str(REPO / "config" / "config.yaml"), str(tmp_path / "mine.yaml")]))
+    assert cfg["grid"]["tasks"] == ["message-intent"] and cfg["protocol"]["test_cap"] == 120
     pools = TASKS.get("message-intent").load_pools("")
     assert (len(pools.train), len(pools.test)) == (24, 8)
