@@ -359,10 +359,10 @@ class GroupTrainer:
             rows = prompt()[:, 0]  # (seeds, L, d); a router takes its inference form under no_grad
         head = getattr(self.model, "head", None)
         out = {}
-        for s in seeds:
-            tensors = {"prompt": rows[s].detach().float().cpu().contiguous()}
+        for s in seeds:  # copies: an input prompt's rows are a view of its parameter, which the caller restores
+            tensors = {"prompt": rows[s].detach().to("cpu", torch.float32, copy=True).contiguous()}
             if isinstance(head, SpanHead):
-                tensors["head"] = head.weight[s].detach().float().cpu().contiguous()
+                tensors["head"] = head.weight[s].detach().to("cpu", torch.float32, copy=True).contiguous()
             out[s] = tensors
         return out
 

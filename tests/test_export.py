@@ -155,6 +155,20 @@ def test_the_train_job_saves_the_tested_prompt_where_its_result_says(pt_cell):
     assert formulation.score(encoder, test, preds) == result["metrics"]
 
 
+def test_the_saved_prompt_is_the_best_dev_epochs_not_the_last(tmp_path, t5_dir, pt_cell):
+    """The 2-epoch cell tests epoch 1 (dev ties go to the earliest epoch), so its saved prompt is
+    the one a 1-epoch run of the same seed ends with (constant learning rate, the same
+    shuffles: the first epoch is the same computation), bit for bit."""
+    from safetensors.torch import load_file
+
+    _, cell_path = pt_cell
+    assert json.loads(open(cell_path).read())["dev"]["best_epoch"] == 1  # this test's premise
+    one_epoch = t5_config(tmp_path / "results", t5_dir, epochs=1)
+    train_first_group(one_epoch, None)
+    first = load_file(prompt_path(result_path(one_epoch, Cell("pt", "tiny-t5-files", TASK, 4, 8))))["prompt"]
+    assert torch.equal(load_file(prompt_path(cell_path))["prompt"], first)
+
+
 def bert_cell(results_dir, method):
     """A cell of ``method`` on the tiny BERT in the mrc formulation (TINY_CONFIG's budgets)."""
     cfg = copy.deepcopy(TINY_CONFIG)
