@@ -470,6 +470,16 @@ def cmd_diff(args) -> int:
     return 0
 
 
+def cmd_export_peft(args) -> int:
+    from .export import export_peft
+
+    written = export_peft(args.cell, args.out)
+    print(f"{args.out}: peft prompt-tuning adapter ({os.path.basename(written['config'])}, "
+          f"{os.path.basename(written['weights'])}); the task's input form and verbalizer, which an adapter cannot "
+          f"carry, are in {os.path.basename(written['task'])}")
+    return 0
+
+
 def cmd_status(args) -> int:
     from .status import status_lines
 
@@ -671,6 +681,11 @@ def build_parser() -> argparse.ArgumentParser:
                        "pre-trainings, recently active logs, ETA")
     c.add_argument("results_dir", help="the run's results folder (results, or results/showcase)")
     c.set_defaults(func=cmd_status)
+
+    c = sub.add_parser("export-peft", help="export a trained cell's prompt as a peft prompt-tuning adapter")
+    c.add_argument("cell", help="the cell's result file (results/cells/.../<method>/seed<s>.json)")
+    c.add_argument("--out", required=True, help="the adapter's folder (made if missing)")
+    c.set_defaults(func=cmd_export_peft)
 
     c = sub.add_parser("list", help="list registered tasks, methods and backbones")
     c.add_argument("what", nargs="?", default="all", choices=["all", "tasks", "methods", "backbones"])

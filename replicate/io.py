@@ -77,6 +77,17 @@ def save_torch_atomic(obj: Any, path: str | os.PathLike) -> None:
         torch.save(obj, f)
 
 
+def save_safetensors_atomic(tensors: Dict[str, Any], path: str | os.PathLike,
+                            metadata: Dict[str, str] | None = None) -> None:
+    """``tensors`` (name -> contiguous CPU tensor) as a safetensors file at ``path``, atomically:
+    the format other tools (transformers, peft) read without unpickling anything."""
+    from safetensors.torch import save
+
+    data = save(tensors, metadata=metadata)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        f.write(data)
+
+
 def load_torch(path: str | os.PathLike, what: str, fix: str, **kwargs) -> Any:
     """``torch.load(path, **kwargs)``; a file that is missing, or cut short or damaged (a copy
     that stopped, a full disk, an edit) is one DataError: ``<what> <path> ...; <fix>``. A file

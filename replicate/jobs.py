@@ -11,7 +11,7 @@ from .errors import ConfigError, DataError
 from .io import (cluster_job, git_state, load_torch, machine, package_versions, read_json, save_torch_atomic,
                  write_json_atomic)
 from .logs import job_log
-from .results import write_result
+from .results import PROMPT_KEY, write_prompt_file, write_result
 
 
 def _log(msg: str) -> None:
@@ -359,6 +359,10 @@ def train_group(settings: dict, seeds: Sequence[int], split_paths: Sequence[str]
             "split": {"path": os.path.relpath(path_of_split[outcome.seed]), "hash": m["hash"],
                       "sizes": {k: len(m[k]) for k in ("train", "dev", "test")}},
             "provenance": provenance,
+            # the tested prompt, for use outside the harness (``export-peft``); written first, so a
+            # result never names a file that is not there
+            PROMPT_KEY: (write_prompt_file(path_of[outcome.seed], outcome.inference_tensors)
+                         if o["status"] == "ok" and outcome.inference_tensors else None),
         }
         where = write_result(path_of[outcome.seed], result)
         written.append(result)

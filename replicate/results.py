@@ -75,6 +75,52 @@ def read_result(path: str) -> dict:
     return result
 
 
+PROMPT_KEY = "prompt_file"  # a result's record of its saved input prompt (None: the method saves none)
+
+
+def prompt_path(result_path: str) -> str:
+    """Where the cell at ``result_path`` keeps its input prompt: the same place in a
+    ``prompts`` tree beside ``cells`` (``<results_dir>/prompts/<backbone>/.../seed<s>.safetensors``),
+    so that a cell's folder holds its result files alone; beside the result for a result
+    written outside a ``cells`` tree (a by-hand ``--out``)."""
+    parts = list(os.path.normpath(os.path.abspath(result_path)).split(os.sep))
+    stem = os.path.splitext(parts[-1])[0]
+    if "cells" in parts[:-1]:
+        at = len(parts) - 2 - parts[:-1][::-1].index("cells")
+        return os.sep.join(parts[:at] + ["prompts"] + parts[at + 1:-1] + [stem + ".safetensors"])
+    return os.path.join(os.path.dirname(result_path), stem + ".prompt.safetensors")
+
+
+def write_prompt_file(result_path: str, tensors: Dict) -> dict:
+    """Save a cell's inference tensors (``train.GroupTrainer._inference_tensors``) at
+    ``prompt_path(result_path)``; the record its result keeps: the file's path relative to
+    the result's folder (a moved results folder stays whole), its sha256 and the shapes."""
+    from .io import save_safetensors_atomic, sha256_file
+
+    path = prompt_path(result_path)
+    save_safetensors_atomic(tensors, path)
+    return {"path": os.path.relpath(path, os.path.dirname(os.path.abspath(result_path))),
+            "sha256": sha256_file(path), "shapes": {k: list(v.shape) for k, v in sorted(tensors.items())}}
+
+
+def read_prompt_file(result_path: str, result: dict) -> Dict:
+    """The tensors of the prompt file ``result`` (read from ``result_path``) records, checked
+    against its sha256; DataError in one line if it is missing, changed or unreadable. A
+    result that records none is the caller's to refuse (it knows why there is none)."""
+    from .io import sha256_file
+
+    record = result.get(PROMPT_KEY)
+    path = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(result_path)), record["path"]))
+    if not os.path.exists(path):
+        raise DataError(f"prompt file {path} of result {result_path} does not exist (not copied with it?); {RERUN}")
+    if sha256_file(path) != record["sha256"]:
+        raise DataError(f"prompt file {path}: its sha256 is not the one result {result_path} records (changed "
+                        f"or from another run); {RERUN}")
+    from safetensors.torch import load_file
+
+    return load_file(path)
+
+
 class CellReader:
     """Reads the cells of one config, each checked against what the config says it is;
     caches the expected config hash per group and split hash per split file."""

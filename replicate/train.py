@@ -172,6 +172,9 @@ class SeedOutcome:
     # per stage: name, first and last epoch, its best dev epoch and score, and (for all but
     # the last stage) the test metrics of that best checkpoint ("stage I alone")
     stages: List[Dict] = field(default_factory=list)
+    # what the tested checkpoint adds to the frozen backbone at inference, for an input prompt
+    # (``GroupTrainer._inference_tensors``): the job saves it beside the result, never in it
+    inference_tensors: Dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
 
 
 class GroupTrainer:
@@ -297,7 +300,8 @@ class GroupTrainer:
             best_state = [None] * n
         self._test_snapshots(active, {s: best_state[s] for s in active},
                              lambda s, m: setattr(outcomes[s], "test_metrics", m),
-                             lambda s, d: setattr(outcomes[s], "test_details", d))
+                             lambda s, d: setattr(outcomes[s], "test_details", d),
+                             lambda s, t: setattr(outcomes[s], "inference_tensors", t))
         return outcomes
 
     def _seed_losses(self, items: List, owners: List[int]) -> torch.Tensor:
@@ -319,20 +323,48 @@ class GroupTrainer:
 
     def _test_snapshots(self, seeds: List[int], states: Dict[int, Optional[Dict[str, torch.Tensor]]],
                         record: Callable[[int, Dict[str, float]], None],
-                        record_details: Optional[Callable[[int, Dict], None]] = None) -> None:
+                        record_details: Optional[Callable[[int, Dict], None]] = None,
+                        record_tensors: Optional[Callable[[int, Dict[str, torch.Tensor]], None]] = None) -> None:
         """Test each seed's parameters in ``states`` (None: the current ones), restoring the
-        current parameters afterwards; ``record_details`` takes the formulation's details."""
+        current parameters afterwards; ``record_details`` takes the formulation's details,
+        ``record_tensors`` the tested parameters' ``_inference_tensors``."""
         if not seeds:
             return
         current = {s: self._snapshot(s) for s in seeds}
         for s in seeds:
             self._restore(s, states[s])
+        if record_tensors is not None:
+            for s, tensors in self._inference_tensors(seeds).items():
+                record_tensors(s, tensors)
         test_preds = self._evaluate("test", seeds)
         for s in seeds:
             record(s, self._score(self.data[s].test, test_preds[s]))
             if record_details is not None:
                 record_details(s, self.formulation.details(self.encoder, self.data[s].test, test_preds[s]))
             self._restore(s, current[s])
+
+    def _inference_tensors(self, seeds: List[int]) -> Dict[int, Dict[str, torch.Tensor]]:
+        """Per seed, what its current parameters add to the frozen backbone when the model's
+        prompt is an input prompt (depth 1): "prompt", the (L, d) rows that reach the backbone
+        (a prompt encoder's or MPT's decomposition already applied, so nothing of the method is
+        needed to use it), and "head", the MRC span head's (d, 2) weight where there is one.
+        Empty for every other model (model tuning, deep and black-box prompts): they keep
+        nothing an input-prompt file could hold."""
+        from .model import SpanHead
+
+        prompt = getattr(self.model, "prompt", None)
+        if prompt is None or prompt.depth != 1:
+            return {}
+        with torch.no_grad():
+            rows = prompt()[:, 0]  # (seeds, L, d); a router takes its inference form under no_grad
+        head = getattr(self.model, "head", None)
+        out = {}
+        for s in seeds:  # copies: an input prompt's rows are a view of its parameter, which the caller restores
+            tensors = {"prompt": rows[s].detach().to("cpu", torch.float32, copy=True).contiguous()}
+            if isinstance(head, SpanHead):
+                tensors["head"] = head.weight[s].detach().to("cpu", torch.float32, copy=True).contiguous()
+            out[s] = tensors
+        return out
 
     def _trainables(self, s: int) -> Dict[str, torch.Tensor]:
         """Seed ``s``'s view of every parameter some stage trains: its slice of the tensors
@@ -388,7 +420,9 @@ def run_group(method, cfg, spec, task, backbone, tokenizer, pristine: Optional[d
 
 
 def outcome_dict(o: SeedOutcome) -> dict:
+    """The outcome as the result's JSON fields (its tensors left out)."""
     d = asdict(o)
+    d.pop("inference_tensors")
     if not math.isfinite(d["best_dev"]):
         d["best_dev"] = None
     return d
