@@ -34,6 +34,7 @@ from replicate.errors import ReplicateError
 from replicate.splits import parse_shot
 from replicate.methods import METHODS
 from replicate.io import lock_directory, put_sacct_shim_first
+from replicate.params import PAPER_SETUPS
 from replicate.published import PAPERS
 from replicate.retrieval import COMPARED as RETRIEVAL_COMPARED
 from replicate.tables import (
@@ -171,6 +172,11 @@ TABLE_EXTENSIONS = (".md", ".csv", ".tex", ".diff.md", ".diff.csv")
 
 def table_files(paper, table):
     return [f"{RESULTS}/tables/{paper}_table{table}{ext}" for ext in TABLE_EXTENSIONS]
+
+
+def paper_category(wildcards):
+    """A paper table's category in the report: the paper as it prints its name ("ComPT tables")."""
+    return f"{PAPER_SETUPS[wildcards.paper].name} tables"
 
 
 def table_inputs(paper, table):

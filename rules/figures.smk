@@ -7,7 +7,14 @@ rule mp2_fig5_figure:
     input:
         lambda wc: f"{pretrain_dir(config, FIG5_PRETRAINING, config['grid']['backbone'])}/pretrain.json",
     output:
-        multiext(f"{RESULTS}/figures/mp2_fig5", ".png", ".pdf", ".json"),
+        report(
+            f"{RESULTS}/figures/mp2_fig5.png",
+            caption="../docs/report/mp2_fig5.rst",
+            category="Figures",
+            subcategory="MP2",
+            labels={"figure": "Fig 5: router dendrogram"},
+        ),
+        multiext(f"{RESULTS}/figures/mp2_fig5", ".pdf", ".json"),
     params:
         prefix=lambda wc, output: output[0].removesuffix(".png"),
     conda:
@@ -26,7 +33,14 @@ rule mp2_fig3_figure:
     input:
         lambda wc: [path for group in groups(config) if group.method in MP2_TWO_STAGE for path in result_files(group)],
     output:
-        multiext(f"{RESULTS}/figures/mp2_fig3", ".png", ".pdf", ".csv"),
+        report(
+            f"{RESULTS}/figures/mp2_fig3.png",
+            caption="../docs/report/mp2_fig3.rst",
+            category="Figures",
+            subcategory="MP2",
+            labels={"figure": "Fig 3: two-stage curves"},
+        ),
+        multiext(f"{RESULTS}/figures/mp2_fig3", ".pdf", ".csv"),
     params:
         prefix=lambda wc, output: output[0].removesuffix(".png"),
     conda:
