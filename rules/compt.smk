@@ -92,7 +92,9 @@ for _figure, (_compositions, _evaluation, _title) in COMPT_FIGURES.items():
             _figure
         localrule: True
         input:
-            [f"{RESULTS}/figures/{_figure}{ext}" for ext in (".png", ".pdf", ".csv")] if _panels else [],
+            with_top_level_copies([f"{RESULTS}/figures/{_figure}{ext}" for ext in (".png", ".pdf", ".csv")])
+            if _panels
+            else [],
 
 
 rule compt_masking:
@@ -168,4 +170,4 @@ for _figure, (_x, _hue, _shot, _title) in COMPT_SWEEPS.items():
             _figure
         localrule: True
         input:
-            [f"{RESULTS}/figures/{_figure}{ext}" for ext in (".png", ".pdf", ".csv")],
+            with_top_level_copies([f"{RESULTS}/figures/{_figure}{ext}" for ext in (".png", ".pdf", ".csv")]),

@@ -56,10 +56,32 @@ rule mp2_fig3_figure:
 rule mp2_fig5:
     localrule: True
     input:
-        rules.mp2_fig5_figure.output,
+        with_top_level_copies(list(rules.mp2_fig5_figure.output)),
 
 
 rule mp2_fig3:
     localrule: True
     input:
-        rules.mp2_fig3_figure.output,
+        with_top_level_copies(list(rules.mp2_fig3_figure.output)),
+
+
+if FIGURE_COPIES:
+
+    rule figure_copy:
+        """A figure's image, copied into the top-level figures/ folder (README's layout). The original
+        in results_dir stays the source of truth (the report shows it); the copy is remade when it is
+        redrawn."""
+        localrule: True
+        input:
+            f"{RESULTS}/figures/{{figure}}.{{ext}}",
+        output:
+            f"{FIGURE_COPIES}/{{figure}}.{{ext}}",
+        wildcard_constraints:
+            figure=r"[a-z0-9_]+",
+            ext="png|pdf",
+        conda:
+            "../environment.yml"
+        log:
+            f"{RESULTS}/logs/figures/{{figure}}.{{ext}}.copy.log",
+        shell:
+            "cp {input:q} {output:q} > {log:q} 2>&1"
