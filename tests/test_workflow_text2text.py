@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from conftest import REPO, T2T_FIXTURES, t2t_files
+from test_report import report_results
 from test_workflow import job_counts, snakemake
 from tiny_t5 import write_tiny_t5
 
@@ -245,3 +246,16 @@ def test_paper_compt_config_runs_end_to_end_on_a_tiny_t5(tmp_path, tiny_t5_dir):
         assert (results / "figures" / f"{figure}.png").stat().st_size > 0
     drawn = list(csv.DictReader(open(results / "figures" / "compt_fig4.csv")))
     assert {r["method"] for r in drawn} == {"compt-msum", "compt-mcat"}
+    # its report (tests/test_report.py): the table, its diff, the masking evaluations and both
+    # heatmaps, each with its caption
+    report = snakemake("--report", str(tmp_path / "report.zip"), "compt_table1", "compt_fig3", "compt_fig4",
+                       "--configfile", str(config))
+    assert report.returncode == 0, report.stderr[-3000:]
+    entries, _ = report_results(tmp_path / "report.zip")
+    assert set(entries) == {"compt_table1.csv", "compt_table1.diff.csv", "compt_fig3.png", "compt_fig4.png",
+                            *(f"{m}.csv" for m in methods)}
+    assert entries["compt_table1.csv"]["text"].startswith("ComPT Table 1, regenerated in the paper's layout")
+    assert entries["compt_fig4.png"]["text"].startswith("MSUM and MCAT: one source kept with the private, total: "
+                                                        "ComPT's source-prompt ablation")
+    assert entries["compt-mcat.csv"]["text"].startswith("ComPT's source-prompt ablation (Pouramini & Faili §5.1.2) "
+                                                        "of compt-mcat at shot 8")
