@@ -109,10 +109,12 @@ def test_paper_configs_dry_runs_list_every_task_of_their_tables_offline():
     assert compt.returncode == 0, compt.stderr[-3000:]
     out = compt.stdout + compt.stderr
     # PT per (task, shot); one job per (ComPT variant, task set, shot) with every task's cells of
-    # every seed; a masking job per task set Fig 3 draws (SSUM on GLUE and on SET2, at 16 shots)
+    # every seed; a masking job per task set Fig 3 draws (SSUM on GLUE and on SET2, at 16 shots);
+    # Fig 3's PNG and PDF copied to figures/paper-compt/
     sets = {f"train_set_compt_{v}{s}": 3 for v in ("ssum", "msum", "mcat") for s in ("", "_set2")}
     assert job_counts(out) == {"split": 13 * 3, "train": 13 * 3, **sets, "masking": 2, "paper_table": 2,
-                               "compt_table1": 1, "compt_table2": 1, "compt_fig3_figure": 1, "compt_fig3": 1}
+                               "compt_table1": 1, "compt_table2": 1, "compt_fig3_figure": 1, "figure_copy": 2,
+                               "compt_fig3": 1}
     for task in COMPT_TABLE1:
         assert f"results/paper-compt/cells/t5-base/{task}/shot8/pt/seed0.json" in out
     (glue16,) = [j for j in _jobs(out, "train_set_compt_msum") if "/shot16/" in j["output"][0]]
