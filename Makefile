@@ -10,7 +10,7 @@ BIN := $(abspath $(VENV))/bin
 # Rules call `python -m replicate`: put the environment's python first on PATH.
 RUN := PATH="$(BIN):$$PATH"
 
-.PHONY: setup table3 showcase mpt_table3 compt tables test bench clean-results
+.PHONY: setup table3 showcase mpt_table3 compt tables report test bench clean-results
 
 setup: $(VENV)/.installed
 
@@ -45,6 +45,13 @@ compt: setup
 # Every paper table with a row of the run's methods (from the same cells as table3).
 tables: setup
 	$(RUN) $(SNAKEMAKE) tables
+
+# The Snakemake report of a run that was built (`make table3` first): every table, diff and figure of
+# REPORT_TARGETS with its caption, in one self-contained page (results/report.zip: REPORT=...zip).
+REPORT ?= results/report.html
+REPORT_TARGETS ?= table3
+report: setup
+	$(RUN) snakemake --report $(REPORT) $(REPORT_TARGETS)
 
 test: setup
 	$(RUN) python -m pytest -q

@@ -8,6 +8,11 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
+# `snakemake --report results/report.html <targets>` (make report): every table, diff and figure the
+# targets built, each with its caption (docs/report/*.rst), under this description.
+report: "docs/report/workflow.rst"
+
+
 # A --configfile names a whole run (config/paper.yaml, a test config): it replaces the
 # embedded default instead of being merged over it, so no default leaks into another run.
 if not workflow.overwrite_configfiles:

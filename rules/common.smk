@@ -34,6 +34,7 @@ from replicate.errors import ReplicateError
 from replicate.splits import parse_shot
 from replicate.methods import METHODS
 from replicate.io import lock_directory, put_sacct_shim_first
+from replicate.params import PAPER_SETUPS
 from replicate.published import PAPERS
 from replicate.retrieval import COMPARED as RETRIEVAL_COMPARED
 from replicate.tables import (
@@ -129,13 +130,41 @@ MP2_TWO_STAGE = [m for m in config["grid"]["methods"]
 
 
 def mp2_figure_files():
-    """The MP2 figures this run can draw (none without MP2 in its grid)."""
+    """The MP2 figures this run can draw (none without MP2 in its grid), with their top-level copies."""
     out = []
     if FIG5_PRETRAINING:
         out += [f"{RESULTS}/figures/mp2_fig5{ext}" for ext in (".png", ".pdf", ".json")]
     if MP2_TWO_STAGE:
         out += [f"{RESULTS}/figures/mp2_fig3{ext}" for ext in (".png", ".pdf", ".csv")]
-    return out
+    return with_top_level_copies(out)
+
+
+def top_level_figures_dir(results_dir):
+    """Where the top-level figures/ folder (README's layout) gets a copy of the run's figure images:
+    figures/ for the default results_dir results/, figures/<rest> for one under it (results/showcase:
+    figures/showcase), figures/<path> for another folder of the working directory, so that two runs
+    never write the same copy. None for a results_dir outside the working directory (a scratch disk,
+    a test's temporary folder): figures/ belongs to the checkout, and such a run's figures stay in
+    its results_dir alone. results_dir stays the source of truth; the copies are rebuilt from it."""
+    relative = os.path.relpath(os.path.abspath(results_dir))
+    if relative == os.pardir or relative.startswith(os.pardir + os.sep):
+        return None
+    parts = relative.split(os.sep)
+    copies = os.path.join("figures", *(parts[1:] if parts[0] == "results" else parts))
+    # results_dir "." or "figures": its own figures folder is already (or is) the copies' place
+    return None if os.path.normpath(copies) == os.path.relpath(os.path.join(results_dir, "figures")) else copies
+
+
+FIGURE_COPIES = top_level_figures_dir(RESULTS)
+
+
+def with_top_level_copies(paths):
+    """A target's figure files and, where the run has a top-level figures folder, the copies there
+    of its images (.png, .pdf; the data beside them stays in results_dir)."""
+    if FIGURE_COPIES is None:
+        return paths
+    images = [p for p in paths if p.endswith((".png", ".pdf"))]
+    return paths + [os.path.join(FIGURE_COPIES, os.path.basename(p)) for p in images]
 
 
 def pretrain_data_files(wildcards):
@@ -171,6 +200,11 @@ TABLE_EXTENSIONS = (".md", ".csv", ".tex", ".diff.md", ".diff.csv")
 
 def table_files(paper, table):
     return [f"{RESULTS}/tables/{paper}_table{table}{ext}" for ext in TABLE_EXTENSIONS]
+
+
+def paper_category(wildcards):
+    """A paper table's category in the report: the paper as it prints its name ("ComPT tables")."""
+    return f"{PAPER_SETUPS[wildcards.paper].name} tables"
 
 
 def table_inputs(paper, table):

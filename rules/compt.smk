@@ -23,6 +23,8 @@ rule masking:
             f"{RESULTS}/{{evaluation}}/{{backbone}}/shot{{shot}}/{{method}}.csv",
             caption="../docs/report/masking.rst",
             category="ComPT masking",
+            subcategory="{evaluation}",
+            labels={"method": "{method}", "shot": "{shot}"},
         ),
         f"{RESULTS}/{{evaluation}}/{{backbone}}/shot{{shot}}/{{method}}.confusion.csv",
         f"{RESULTS}/{{evaluation}}/{{backbone}}/shot{{shot}}/{{method}}.router.csv",
@@ -65,8 +67,10 @@ for _figure, (_compositions, _evaluation, _title) in COMPT_FIGURES.items():
         output:
             report(
                 f"{RESULTS}/figures/{_figure}.png",
-                caption="../docs/report/masking.rst",
-                category="ComPT masking",
+                caption="../docs/report/compt_heatmap.rst",
+                category="Figures",
+                subcategory="ComPT heatmaps",
+                labels={"figure": _title},
             ),
             f"{RESULTS}/figures/{_figure}.pdf",
             f"{RESULTS}/figures/{_figure}.csv",
@@ -88,7 +92,9 @@ for _figure, (_compositions, _evaluation, _title) in COMPT_FIGURES.items():
             _figure
         localrule: True
         input:
-            [f"{RESULTS}/figures/{_figure}{ext}" for ext in (".png", ".pdf", ".csv")] if _panels else [],
+            with_top_level_copies([f"{RESULTS}/figures/{_figure}{ext}" for ext in (".png", ".pdf", ".csv")])
+            if _panels
+            else [],
 
 
 rule compt_masking:
@@ -130,7 +136,13 @@ for _figure, (_x, _hue, _shot, _title) in COMPT_SWEEPS.items():
         input:
             [path for g in _points for path in result_files(g)],
         output:
-            report(f"{RESULTS}/figures/{_figure}.png", caption="../docs/report/sweep.rst", category="ComPT sweeps"),
+            report(
+                f"{RESULTS}/figures/{_figure}.png",
+                caption="../docs/report/sweep.rst",
+                category="Figures",
+                subcategory="ComPT sweeps",
+                labels={"figure": _title},
+            ),
             f"{RESULTS}/figures/{_figure}.pdf",
             f"{RESULTS}/figures/{_figure}.csv",
         params:
@@ -158,4 +170,4 @@ for _figure, (_x, _hue, _shot, _title) in COMPT_SWEEPS.items():
             _figure
         localrule: True
         input:
-            [f"{RESULTS}/figures/{_figure}{ext}" for ext in (".png", ".pdf", ".csv")],
+            with_top_level_copies([f"{RESULTS}/figures/{_figure}{ext}" for ext in (".png", ".pdf", ".csv")]),

@@ -7,7 +7,14 @@ rule mp2_fig5_figure:
     input:
         lambda wc: f"{pretrain_dir(config, FIG5_PRETRAINING, config['grid']['backbone'])}/pretrain.json",
     output:
-        multiext(f"{RESULTS}/figures/mp2_fig5", ".png", ".pdf", ".json"),
+        report(
+            f"{RESULTS}/figures/mp2_fig5.png",
+            caption="../docs/report/mp2_fig5.rst",
+            category="Figures",
+            subcategory="MP2",
+            labels={"figure": "Fig 5: router dendrogram"},
+        ),
+        multiext(f"{RESULTS}/figures/mp2_fig5", ".pdf", ".json"),
     params:
         prefix=lambda wc, output: output[0].removesuffix(".png"),
     conda:
@@ -26,7 +33,14 @@ rule mp2_fig3_figure:
     input:
         lambda wc: [path for group in groups(config) if group.method in MP2_TWO_STAGE for path in result_files(group)],
     output:
-        multiext(f"{RESULTS}/figures/mp2_fig3", ".png", ".pdf", ".csv"),
+        report(
+            f"{RESULTS}/figures/mp2_fig3.png",
+            caption="../docs/report/mp2_fig3.rst",
+            category="Figures",
+            subcategory="MP2",
+            labels={"figure": "Fig 3: two-stage curves"},
+        ),
+        multiext(f"{RESULTS}/figures/mp2_fig3", ".pdf", ".csv"),
     params:
         prefix=lambda wc, output: output[0].removesuffix(".png"),
     conda:
@@ -42,10 +56,32 @@ rule mp2_fig3_figure:
 rule mp2_fig5:
     localrule: True
     input:
-        rules.mp2_fig5_figure.output,
+        with_top_level_copies(list(rules.mp2_fig5_figure.output)),
 
 
 rule mp2_fig3:
     localrule: True
     input:
-        rules.mp2_fig3_figure.output,
+        with_top_level_copies(list(rules.mp2_fig3_figure.output)),
+
+
+if FIGURE_COPIES:
+
+    rule figure_copy:
+        """A figure's image, copied into the top-level figures/ folder (README's layout). The original
+        in results_dir stays the source of truth (the report shows it); the copy is remade when it is
+        redrawn."""
+        localrule: True
+        input:
+            f"{RESULTS}/figures/{{figure}}.{{ext}}",
+        output:
+            f"{FIGURE_COPIES}/{{figure}}.{{ext}}",
+        wildcard_constraints:
+            figure=r"[a-z0-9_]+",
+            ext="png|pdf",
+        conda:
+            "../environment.yml"
+        log:
+            f"{RESULTS}/logs/figures/{{figure}}.{{ext}}.copy.log",
+        shell:
+            "cp {input:q} {output:q} > {log:q} 2>&1"

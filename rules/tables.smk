@@ -5,13 +5,30 @@ rule paper_table:
     input:
         lambda wildcards: table_inputs(wildcards.paper, wildcards.table),
     output:
-        multiext(f"{RESULTS}/tables/{{paper}}_table{{table}}", *TABLE_EXTENSIONS),
+        # the files of TABLE_EXTENSIONS (rules/common.smk), .md first (the prefix below); the report
+        # (`snakemake --report`) shows each table and its diff from their CSV
+        multiext(f"{RESULTS}/tables/{{paper}}_table{{table}}", ".md", ".tex", ".diff.md"),
+        report(
+            f"{RESULTS}/tables/{{paper}}_table{{table}}.csv",
+            caption="../docs/report/table.rst",
+            category=paper_category,
+            subcategory="Table {table}",
+            labels={"file": "regenerated table"},
+        ),
+        report(
+            f"{RESULTS}/tables/{{paper}}_table{{table}}.diff.csv",
+            caption="../docs/report/diff.rst",
+            category=paper_category,
+            subcategory="Table {table}",
+            labels={"file": "diff against the paper"},
+        ),
     wildcard_constraints:
         paper="|".join(PAPERS),
         table=r"[0-9a-z]+",
     params:
         config_json=json.dumps(config),
         prefix=lambda wildcards, output: output[0].removesuffix(".md"),
+        paper_name=lambda wildcards: PAPER_SETUPS[wildcards.paper].name,  # the report's captions
     conda:
         "../environment.yml"
     log:
@@ -57,7 +74,12 @@ rule spot_retrieval:
     input:
         [path for group in groups(config) if group.method in RETRIEVAL_COMPARED for path in result_files(group)],
     output:
-        multiext(f"{RESULTS}/tables/spot_retrieval", ".md", ".csv"),
+        f"{RESULTS}/tables/spot_retrieval.md",
+        report(
+            f"{RESULTS}/tables/spot_retrieval.csv",
+            caption="../docs/report/spot_retrieval.rst",
+            category="SPoT retrieval",
+        ),
     params:
         config_json=json.dumps(config),
         prefix=lambda wildcards, output: output[0].removesuffix(".md"),

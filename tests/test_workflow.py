@@ -189,9 +189,10 @@ def test_paper_config_dry_run_lists_every_cell_offline():
     out = done.stdout
     # Table 3: 7 gradient methods, MP2's eq 1 ablation (2) and 4 black-box methods x 14 tasks
     # (BBT and BBTv2: no cells for the 4 extractive tasks); MP2's (both router forms), SPoT's
-    # and Unified PPT's pre-trainings; MP2's Figs 3 and 5
+    # and Unified PPT's pre-trainings; MP2's Figs 3 and 5, and their PNG and PDF copied to figures/paper/
     assert job_counts(out) == {"split": 14, "pretrain_data": 6, "pretrain": 6, "train": 182 - 2 * 4, "paper_table": 1,
-                               "mp2_fig5_figure": 1, "mp2_fig3_figure": 1, "table3": 1}
+                               "mp2_fig5_figure": 1, "mp2_fig3_figure": 1, "figure_copy": 4, "table3": 1}
+    assert "figures/paper/mp2_fig5.png" in out
     for task in PAPER_TASKS:
         for method in ("model-tuning", "pt", "ptv2", "ppt-unified", "spot", "mp2-shallow", "mp2-deep", "mp2-shallow-eq1",
                        "mp2-deep-eq1") + BLACK_BOX:

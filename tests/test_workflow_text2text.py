@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from conftest import REPO, T2T_FIXTURES, t2t_files
+from test_report import report_results
 from test_workflow import job_counts, snakemake
 from tiny_t5 import write_tiny_t5
 
@@ -108,10 +109,12 @@ def test_paper_configs_dry_runs_list_every_task_of_their_tables_offline():
     assert compt.returncode == 0, compt.stderr[-3000:]
     out = compt.stdout + compt.stderr
     # PT per (task, shot); one job per (ComPT variant, task set, shot) with every task's cells of
-    # every seed; a masking job per task set Fig 3 draws (SSUM on GLUE and on SET2, at 16 shots)
+    # every seed; a masking job per task set Fig 3 draws (SSUM on GLUE and on SET2, at 16 shots);
+    # Fig 3's PNG and PDF copied to figures/paper-compt/
     sets = {f"train_set_compt_{v}{s}": 3 for v in ("ssum", "msum", "mcat") for s in ("", "_set2")}
     assert job_counts(out) == {"split": 13 * 3, "train": 13 * 3, **sets, "masking": 2, "paper_table": 2,
-                               "compt_table1": 1, "compt_table2": 1, "compt_fig3_figure": 1, "compt_fig3": 1}
+                               "compt_table1": 1, "compt_table2": 1, "compt_fig3_figure": 1, "figure_copy": 2,
+                               "compt_fig3": 1}
     for task in COMPT_TABLE1:
         assert f"results/paper-compt/cells/t5-base/{task}/shot8/pt/seed0.json" in out
     (glue16,) = [j for j in _jobs(out, "train_set_compt_msum") if "/shot16/" in j["output"][0]]
@@ -245,3 +248,16 @@ def test_paper_compt_config_runs_end_to_end_on_a_tiny_t5(tmp_path, tiny_t5_dir):
         assert (results / "figures" / f"{figure}.png").stat().st_size > 0
     drawn = list(csv.DictReader(open(results / "figures" / "compt_fig4.csv")))
     assert {r["method"] for r in drawn} == {"compt-msum", "compt-mcat"}
+    # its report (tests/test_report.py): the table, its diff, the masking evaluations and both
+    # heatmaps, each with its caption
+    report = snakemake("--report", str(tmp_path / "report.zip"), "compt_table1", "compt_fig3", "compt_fig4",
+                       "--configfile", str(config))
+    assert report.returncode == 0, report.stderr[-3000:]
+    entries, _ = report_results(tmp_path / "report.zip")
+    assert set(entries) == {"compt_table1.csv", "compt_table1.diff.csv", "compt_fig3.png", "compt_fig4.png",
+                            *(f"{m}.csv" for m in methods)}
+    assert entries["compt_table1.csv"]["text"].startswith("ComPT Table 1, regenerated in the paper's layout")
+    assert entries["compt_fig4.png"]["text"].startswith("MSUM and MCAT: one source kept with the private, total: "
+                                                        "ComPT's source-prompt ablation")
+    assert entries["compt-mcat.csv"]["text"].startswith("ComPT's source-prompt ablation (Pouramini & Faili §5.1.2) "
+                                                        "of compt-mcat at shot 8")
