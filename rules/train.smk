@@ -12,8 +12,7 @@ rule train:
         seeds=" ".join(map(str, SEEDS)),
         data_dir=DATA,
         # quoted here, as a results_dir may hold a space; "" leaves the flag out
-        pretrained=lambda wc, input: f"--pretrained {shlex.quote(str(input.pretrained))}"
-        if input.pretrained else "",
+        pretrained=lambda wc, input: f"--pretrained {shlex.quote(str(input.pretrained))}" if input.pretrained else "",
     # The job runs threads_per_job threads even where Snakemake grants fewer (--cores 1):
     # the count is in the cell's config hash, so --cores never changes a number.
     threads: config["threads_per_job"]
