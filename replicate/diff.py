@@ -18,8 +18,6 @@ paper's number: it has no matching published cell, because its task is not the p
 
 from __future__ import annotations
 
-import csv
-import io
 from typing import Dict, List, Optional
 
 from . import published
@@ -91,36 +89,40 @@ def setup_note(row: Dict[str, str], paper_backbones: set, paper_shots: set) -> s
 
 def diff_rows(regenerated: List[Dict[str, str]], tables: Optional[set] = None) -> List[Dict[str, str]]:
     """Every regenerated cell and every published cell of the tables (by default, the tables the
-    regenerated rows name), each once."""
+    regenerated rows name), each once: the regenerated rows in their order, each joined with its
+    published cell by ``KEY_FIELDS`` (pandas), then the published cells no regenerated row has."""
+    import pandas as pd
+
     tables = tables or {(r["paper"], r["table"]) for r in regenerated}
-    pub_rows = [r for paper, table in sorted(tables) for r in published.rows(paper, table)]
-    pub = {_key(r): r for r in pub_rows}
-    backbones = {paper: {r["backbone"] for r in pub_rows if r["paper"] == paper} for paper, _ in tables}
-    shots = {t: {r["shot"] for r in pub_rows if (r["paper"], r["table"]) == t} for t in tables}
+    pub = pd.DataFrame([r for paper, table in sorted(tables) for r in published.rows(paper, table)],
+                       columns=published.COLUMNS)
+    backbones = {paper: set(pub.loc[pub["paper"] == paper, "backbone"]) for paper, _ in tables}
+    shots = {(paper, table): set(pub.loc[(pub["paper"] == paper) & (pub["table"] == table), "shot"])
+             for paper, table in tables}
+    # a reference row of the regenerated table (majority class) is not a method of the paper
+    reg = pd.DataFrame(regenerated, columns=[*KEY_FIELDS, "metric", "mean", "std", "n", "setup", "epochs"])
+    reg = reg[reg["method"] != MAJORITY].fillna("")
+    # many_to_one: a published table with two cells of one key is a registry error, never a doubled row
+    joined = reg.merge(pub[[*KEY_FIELDS, "mean", "std", "source"]].rename(
+        columns={"mean": "published_mean", "std": "published_std"}), on=list(KEY_FIELDS), how="left",
+        validate="many_to_one").fillna("")
     out = []
-    seen = set()
-    for r in regenerated:
-        if r["method"] == MAJORITY:
-            continue  # a reference row of the regenerated table, not a method of the paper
-        k = _key(r)
-        seen.add(k)
-        p = pub.get(k, {})
-        reg = _num(r["mean"])
-        pm, ps = _num(p.get("mean", "")), _num(p.get("std", ""))
+    for r in joined.to_dict("records"):
+        mean, pm = _num(r["mean"]), _num(r["published_mean"])
         out.append({
-            **dict(zip(KEY_FIELDS, k)),
-            "metric": r["metric"], "regenerated_mean": r["mean"], "regenerated_std": r.get("std", ""),
-            "n": r.get("n", ""), "published_mean": p.get("mean", ""), "published_std": p.get("std", ""),
-            "delta": "" if reg is None or pm is None else f"{reg - pm:+.2f}",
-            "verdict": verdict(reg, pm, ps, p.get("source", "")),
+            **{f: r[f] for f in KEY_FIELDS},
+            "metric": r["metric"], "regenerated_mean": r["mean"], "regenerated_std": r["std"], "n": r["n"],
+            "published_mean": r["published_mean"], "published_std": r["published_std"],
+            "delta": "" if mean is None or pm is None else f"{mean - pm:+.2f}",
+            "verdict": verdict(mean, pm, _num(r["published_std"]), r["source"]),
             "setup": setup_note(r, backbones[r["paper"]], shots[(r["paper"], r["table"])]),
-            "source": p.get("source", ""),
+            "source": r["source"],
         })
-    for k, p in pub.items():
-        if k in seen:
-            continue
+    regenerated_keys = pd.MultiIndex.from_frame(reg[list(KEY_FIELDS)])
+    only_published = pub[~pd.MultiIndex.from_frame(pub[list(KEY_FIELDS)]).isin(regenerated_keys)]
+    for p in only_published.to_dict("records"):
         out.append({
-            **dict(zip(KEY_FIELDS, k)),
+            **{f: p[f] for f in KEY_FIELDS},
             "metric": p["metric"], "regenerated_mean": "", "regenerated_std": "", "n": "",
             "published_mean": p["mean"], "published_std": p["std"], "delta": "",
             "verdict": verdict(None, _num(p["mean"]), _num(p["std"]), p["source"]) if p["mean"] else "not reported",
@@ -150,19 +152,20 @@ def header_lines(regenerated: List[Dict[str, str]], tables: set) -> List[str]:
 
 
 def to_csv(rows: List[Dict[str, str]]) -> str:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=DIFF_COLUMNS, lineterminator="\n")
-    w.writeheader()
-    w.writerows(rows)
-    return buf.getvalue()
+    import pandas as pd
+
+    return pd.DataFrame(rows, columns=DIFF_COLUMNS).to_csv(index=False, lineterminator="\n")
 
 
 def to_markdown(rows: List[Dict[str, str]], header: List[str]) -> str:
-    counts: Dict[str, int] = {}
-    for r in rows:
-        counts[r["verdict"]] = counts.get(r["verdict"], 0) + 1
+    """The diff as Markdown: the header, the count of each verdict, and the rows. The grid is laid
+    out here, not by ``DataFrame.to_markdown`` (tabulate), which pads every cell to its column's
+    widest: the setup column's notes would widen each of hundreds of rows to ~200 characters."""
+    import pandas as pd
+
+    counts = pd.Series([r["verdict"] for r in rows], dtype=object).value_counts().sort_index()
     lines = ["# Regenerated vs published", ""] + [f"- {h}" for h in header]
-    lines += ["- verdicts: " + ", ".join(f"{v}: {n}" for v, n in sorted(counts.items())), ""]
+    lines += ["- verdicts: " + ", ".join(f"{v}: {n}" for v, n in counts.items()), ""]
     cols = ["block", "method", "backbone", "task", "shot", "metric", "regenerated_mean", "regenerated_std", "n",
             "published_mean", "published_std", "delta", "verdict", "setup"]
     lines.append("| " + " | ".join(cols) + " |")
@@ -179,26 +182,28 @@ def to_markdown(rows: List[Dict[str, str]], header: List[str]) -> str:
 
 
 def read_table_csv(path: str, allow_empty: bool = False) -> List[Dict[str, str]]:
+    """A table CSV's rows, every value as its text ("" where empty)."""
+    import pandas as pd
+
     from .errors import ReplicateError
 
     try:
-        with open(path, encoding="utf-8", newline="") as f:
-            reader = csv.DictReader(f)
-            rows = list(reader)
-            fieldnames = reader.fieldnames or ()
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
     except FileNotFoundError:
         raise ReplicateError(f"{path} does not exist") from None
     except UnicodeDecodeError:
         raise ReplicateError(f"{path}: not a table CSV (not UTF-8 text)") from None
-    except (OSError, csv.Error) as e:
-        raise ReplicateError(f"{path}: cannot be read as a table CSV ({e})") from None
+    except pd.errors.EmptyDataError:
+        frame = pd.DataFrame()
+    except (OSError, pd.errors.ParserError) as e:
+        raise ReplicateError(f"{path}: cannot be read as a table CSV ({str(e).strip()})") from None
 
-    missing = {"paper", "table", "block", "method", "backbone", "task", "shot", "metric", "mean"} - set(fieldnames)
+    missing = {"paper", "table", "block", "method", "backbone", "task", "shot", "metric", "mean"} - set(frame.columns)
     if missing:
         raise ReplicateError(f"{path}: not a table CSV (missing columns {', '.join(sorted(missing))})")
-    if not rows and not allow_empty:
+    if frame.empty and not allow_empty:
         raise ReplicateError(f"{path}: a table CSV with no rows: nothing says which published table to diff")
-    return rows
+    return frame.fillna("").to_dict("records")
 
 
 def write_diff(regenerated_csv: str, prefix: Optional[str] = None, paper: Optional[str] = None,
