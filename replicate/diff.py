@@ -10,6 +10,13 @@ Cells match on (paper, table, block, method, backbone, task, shot). Each row get
 - ``no regenerated number``: a published cell not regenerated; quoted rows (the paper took
   them from another paper) say ``published only (quoted from <source>)``.
 
+Beside the verdict, ``welch_p``: the two-sided p of Welch's t-test of the two means, from each
+side's mean, sample std and number of runs (scipy, ``orderings.welch_p``). The published
+side's runs (``published_n``) are the seeds the paper states for its table (``PaperSetup.seeds``;
+for a cell it quotes from another paper of the registry, that paper's); where a side's std or
+runs are unknown (a cell quoted from elsewhere, a paper printing no std, one regenerated
+seed), the column says which instead of a number.
+
 A ``setup`` column says whether the regenerated cell was produced in the paper's setup (its
 data, backbone, shot, number of seeds, and epochs where the paper states them) or how it
 differs; the header repeats it. An embedded cell is never presented as a reproduction of a
@@ -26,15 +33,39 @@ from .tables import MAJORITY
 
 KEY_FIELDS = ("paper", "table", "block", "method", "backbone", "task", "shot")
 DIFF_COLUMNS = ["paper", "table", "block", "method", "backbone", "task", "shot", "metric", "regenerated_mean",
-                "regenerated_std", "n", "published_mean", "published_std", "delta", "verdict", "setup", "source"]
+                "regenerated_std", "n", "published_mean", "published_std", "published_n", "delta", "verdict", "welch_p",
+                "setup", "source"]
 
 
 def _num(text: str) -> Optional[float]:
     return float(text) if text not in ("", None) else None
 
 
-def _key(r: Dict[str, str]) -> tuple:
-    return tuple(r[f] for f in KEY_FIELDS)
+def published_runs(paper: str, source: str) -> Optional[int]:
+    """The runs a published cell's mean and std are over: the seeds its paper states, or those of
+    the paper of the registry it quotes; None for a cell quoted from a paper outside it."""
+    from .params import PAPER_SETUPS
+
+    if source:
+        paper = published.SOURCE_PAPERS.get(source)
+    return PAPER_SETUPS[paper].seeds if paper else None
+
+
+def welch_text(reg: Optional[float], reg_std: Optional[float], reg_n: Optional[int], pub: Optional[float],
+               pub_std: Optional[float], pub_n: Optional[int]) -> str:
+    """The two-sided Welch p of the regenerated vs the published mean (3 significant digits), or
+    what it lacks; empty where a side has no mean (the verdict says which)."""
+    from .orderings import welch_p
+
+    if reg is None or pub is None:
+        return ""
+    lacking = [what for what, missing in (("published std", pub_std is None), ("published seeds", pub_n is None),
+                                          ("regenerated std", reg_std is None)) if missing]
+    if lacking:
+        return "no " + ", no ".join(lacking)
+    if reg_n is None or reg_n < 2 or pub_n < 2:
+        return "fewer than 2 runs"
+    return f"{welch_p(reg, reg_std, reg_n, pub, pub_std, pub_n):.3g}"
 
 
 def verdict(reg: Optional[float], pub: Optional[float], pub_std: Optional[float], source: str = "") -> str:
@@ -100,7 +131,8 @@ def diff_rows(regenerated: List[Dict[str, str]], tables: Optional[set] = None) -
     shots = {(paper, table): set(pub.loc[(pub["paper"] == paper) & (pub["table"] == table), "shot"])
              for paper, table in tables}
     # a reference row of the regenerated table (majority class) is not a method of the paper
-    reg = pd.DataFrame(regenerated, columns=[*KEY_FIELDS, "metric", "mean", "std", "n", "setup", "epochs"])
+    reg = pd.DataFrame(regenerated, columns=[*KEY_FIELDS, "metric", "mean", "std", "n", "setup", "epochs"],
+                       dtype=object)
     reg = reg[reg["method"] != MAJORITY].fillna("")
     # many_to_one: a published table with two cells of one key is a registry error, never a doubled row
     joined = reg.merge(pub[[*KEY_FIELDS, "mean", "std", "source"]].rename(
@@ -108,25 +140,30 @@ def diff_rows(regenerated: List[Dict[str, str]], tables: Optional[set] = None) -
         validate="many_to_one").fillna("")
     out = []
     for r in joined.to_dict("records"):
-        mean, pm = _num(r["mean"]), _num(r["published_mean"])
+        mean, pm, ps = _num(r["mean"]), _num(r["published_mean"]), _num(r["published_std"])
+        pub_n = published_runs(r["paper"], r["source"]) if pm is not None else None
         out.append({
             **{f: r[f] for f in KEY_FIELDS},
             "metric": r["metric"], "regenerated_mean": r["mean"], "regenerated_std": r["std"], "n": r["n"],
             "published_mean": r["published_mean"], "published_std": r["published_std"],
+            "published_n": "" if pub_n is None else str(pub_n),
             "delta": "" if mean is None or pm is None else f"{mean - pm:+.2f}",
-            "verdict": verdict(mean, pm, _num(r["published_std"]), r["source"]),
+            "verdict": verdict(mean, pm, ps, r["source"]),
+            "welch_p": welch_text(mean, _num(r["std"]), int(r["n"]) if r["n"] else None, pm, ps, pub_n),
             "setup": setup_note(r, backbones[r["paper"]], shots[(r["paper"], r["table"])]),
             "source": r["source"],
         })
     regenerated_keys = pd.MultiIndex.from_frame(reg[list(KEY_FIELDS)])
     only_published = pub[~pd.MultiIndex.from_frame(pub[list(KEY_FIELDS)]).isin(regenerated_keys)]
     for p in only_published.to_dict("records"):
+        pub_n = published_runs(p["paper"], p["source"]) if p["mean"] else None
         out.append({
             **{f: p[f] for f in KEY_FIELDS},
             "metric": p["metric"], "regenerated_mean": "", "regenerated_std": "", "n": "",
-            "published_mean": p["mean"], "published_std": p["std"], "delta": "",
+            "published_mean": p["mean"], "published_std": p["std"], "published_n": "" if pub_n is None else str(pub_n),
+            "delta": "",
             "verdict": verdict(None, _num(p["mean"]), _num(p["std"]), p["source"]) if p["mean"] else "not reported",
-            "setup": "", "source": p["source"],
+            "welch_p": "", "setup": "", "source": p["source"],
         })
     return out
 
@@ -167,7 +204,7 @@ def to_markdown(rows: List[Dict[str, str]], header: List[str]) -> str:
     lines = ["# Regenerated vs published", ""] + [f"- {h}" for h in header]
     lines += ["- verdicts: " + ", ".join(f"{v}: {n}" for v, n in counts.items()), ""]
     cols = ["block", "method", "backbone", "task", "shot", "metric", "regenerated_mean", "regenerated_std", "n",
-            "published_mean", "published_std", "delta", "verdict", "setup"]
+            "published_mean", "published_std", "published_n", "delta", "verdict", "welch_p", "setup"]
     lines.append("| " + " | ".join(cols) + " |")
     lines.append("|" + "|".join("---" for _ in cols) + "|")
     for r in rows:
