@@ -225,7 +225,8 @@ def read_table_csv(path: str, allow_empty: bool = False) -> List[Dict[str, str]]
     from .errors import ReplicateError
 
     try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
+        # index_col=False: a row with more fields than the header never shifts its columns into an index
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8", index_col=False)
     except FileNotFoundError:
         raise ReplicateError(f"{path} does not exist") from None
     except UnicodeDecodeError:

@@ -4,6 +4,8 @@ import csv
 import subprocess
 import sys
 
+import pytest
+
 from replicate import published
 from replicate.diff import DIFF_COLUMNS, VERBALIZER_NOTE, diff_rows, verdict
 
@@ -141,3 +143,16 @@ def test_welch_p_says_what_the_published_side_lacks():
            "mean": "50.0", "std": "1.0", "n": "3", "setup": "paper", "run": "r"}
     (mine,) = [r for r in diff_rows([row]) if r["regenerated_mean"]]
     assert mine["published_n"] == "" and "no published seeds" in mine["welch_p"]
+
+
+def test_a_row_with_an_extra_field_keeps_its_columns(tmp_path):
+    """pandas would make a header one field short an index (every column shifted by one)."""
+    import pandas as pd
+
+    from replicate.diff import read_table_csv
+
+    path = tmp_path / "ragged.csv"
+    path.write_text("paper,table,block,method,backbone,task,shot,metric,mean\nmp2,3,b,pt,x,t,32,acc,1.0,extra\n")
+    with pytest.warns(pd.errors.ParserWarning):  # pandas says the extra field is dropped
+        (row,) = read_table_csv(str(path))
+    assert (row["paper"], row["table"], row["mean"]) == ("mp2", "3", "1.0")
