@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import json
-import statistics
 from collections import Counter
 from pathlib import Path
 from typing import Dict, List, Sequence
@@ -96,8 +95,11 @@ def router_dendrogram(summary_path: str, out_prefix: str, n_groups: int = 8) -> 
 
 def two_stage_curves(result_paths: Sequence[str], out_prefix: str) -> List[str]:
     """Draw Fig 3: dev score per evaluated epoch (gradient descent) or forward call (black-box
-    tuning), mean ± std over the seeds of each (method, task) among ``result_paths``, with a
-    line at each stage boundary."""
+    tuning), mean ± std over the seeds of each (method, task) among ``result_paths`` (seaborn's
+    line and band; std with ddof=1, none for one seed), with a line at each stage boundary."""
+    import pandas as pd
+    import seaborn as sns
+
     by_cell: Dict[tuple, List[dict]] = {}
     for path in result_paths:
         r = read_result(path)
@@ -105,28 +107,22 @@ def two_stage_curves(result_paths: Sequence[str], out_prefix: str) -> List[str]:
             by_cell.setdefault((r["method"], r["task"]), []).append(r)
     if not by_cell:
         raise DataError("no finished two-stage result among the inputs")
+    curves = pd.DataFrame([{"method": method, "task": task, "unit": results[0]["dev"].get("unit", "epoch"),
+                            "step": step, "dev": value}
+                           for (method, task), results in by_cell.items() for r in results
+                           for step, value in r["dev"]["curve"]])
     plt = _pyplot()
     methods = sorted({m for m, _ in by_cell})
     tasks = sorted({t for _, t in by_cell})
     fig, axes = plt.subplots(len(methods), len(tasks), figsize=(2.8 * len(tasks), 2.4 * len(methods)), squeeze=False)
-    rows = []
     for (i, method), (j, task) in ((mi, tj) for mi in enumerate(methods) for tj in enumerate(tasks)):
         ax = axes[i][j]
         results = by_cell.get((method, task))
         if not results:
             ax.set_axis_off()
             continue
-        epochs = sorted({e for r in results for e, _ in r["dev"]["curve"]})
-        means, stds = [], []
-        for e in epochs:
-            vals = [v for r in results for ep, v in r["dev"]["curve"] if ep == e]
-            means.append(statistics.fmean(vals))
-            stds.append(statistics.stdev(vals) if len(vals) > 1 else 0.0)
-            rows.append([method, task, results[0]["dev"].get("unit", "epoch"), e, round(means[-1], 3),
-                         round(stds[-1], 3), len(vals)])
-        ax.plot(epochs, means, color="C0")
-        ax.fill_between(epochs, [m - s for m, s in zip(means, stds)], [m + s for m, s in zip(means, stds)],
-                        color="C0", alpha=0.2)
+        cell = curves[(curves["method"] == method) & (curves["task"] == task)]
+        sns.lineplot(data=cell, x="step", y="dev", errorbar="sd", color="C0", ax=ax)
         for stage in results[0]["stages"][1:]:
             first = stage["calls"][0] if "calls" in stage else stage["epochs"][0]  # black-box: forward calls
             ax.axvline(first - 0.5, color="green", linestyle="--")
@@ -135,8 +131,11 @@ def two_stage_curves(result_paths: Sequence[str], out_prefix: str) -> List[str]:
         ax.set_ylabel(f"dev {results[0]['metric']}", fontsize=8)
     fig.tight_layout()
     written = _save(fig, out_prefix)
-    csv = "method,task,unit,step,dev_mean,dev_std,n\n" + "".join(",".join(map(str, r)) + "\n" for r in rows)
-    write_text_atomic(f"{out_prefix}.csv", csv)
+    points = curves.groupby(["method", "task", "unit", "step"])["dev"].agg(
+        dev_mean="mean", dev_std="std", n="count").reset_index()
+    points["dev_std"] = points["dev_std"].fillna(0.0)  # one seed: no spread
+    write_text_atomic(f"{out_prefix}.csv",
+                      points.round({"dev_mean": 3, "dev_std": 3}).to_csv(index=False, lineterminator="\n"))
     return written + [f"{out_prefix}.csv"]
 
 

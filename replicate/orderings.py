@@ -61,15 +61,22 @@ class Verdict:
 
 
 def welch_greater(m1: float, s1: float, n1: int, m2: float, s2: float, n2: int) -> float:
-    """One-sided p of mean 1 > mean 2 from summary statistics (Welch: unequal variances).
-    Both stds 0 (two constant predictions): 0 if the means differ in that direction, else 1."""
+    """One-sided p of mean 1 > mean 2 from summary statistics (``welch_p``)."""
+    return welch_p(m1, s1, n1, m2, s2, n2, alternative="greater")
+
+
+def welch_p(m1: float, s1: float, n1: int, m2: float, s2: float, n2: int, alternative: str = "two-sided") -> float:
+    """p of Welch's t-test (unequal variances) from each side's mean, sample std and n (scipy);
+    ``alternative`` as scipy's. NaN where a side has fewer than 2 runs. Both stds 0 (two
+    constant predictions): 0 if the means differ in the tested direction, else 1."""
     from scipy.stats import ttest_ind_from_stats
 
     if n1 < 2 or n2 < 2:
         return float("nan")
     if s1 == 0 and s2 == 0:
-        return 0.0 if m1 > m2 else 1.0
-    return float(ttest_ind_from_stats(m1, s1, n1, m2, s2, n2, equal_var=False, alternative="greater").pvalue)
+        differ = {"greater": m1 > m2, "less": m1 < m2, "two-sided": m1 != m2}[alternative]
+        return 0.0 if differ else 1.0
+    return float(ttest_ind_from_stats(m1, s1, n1, m2, s2, n2, equal_var=False, alternative=alternative).pvalue)
 
 
 def check(frame, claims=CLAIMS) -> List[Verdict]:

@@ -4,7 +4,8 @@ When a prompt method stays at chance on a task, this separates "the frozen backb
 encode it" from "32 examples through the MRC head do not find it". On the same few-shot
 split (train + dev), with the same backbone, frozen, mean-pooled sentence embeddings:
 
-- single-text tasks: multinomial logistic regression (L2, LBFGS), fit on train + dev;
+- single-text tasks: logistic regression (scikit-learn's, L2, LBFGS; multinomial over more than
+  two classes), fit on train + dev;
 - sentence-pair tasks: cosine similarity of the two sentences, thresholded at the value
   that best separates "yes" from "no" on train + dev.
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 from typing import Dict, List, Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -35,19 +37,20 @@ def embed(backbone, tokenizer, texts: Sequence[str], max_length: int = 128, batc
     return torch.cat(out)
 
 
-def logistic_probe(x: torch.Tensor, y: torch.Tensor, n_classes: int, l2: float = 1e-2) -> torch.nn.Linear:
-    torch.manual_seed(0)
-    clf = torch.nn.Linear(x.shape[1], n_classes)
-    opt = torch.optim.LBFGS(clf.parameters(), max_iter=200)
+def logistic_probe(x, y, l2: float = 1e-2):
+    """scikit-learn's logistic regression of labels ``y`` on features ``x`` (arrays), fitted.
+    ``l2`` weighs the squared weights against the mean cross-entropy, bias unpenalised:
+    mean CE + l2 * ||W||^2 over one weight row per class (the objective the probe had when it
+    was a torch softmax layer). scikit-learn minimises C * sum CE + ||w||^2 / 2, over one row per
+    class with more than two classes (C = 1 / (2 * l2 * n)) and over one row w for two, where the
+    softmax's rows at its optimum are -w/2 and w/2 (so l2 * ||w||^2 / 2: C = 1 / (l2 * n)). The
+    same optimum, so the probe's predictions stay the softmax layer's."""
+    from sklearn.linear_model import LogisticRegression
 
-    def closure():
-        opt.zero_grad()
-        loss = F.cross_entropy(clf(x), y) + l2 * clf.weight.pow(2).sum()
-        loss.backward()
-        return loss
-
-    opt.step(closure)
-    return clf
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y)
+    n_classes = len(np.unique(y))
+    c = 1 / (l2 * len(y)) if n_classes == 2 else 1 / (2 * l2 * len(y))
+    return LogisticRegression(C=c, max_iter=1000).fit(x, y)
 
 
 def probe_task(task, parts: Dict[str, List], backbone, tokenizer, max_length: int = 128) -> Dict[str, float]:
@@ -71,9 +74,7 @@ def probe_task(task, parts: Dict[str, List], backbone, tokenizer, max_length: in
     else:
         x_fit = embed(backbone, tokenizer, [ex.text for ex in fit], max_length)
         x_test = embed(backbone, tokenizer, [ex.text for ex in test], max_length)
-        clf = logistic_probe(x_fit, y_fit, task.num_labels)
-        with torch.no_grad():
-            pred = clf(x_test).argmax(-1)
+        pred = torch.from_numpy(logistic_probe(x_fit.numpy(), y_fit.numpy()).predict(x_test.numpy()))
         kind = "logistic-regression"
     return {"probe": kind, "acc": 100 * (pred == y_test).float().mean().item(),
             "majority": majority_accuracy(task, y_test.tolist()), "n_fit": len(fit), "n_test": len(test)}

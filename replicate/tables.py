@@ -20,9 +20,6 @@ with the papers' numbers cell by cell.
 
 from __future__ import annotations
 
-import csv
-import io
-import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
@@ -46,6 +43,12 @@ NOT_SCORES = {"minutes"}  # column measures that are not a task's score (MP2 Tab
 NO_CELL = "–"
 
 
+def _series(values):
+    import pandas as pd  # here, not at the top: importing the tables (the Snakefile does) needs no pandas
+
+    return pd.Series(values, dtype=float)
+
+
 @dataclass
 class CellSummary:
     """Aggregate of one (method, shot, task) over its seeds."""
@@ -59,11 +62,12 @@ class CellSummary:
 
     @property
     def mean(self) -> Optional[float]:
-        return statistics.fmean(self.scores) if self.scores else None
+        return float(_series(self.scores).mean()) if self.scores else None
 
     @property
     def std(self) -> Optional[float]:
-        return statistics.stdev(self.scores) if len(self.scores) > 1 else None
+        """Sample std (ddof=1, pandas' default); None for fewer than 2 seeds."""
+        return float(_series(self.scores).std()) if len(self.scores) > 1 else None
 
     @property
     def status(self) -> str:
@@ -143,7 +147,7 @@ class Table:
         if not block.averaged:
             return None
         means = [self.cell(row, t).mean for t in block.averaged]
-        return None if any(m is None for m in means) else statistics.fmean(means)
+        return None if any(m is None for m in means) else float(_series(means).mean())
 
 
 # Tables whose numbers are not one score per cell, and where the run writes what they print.
@@ -547,14 +551,12 @@ def build_table(cfg: dict, paper: str, table: str) -> Table:
                  blocks, labels, epochs, summaries, spec.name, cfg.get("setup", "embedded"), cfg["run"])
 
 
-def _fmt(x: Optional[float]) -> str:
-    return "" if x is None else f"{x:.4f}"
-
-
 def to_csv(table: Table) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(CSV_COLUMNS)
+    """The table as tidy CSV (``CSV_COLUMNS``), written by pandas: means and stds with 4 decimals,
+    empty where there is none."""
+    import pandas as pd
+
+    records = []
     for block in table.blocks:
         for row in block.rows:
             method, shot = row
@@ -564,18 +566,20 @@ def to_csv(table: Table) -> str:
             note = "stand-in: this run's task, not a column of the paper's table"
             for task, metric in zip(block.tasks, block.metrics):
                 c = table.cell(row, task)
-                w.writerow([table.paper, table.table, block.title, row_name(method), table.backbone, block.name(task),
-                            shot_text, metric, _fmt(c.mean), _fmt(c.std), params, "",
-                            note if task in block.stand_ins else "",
-                            len(c.scores), c.n_expected, c.status, table.setup, table.run,
-                            ";".join(sorted(c.config_hashes)), of_task[task]])
-            epochs = of_task[block.tasks[0]] if len(set(of_task.values())) == 1 else ""  # the average's: one value or none
+                records.append([table.paper, table.table, block.title, row_name(method), table.backbone,
+                                block.name(task), shot_text, metric, c.mean, c.std, params, "",
+                                note if task in block.stand_ins else "",
+                                len(c.scores), c.n_expected, c.status, table.setup, table.run,
+                                ";".join(sorted(c.config_hashes)), of_task[task]])
+            # the average's epochs: the one value of its tasks, or none
+            epochs = of_task[block.tasks[0]] if len(set(of_task.values())) == 1 else ""
             avg = table.block_avg(block, row)
             if block.averaged and (method != MAJORITY or avg is not None):
-                w.writerow([table.paper, table.table, block.title, row_name(method), table.backbone, "avg", shot_text, "avg",
-                            _fmt(avg), "", params, "", "mean of " + ", ".join(map(block.name, block.averaged)), "", "",
-                            "ok" if avg is not None else "incomplete", table.setup, table.run, "", epochs])
-    return buf.getvalue()
+                records.append([table.paper, table.table, block.title, row_name(method), table.backbone, "avg",
+                                shot_text, "avg", avg, None, params, "",
+                                "mean of " + ", ".join(map(block.name, block.averaged)), "", "",
+                                "ok" if avg is not None else "incomplete", table.setup, table.run, "", epochs])
+    return pd.DataFrame(records, columns=CSV_COLUMNS).to_csv(index=False, lineterminator="\n", float_format="%.4f")
 
 
 def _any_mark(table: Table) -> bool:

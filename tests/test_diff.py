@@ -4,6 +4,8 @@ import csv
 import subprocess
 import sys
 
+import pytest
+
 from replicate import published
 from replicate.diff import DIFF_COLUMNS, VERBALIZER_NOTE, diff_rows, verdict
 
@@ -97,3 +99,60 @@ def test_cli_diffs_any_table_file(tmp_path):
     done = subprocess.run([sys.executable, "-m", "replicate", "diff", str(empty)], capture_output=True, text=True,
                           cwd=REPO)
     assert done.returncode == 2 and "no rows: nothing says which published table" in done.stderr
+
+
+def welch_two_sided_by_hand(m1, s1, n1, m2, s2, n2):
+    """Welch's t and Welch-Satterthwaite degrees of freedom written out, then the t distribution's tails."""
+    from scipy.stats import t as student_t
+
+    v1, v2 = s1 ** 2 / n1, s2 ** 2 / n2
+    t = (m1 - m2) / (v1 + v2) ** 0.5
+    df = (v1 + v2) ** 2 / (v1 ** 2 / (n1 - 1) + v2 ** 2 / (n2 - 1))
+    return 2 * student_t.sf(abs(t), df)
+
+
+def test_welch_p_from_both_sides_mean_std_and_seeds():
+    """The regenerated cell (3 seeds) against MP2's (5 seeds, MP2 §4.2): the two-sided Welch p from
+    both sides' mean, std and n, beside the std verdict, which stays."""
+    mean, std = published_cell("pt", "cpt-large", "amazon")
+    rows = diff_rows([regenerated_row(mean=str(mean + 4), std="1.5", n="3")])
+    (mine,) = [r for r in rows if r["regenerated_mean"]]
+    expected = welch_two_sided_by_hand(mean + 4, 1.5, 3, mean, std, 5)
+    assert mine["published_n"] == "5" and mine["welch_p"] == f"{expected:.3g}"
+    assert 0.001 < expected < 0.5  # a case where the number says something
+    assert mine["verdict"] == ("within 2 std" if 4 <= 2 * std else "outside 2 std")
+    # the same cell a seed short of a std: no p invented
+    (one,) = [r for r in diff_rows([regenerated_row(mean=str(mean), std="", n="1")]) if r["regenerated_mean"]]
+    assert one["welch_p"] == "no regenerated std"
+    (two,) = [r for r in diff_rows([regenerated_row(mean=str(mean), std="0.0", n="1")]) if r["regenerated_mean"]]
+    assert two["welch_p"] == "fewer than 2 runs"
+
+
+def test_welch_p_says_what_the_published_side_lacks():
+    # MP2 quotes CPM-2's cells from PPT (5 seeds, PPT §4.1): their seeds are PPT's
+    quoted = regenerated_row(backbone="cpm-2", method="model-tuning", mean="44.0", std="1.0", n="5")
+    (mine,) = [r for r in diff_rows([quoted]) if r["regenerated_mean"]]
+    assert mine["source"] == "gu2021-ppt" and mine["published_n"] == "5" and float(mine["welch_p"]) < 1
+    # MP2 prints its averages without a std
+    avg = regenerated_row(method="model-tuning", task="avg", metric="avg", mean="60.0", std="", n="")
+    (mine,) = [r for r in diff_rows([avg]) if r["regenerated_mean"]]
+    assert mine["welch_p"] == "no published std, no regenerated std" and mine["verdict"] == "no published std"
+    # MPT quotes ATTEMPT's cells (asai2022-attempt), a paper outside the registry: its seeds are unknown
+    (attempt,) = [r for r in published.rows("mpt", "1") if r["source"] == "asai2022-attempt" and r["mean"]][:1]
+    row = {**{k: attempt[k] for k in ("paper", "table", "block", "method", "backbone", "task", "shot", "metric")},
+           "mean": "50.0", "std": "1.0", "n": "3", "setup": "paper", "run": "r"}
+    (mine,) = [r for r in diff_rows([row]) if r["regenerated_mean"]]
+    assert mine["published_n"] == "" and "no published seeds" in mine["welch_p"]
+
+
+def test_a_row_with_an_extra_field_keeps_its_columns(tmp_path):
+    """pandas would make a header one field short an index (every column shifted by one)."""
+    import pandas as pd
+
+    from replicate.diff import read_table_csv
+
+    path = tmp_path / "ragged.csv"
+    path.write_text("paper,table,block,method,backbone,task,shot,metric,mean\nmp2,3,b,pt,x,t,32,acc,1.0,extra\n")
+    with pytest.warns(pd.errors.ParserWarning):  # pandas says the extra field is dropped
+        (row,) = read_table_csv(str(path))
+    assert (row["paper"], row["table"], row["mean"]) == ("mp2", "3", "1.0")

@@ -1,5 +1,6 @@
 """The frozen-feature probe used to explain tasks that stay at chance."""
 
+import pytest
 import torch
 
 from replicate.backbones import BACKBONES
@@ -15,8 +16,28 @@ def test_logistic_probe_separates_separable_features():
     y = torch.arange(40) % 2
     x = torch.randn(40, 8, generator=g)
     x[:, 0] += 3 * (2 * y - 1)  # separable with a margin
-    clf = logistic_probe(x, y, 2)
-    assert (clf(x).argmax(-1) == y).float().mean() == 1.0
+    clf = logistic_probe(x.numpy(), y.numpy())
+    assert (clf.predict(x.numpy()) == y.numpy()).all()
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_logistic_probe_minimises_mean_cross_entropy_plus_l2_times_squared_weights(n_classes):
+    """scikit-learn's fit is the optimum of the objective the probe states (mean CE + l2 * ||W||^2
+    over one softmax row per class, bias free): that objective's gradient, by autograd at the
+    fitted softmax rows, is ~0. Binary: scikit-learn's one row w is the rows -w/2 and w/2."""
+    g = torch.Generator().manual_seed(n_classes)
+    y = torch.arange(48) % n_classes
+    x = torch.nn.functional.normalize(torch.randn(48, 8, generator=g) + 0.5 * torch.eye(8)[y], dim=-1).double()
+    l2 = 1e-2
+    clf = logistic_probe(x.numpy(), y.numpy(), l2=l2)
+    coef, bias = torch.tensor(clf.coef_), torch.tensor(clf.intercept_)
+    if n_classes == 2:
+        coef, bias = torch.cat([-coef / 2, coef / 2]), torch.cat([-bias / 2, bias / 2])
+    weight, bias = coef.clone().requires_grad_(), bias.clone().requires_grad_()
+    loss = torch.nn.functional.cross_entropy(x @ weight.T + bias, y) + l2 * weight.pow(2).sum()
+    loss.backward()
+    assert weight.grad.abs().max() < 1e-4 and bias.grad.abs().max() < 1e-4
+    assert coef.abs().max() > 0.1  # a fit that says something (not shrunk to zero)
 
 
 def test_probe_reports_both_kinds_with_majority():
