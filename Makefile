@@ -60,4 +60,4 @@ bench: setup
 	$(RUN) python bench/seed_batching.py
 
 clean-results:
-	rm -rf results/splits results/cells results/tables results/logs results/benchmarks
+	rm -rf results/splits results/cells results/prompts results/tables results/logs results/benchmarks
