@@ -8,7 +8,7 @@ import os
 import pytest
 import torch
 
-from conftest import FIXTURES, TINY_CONFIG
+from conftest import FIXTURES, HANG_GUARD_S, TINY_CONFIG
 from replicate.config import check_config, pretrain_settings
 from replicate.errors import ConfigError
 from replicate.jobs import CHECKPOINT_FILE, RESUME_FILE, SUMMARY_FILE, load_pretrained, pretrain_job
@@ -542,7 +542,7 @@ def kill_between_dev_checks(argv, cwd, out, signum, eval_every):
     with open(cwd / "killed.log", "w+") as log:
         job = subprocess.Popen([sys.executable, "-m", "replicate", *argv], cwd=cwd, stderr=log, env=env)
         try:
-            deadline = time.monotonic() + 120
+            deadline = time.monotonic() + HANG_GUARD_S
             while True:
                 assert job.poll() is None, "the run ended before it could be killed between dev checks"
                 assert time.monotonic() < deadline
@@ -555,7 +555,7 @@ def kill_between_dev_checks(argv, cwd, out, signum, eval_every):
                 time.sleep(0.002)
             job.send_signal(signum)
             job.send_signal(signal.SIGCONT)
-            job.wait(timeout=60)
+            job.wait(timeout=HANG_GUARD_S)
         finally:
             if job.poll() is None:
                 job.kill()
