@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 import yaml
 
 from replicate.config import Cell, check_config, result_path, split_path
@@ -16,6 +17,7 @@ def cli(*args):
                           timeout=HANG_GUARD_S)
 
 
+@pytest.mark.slow
 def test_split_train_aggregate_by_hand(tmp_path, tiny_config):
     tiny_config["grid"]["methods"] = ["pt"]
     tiny_config["grid"]["tasks"] = ["fine-foods"]

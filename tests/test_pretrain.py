@@ -33,6 +33,7 @@ def mp2_config(tmp_path, steps=6):
     return check_config(cfg)
 
 
+@pytest.mark.slow
 def test_a_killed_pretraining_resumes_to_the_same_checkpoint(tmp_path):
     cfg = mp2_config(tmp_path)
     settings = pretrain_settings(cfg, "mp2-shallow", "tiny-bert")
@@ -94,6 +95,7 @@ def test_each_tasks_dev_score_is_reported_beside_its_constant_prediction(tmp_pat
                              + (f" ({', '.join(above)})" if above else "")), (line, check)
 
 
+@pytest.mark.slow
 def test_no_test_pool_or_few_shot_text_reaches_pretraining():
     """The embedded default's upstream suite: for every task, nothing of any downstream test
     pool, nor of an UNSEEN DATA task's few-shot pool (its reserve), is in its data, whole or

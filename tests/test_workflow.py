@@ -194,6 +194,7 @@ def cells_in(out: str, method: str) -> set:
     return set(re.findall(rf"results/paper/cells/cpt-large/([a-z0-9-]+)/shot32/{method}/seed8\.json", out))
 
 
+@pytest.mark.slow
 def test_paper_config_dry_run_lists_every_cell_offline():
     done = snakemake("-n", "--cores", "8", "table3", "--configfile", "config/paper.yaml")
     assert done.returncode == 0, done.stderr[-2000:]
@@ -253,6 +254,7 @@ def test_paper_config_dry_run_lists_every_cell_offline():
                                        "paper_table": len(TABLES_WITH_BUILT_METHODS) + 2, "tables": 1}
 
 
+@pytest.mark.slow
 def test_every_paper_table_is_a_target(tmp_path, tiny_config):
     """`<paper>_table<N>` for every published table; one without a row of this run's methods
     needs no training job and still writes its table and diff."""

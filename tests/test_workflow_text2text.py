@@ -59,6 +59,7 @@ def _jobs(out: str, rule: str) -> list:
     return jobs
 
 
+@pytest.mark.slow
 def test_paper_configs_dry_runs_list_every_task_of_their_tables_offline():
     tables = [f"mpt_table{t}" for t in (1, 2, 3, 4, 6, 7)]
     mpt = snakemake("-n", *tables, "--configfile", "config/paper-mpt.yaml")
