@@ -116,7 +116,9 @@ def test_paper_config_runs_end_to_end_on_a_tiny_cpt(tmp_path, tiny_cpt_dir):
             "怎么还款" if k % 2 else "怎么开通"), "label": k % 2}, ensure_ascii=False) + "\n" for k in range(40)),
             encoding="utf-8")
         upstream[name] = {"train": str(path), "test": str(path)}
-    cfg["paper_data_files"] = {**paper_files(*SMOKE_TASKS), **upstream}
+    # every downstream task's files, not only SMOKE_TASKS': the pre-training data leave out
+    # the texts of all of MP2's downstream pools (held_out_texts), in the grid or not
+    cfg["paper_data_files"] = {**paper_files(*PAPER_TASKS), **upstream}
     # the UNSEEN DATA fixtures (70-90 rows) are whole few-shot pools: they lend nothing upstream
     cfg["protocol"]["downstream_reserve"] = 1
     for pre in cfg["pretraining"].values():
@@ -159,9 +161,17 @@ def test_paper_config_runs_end_to_end_on_a_tiny_cpt(tmp_path, tiny_cpt_dir):
             assert provenance["settings"]["method_config"]["formulation"] == "mlm"
             assert provenance["pretrained_checkpoint"] is None and "pretraining" not in provenance["settings"]
         assert not (results / f"cells/tiny-cpt/cmrc-2018/shot32/{method}").exists()
+    # their rows print "–" in the extractive tasks' columns and a score in every other one
     table = (results / "tables" / "mp2_table3.md").read_text(encoding="utf-8")
-    bbt_rows = [line for line in table.splitlines() if line.startswith("| BBT |")]
-    assert bbt_rows and all(line.count("| – |") + line.count("| –") >= 2 for line in bbt_rows)
+    dashes = []
+    for block in table.split("\n## ")[1:]:
+        rows = [[c.strip() for c in line.strip("|").split("|")] for line in block.splitlines() if line.startswith("|")]
+        tasks = [column.split(" (")[0] for column in rows[0][2:]] if rows else []
+        for row in rows[2:]:
+            if row[0] in ("BBT", "BBTv2"):
+                assert [v == "–" for v in row[2:]] == [t in EXTRACTIVE for t in tasks], (row, tasks)
+                dashes += [t for t, v in zip(tasks, row[2:]) if v == "–"]
+    assert dashes == ["cmrc-2018", "cmrc-2018"]
     bb = json.loads((results / "cells/tiny-cpt/bq/shot32/mp2-deep-black-box/seed8.json").read_text(encoding="utf-8"))
     assert [(s["name"], s["forward_calls"]) for s in bb["stages"]] == [("I: router", 2), ("II: prompt", 16)]
     assert bb["dev"]["unit"] == "forward call" and set(bb["provenance"]["packages"]) >= {"cma", "bayesian-optimization"}
