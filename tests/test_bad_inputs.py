@@ -184,6 +184,7 @@ def test_a_corpus_changed_after_download_is_refused_on_every_read(capsys, tmp_pa
     assert not (tmp_path / "results").exists()
 
 
+@pytest.mark.slow
 def test_a_job_whose_seeds_all_fail_exits_non_zero(tmp_path, config_file):
     """Through the process boundary: the exit code Snakemake sees, and the failure records."""
     base = [sys.executable, "-m", "replicate"]
@@ -354,6 +355,7 @@ def test_ctrl_c_exits_130_and_leaves_no_part_file(capsys, config_file, tmp_path,
     assert written == []
 
 
+@pytest.mark.slow
 def test_a_job_left_running_owns_its_outputs_until_it_ends(capsys, tmp_path, config_file):
     """A by-hand (or orphaned) job and a rerun never write the same cells: the rerun stops in
     one line naming the first job's pid; the first, terminated, exits 143 and leaves no

@@ -145,6 +145,7 @@ def test_a_jobs_log_has_no_transformers_progress_bar(tmp_path, capsys):
     assert_a_quiet_job_log(capsys.readouterr().err)
 
 
+@pytest.mark.slow
 def test_a_job_process_starts_with_the_bars_off_before_transformers_is_imported(tmp_path):
     """The job as Snakemake runs it, a fresh process: transformers is not imported when the
     job starts, so the environment it reads on import turns its bars off and its logging
