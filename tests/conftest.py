@@ -7,6 +7,9 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 PAPER_FIXTURES = FIXTURES / "paper"  # tests/fixtures/make_paper_fixtures.py writes them
+# The one bound on any subprocess or wait in the tests: it only turns a hang into a failure,
+# far above any honest time on a busy machine, so that no correct run fails on wall time.
+HANG_GUARD_S = 1800
 
 # Tests never reach the Hugging Face Hub.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

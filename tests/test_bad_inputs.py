@@ -15,7 +15,7 @@ import yaml
 from replicate.cli import main
 from replicate.config import check_config
 
-from conftest import FIXTURES, REPO, TINY_CONFIG
+from conftest import FIXTURES, HANG_GUARD_S, REPO, TINY_CONFIG
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
        "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")}
@@ -79,7 +79,7 @@ def test_snakemake_stops_on_the_same_line(tmp_path, path, value, message):
     config = tmp_path / "run.yaml"
     config.write_text(yaml.safe_dump(cfg))
     done = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "1", "table3", "--configfile", str(config)],
-                          cwd=REPO, capture_output=True, text=True, env=ENV, timeout=300)
+                          cwd=REPO, capture_output=True, text=True, env=ENV, timeout=HANG_GUARD_S)
     assert done.returncode != 0 and message in done.stderr and "Traceback" not in done.stderr, done.stderr[-2000:]
     assert not (tmp_path / "results").exists()
 
@@ -184,6 +184,7 @@ def test_a_corpus_changed_after_download_is_refused_on_every_read(capsys, tmp_pa
     assert not (tmp_path / "results").exists()
 
 
+@pytest.mark.slow
 def test_a_job_whose_seeds_all_fail_exits_non_zero(tmp_path, config_file):
     """Through the process boundary: the exit code Snakemake sees, and the failure records."""
     base = [sys.executable, "-m", "replicate"]
@@ -354,6 +355,7 @@ def test_ctrl_c_exits_130_and_leaves_no_part_file(capsys, config_file, tmp_path,
     assert written == []
 
 
+@pytest.mark.slow
 def test_a_job_left_running_owns_its_outputs_until_it_ends(capsys, tmp_path, config_file):
     """A by-hand (or orphaned) job and a rerun never write the same cells: the rerun stops in
     one line naming the first job's pid; the first, terminated, exits 143 and leaves no
@@ -372,16 +374,16 @@ def test_a_job_left_running_owns_its_outputs_until_it_ends(capsys, tmp_path, con
     lock = tmp_path / CELL.format(8)
     lock = lock.with_name(".seed8.json.lock")
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + HANG_GUARD_S
         while f"pid {first.pid} " not in (lock.read_text() if lock.exists() else ""):
             assert first.poll() is None and time.monotonic() < deadline
             time.sleep(0.2)
-        second = subprocess.run(train, cwd=REPO, capture_output=True, text=True, env=ENV, timeout=120)
+        second = subprocess.run(train, cwd=REPO, capture_output=True, text=True, env=ENV, timeout=HANG_GUARD_S)
         assert second.returncode == 2 and "is being written by another job" in second.stderr
         assert f"end it (kill {first.pid})" in second.stderr and "Traceback" not in second.stderr
     finally:
         first.send_signal(signal.SIGTERM)
-        _, err = first.communicate(timeout=60)
+        _, err = first.communicate(timeout=HANG_GUARD_S)
     assert first.returncode == 143 and "replicate: terminated (SIGTERM)" in err and "Traceback" not in err, err
     assert [p for p in (tmp_path / "results").rglob("*.part")] == [] and not (tmp_path / CELL.format(8)).exists()
 
@@ -452,7 +454,7 @@ def test_a_key_given_twice_is_refused_naming_both_lines(tmp_path, capsys):
 def test_snakemake_stops_on_a_key_given_twice(tmp_path):
     config, line, _ = duplicate_key_config(tmp_path)
     done = subprocess.run([sys.executable, "-m", "snakemake", "-n", "table3", "--configfile", str(config)],
-                          cwd=REPO, capture_output=True, text=True, env=ENV, timeout=300)
+                          cwd=REPO, capture_output=True, text=True, env=ENV, timeout=HANG_GUARD_S)
     assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr[-2000:]
     assert f"replicate: config {config} line {line}: key 'threads_per_job' appears twice" in done.stderr
     assert not (tmp_path / "results").exists()
@@ -527,7 +529,7 @@ def test_a_results_dir_with_a_space_stays_one_shell_argument(tmp_path):
     config = tmp_path / "mp2.yaml"
     config.write_text(yaml.safe_dump(cfg))
     done = subprocess.run([sys.executable, "-m", "snakemake", "-n", "-p", "--cores", "1", "table3", "--configfile",
-                           str(config)], cwd=REPO, capture_output=True, text=True, env=ENV, timeout=300)
+                           str(config)], cwd=REPO, capture_output=True, text=True, env=ENV, timeout=HANG_GUARD_S)
     assert done.returncode == 0, done.stderr[-2000:]
     commands = [shlex.split(line.split("Shell command: ")[1]) for line in (done.stdout + done.stderr).splitlines()
                 if "Shell command: python -m replicate " in line]

@@ -4,18 +4,20 @@ import json
 import subprocess
 import sys
 
+import pytest
 import yaml
 
 from replicate.config import Cell, check_config, result_path, split_path
 
-from conftest import REPO
+from conftest import HANG_GUARD_S, REPO
 
 
 def cli(*args):
     return subprocess.run([sys.executable, "-m", "replicate", *args], capture_output=True, text=True, cwd=REPO,
-                          timeout=600)
+                          timeout=HANG_GUARD_S)
 
 
+@pytest.mark.slow
 def test_split_train_aggregate_by_hand(tmp_path, tiny_config):
     tiny_config["grid"]["methods"] = ["pt"]
     tiny_config["grid"]["tasks"] = ["fine-foods"]
@@ -84,7 +86,7 @@ def test_console_script_and_module_print_the_packages_version():
 
     script = Path(sys.executable).parent / "replicate"
     for command in ([str(script), "--version"], [sys.executable, "-m", "replicate", "--version"]):
-        done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+        done = subprocess.run(command, capture_output=True, text=True, timeout=HANG_GUARD_S)
         assert done.returncode == 0, done.stderr
         installed = version("softprompt-replicate")
         assert done.stdout.strip() == f"replicate {replicate.__version__}" == f"replicate {installed}"

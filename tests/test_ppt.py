@@ -78,6 +78,7 @@ def test_mcc_and_unified_rules_follow_the_authors_composition():
     assert set(sizes) == set(range(2, 17))
 
 
+@pytest.mark.slow
 def test_document_tasks_show_nothing_of_a_test_article_or_a_downstream_test_pool():
     """The PPT tasks' train pools hold no sentence or title of a BBC test article (every BBC
     task's test pool is made of those), and what pre-training takes from them holds no text
@@ -162,6 +163,7 @@ def single_config(tmp_path, steps=6, layout="mcc", tasks=("bbc-ppt-unified",), m
     return check_config(cfg)
 
 
+@pytest.mark.slow
 def test_a_killed_single_prompt_pretraining_resumes_to_the_same_checkpoint(tmp_path):
     cfg = single_config(tmp_path)
     settings = pretrain_settings(cfg, "ppt-unified", "tiny-bert")
@@ -411,6 +413,7 @@ def _lettered_pretrainings(cfg):
                 yield name, pcfg, view
 
 
+@pytest.mark.slow
 def test_no_embedded_ppt_pretraining_draw_loses_a_candidate_at_the_configured_length():
     """Every draw of the embedded configs' lettered pre-training tasks (Unified: 2-16
     candidates, MCC: 6), encoded with the grid backbone's tokenizer at the pre-training's
@@ -452,6 +455,7 @@ def test_no_embedded_ppt_pretraining_draw_loses_a_candidate_at_the_configured_le
     assert {v for v, _, _ in checked} == {"bbc-ppt-unified", "bbc-ppt-mcc"}
 
 
+@pytest.mark.slow
 def test_every_option_count_fits_the_configured_length_of_every_config(tiny_cpt_dir):
     """Every PPT input of the three configs keeps its candidates at the configured length:
     a synthetic draw of every option count of every lettered pre-training task (long query,

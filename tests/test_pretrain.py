@@ -8,7 +8,7 @@ import os
 import pytest
 import torch
 
-from conftest import FIXTURES, TINY_CONFIG
+from conftest import FIXTURES, HANG_GUARD_S, TINY_CONFIG
 from replicate.config import check_config, pretrain_settings
 from replicate.errors import ConfigError
 from replicate.jobs import CHECKPOINT_FILE, RESUME_FILE, SUMMARY_FILE, load_pretrained, pretrain_job
@@ -33,6 +33,7 @@ def mp2_config(tmp_path, steps=6):
     return check_config(cfg)
 
 
+@pytest.mark.slow
 def test_a_killed_pretraining_resumes_to_the_same_checkpoint(tmp_path):
     cfg = mp2_config(tmp_path)
     settings = pretrain_settings(cfg, "mp2-shallow", "tiny-bert")
@@ -94,6 +95,7 @@ def test_each_tasks_dev_score_is_reported_beside_its_constant_prediction(tmp_pat
                              + (f" ({', '.join(above)})" if above else "")), (line, check)
 
 
+@pytest.mark.slow
 def test_no_test_pool_or_few_shot_text_reaches_pretraining():
     """The embedded default's upstream suite: for every task, nothing of any downstream test
     pool, nor of an UNSEEN DATA task's few-shot pool (its reserve), is in its data, whole or
@@ -542,7 +544,7 @@ def kill_between_dev_checks(argv, cwd, out, signum, eval_every):
     with open(cwd / "killed.log", "w+") as log:
         job = subprocess.Popen([sys.executable, "-m", "replicate", *argv], cwd=cwd, stderr=log, env=env)
         try:
-            deadline = time.monotonic() + 120
+            deadline = time.monotonic() + HANG_GUARD_S
             while True:
                 assert job.poll() is None, "the run ended before it could be killed between dev checks"
                 assert time.monotonic() < deadline
@@ -555,7 +557,7 @@ def kill_between_dev_checks(argv, cwd, out, signum, eval_every):
                 time.sleep(0.002)
             job.send_signal(signum)
             job.send_signal(signal.SIGCONT)
-            job.wait(timeout=60)
+            job.wait(timeout=HANG_GUARD_S)
         finally:
             if job.poll() is None:
                 job.kill()

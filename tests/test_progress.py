@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from conftest import FIXTURES, TINY_CONFIG
+from conftest import FIXTURES, HANG_GUARD_S, TINY_CONFIG
 from replicate import logs
 from replicate.logs import Progress, duration_text, eta_text
 
@@ -145,6 +145,7 @@ def test_a_jobs_log_has_no_transformers_progress_bar(tmp_path, capsys):
     assert_a_quiet_job_log(capsys.readouterr().err)
 
 
+@pytest.mark.slow
 def test_a_job_process_starts_with_the_bars_off_before_transformers_is_imported(tmp_path):
     """The job as Snakemake runs it, a fresh process: transformers is not imported when the
     job starts, so the environment it reads on import turns its bars off and its logging
@@ -159,7 +160,7 @@ def test_a_job_process_starts_with_the_bars_off_before_transformers_is_imported(
     env = {k: v for k, v in os.environ.items() if k != "HF_HUB_DISABLE_PROGRESS_BARS"}
     env.update(PYTHONPATH=str(REPO), TRANSFORMERS_VERBOSITY="info")
     done = subprocess.run([sys.executable, "-m", "replicate", *argv], cwd=tmp_path, env=env, capture_output=True,
-                          text=True, timeout=300)
+                          text=True, timeout=HANG_GUARD_S)
     assert done.returncode == 0, done.stderr[-2000:]
     assert_a_quiet_job_log(done.stderr)
     assert "loading" not in done.stderr.lower(), done.stderr[-2000:]  # transformers' info lines ("loading file")

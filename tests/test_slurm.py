@@ -16,7 +16,7 @@ import time
 import pytest
 import yaml
 
-from conftest import REPO, TINY_CONFIG
+from conftest import HANG_GUARD_S, REPO, TINY_CONFIG
 
 CLUSTER = REPO / ".ci" / "slurm-cluster.sh"
 DAEMONS = ("slurmctld", "slurmd", "slurmdbd", "munged", "mariadbd", "sbatch", "sacct")
@@ -41,7 +41,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.skipif(bool(_why_not()), reason=_why
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     state = tmp_path_factory.mktemp("slurm")
-    started = subprocess.run(["bash", str(CLUSTER), "start", str(state)], capture_output=True, text=True, timeout=180)
+    started = subprocess.run(["bash", str(CLUSTER), "start", str(state)], capture_output=True, text=True,
+                             timeout=HANG_GUARD_S)
     try:
         assert started.returncode == 0, started.stderr + started.stdout
         env = {**os.environ, "SLURM_CONF": str(state / "slurm.conf"), "HF_HUB_OFFLINE": "1",
@@ -49,7 +50,7 @@ def cluster(tmp_path_factory):
                "PATH": os.path.dirname(sys.executable) + os.pathsep + "/usr/sbin" + os.pathsep + os.environ["PATH"]}
         yield env
     finally:
-        subprocess.run(["bash", str(CLUSTER), "stop", str(state)], capture_output=True, timeout=60)
+        subprocess.run(["bash", str(CLUSTER), "stop", str(state)], capture_output=True, timeout=HANG_GUARD_S)
 
 
 def run_profile(tmp_path, env, profile, cfg):
@@ -59,12 +60,12 @@ def run_profile(tmp_path, env, profile, cfg):
     config.write_text(yaml.safe_dump(cfg))
     return subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--profile",
                            str(REPO / "profiles" / profile), "table3", "--configfile", str(config)],
-                          cwd=tmp_path, capture_output=True, text=True, env=env, timeout=900)
+                          cwd=tmp_path, capture_output=True, text=True, env=env, timeout=HANG_GUARD_S)
 
 
 def sacct(env, job_id):
     done = subprocess.run(["sacct", "-n", "-P", "-X", "-j", job_id, "--format=State,AllocTRES,Partition,Account"],
-                          capture_output=True, text=True, env=env, timeout=60)
+                          capture_output=True, text=True, env=env, timeout=HANG_GUARD_S)
     return done.stdout.strip()
 
 
@@ -121,12 +122,11 @@ def test_a_failing_job_is_retried_and_reported_with_its_cause(tmp_path, cluster)
 
 # --- a cancelled cluster job (issue 23) ---
 
-WAIT_AFTER_CANCEL_S = 240
-
 
 def test_a_cancelled_job_ends_the_wait_and_is_named(tmp_path, cluster):
     """sacct says "CANCELLED by 0" after scancel, which the plugin alone never takes for an end
-    (profiles/slurm/bin/sacct): the run must fail soon after, naming the job, not wait forever."""
+    (profiles/slurm/bin/sacct): the run must end, failed, naming the job, not wait forever. No
+    claim on how soon: the only bound is the hang guard, which a run without the shim hits."""
     config = tmp_path / "run.yaml"
     config.write_text(yaml.safe_dump(tiny(tmp_path, ["pt"])))
     log = tmp_path / "snakemake.log"
@@ -139,21 +139,21 @@ def test_a_cancelled_job_ends_the_wait_and_is_named(tmp_path, cluster):
         run = subprocess.Popen(command, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT, env=cluster)
         try:
             job_id = ""
-            deadline = time.monotonic() + 300  # a bound for a busy machine; the loop ends when the job runs
+            deadline = time.monotonic() + HANG_GUARD_S  # the loop ends when the job runs
             while not job_id and time.monotonic() < deadline and run.poll() is None:
                 queue = subprocess.run(["squeue", "-h", "-t", "RUNNING", "-o", "%i"], capture_output=True,
-                                       text=True, env=cluster, timeout=30).stdout.split()
+                                       text=True, env=cluster, timeout=HANG_GUARD_S).stdout.split()
                 job_id = queue[0] if queue else ""
                 time.sleep(0.2)
             assert job_id, "no job ran: " + log.read_text()[-3000:]
-            subprocess.run(["scancel", job_id], check=True, env=cluster, timeout=30)
+            subprocess.run(["scancel", job_id], check=True, env=cluster, timeout=HANG_GUARD_S)
             try:
-                # it ends within seconds of the next poll; the bound is generous for a busy machine (without
-                # the shim it never ends)
-                returncode = run.wait(timeout=WAIT_AFTER_CANCEL_S)
+                # it ends at the next status check; without the shim it never ends: the guard
+                # tells a hang from a slow machine, it times nothing
+                returncode = run.wait(timeout=HANG_GUARD_S)
             except subprocess.TimeoutExpired:
-                pytest.fail(f"Snakemake still waits {WAIT_AFTER_CANCEL_S} s after `scancel {job_id}`: "
-                            + log.read_text()[-3000:])
+                pytest.fail(f"Snakemake hangs after `scancel {job_id}` (still waiting after the {HANG_GUARD_S} s "
+                            "hang guard): " + log.read_text()[-3000:])
         finally:
             if run.poll() is None:
                 run.kill()

@@ -1,12 +1,14 @@
 """Tasks load real (or schema-identical fixture) data into disjoint, deterministic pools."""
 
 import pytest
+import yaml
 
+from replicate.splits import Protocol, draw_split
 from replicate.tasks import TASKS, resolve_task
 from replicate.errors import DataError
 from replicate.tasks.base import Example, Pools
 
-from conftest import FIXTURES, paper_files
+from conftest import FIXTURES, REPO, paper_files
 
 EMBEDDED = [n for n in TASKS if TASKS.get(n).suite == "embedded" and TASKS.get(n).track != "upstream"]  # downstream ones
 
@@ -78,14 +80,29 @@ def test_pools_refuse_duplicate_ids_within_a_pool_but_not_across():
         Pools(train=[a, b], test=[])
 
 
-@pytest.mark.parametrize("name, kind", [("tnews", "classification"), ("cmnli", "classification"),
-                                        ("cmrc-2018", "extractive"), ("c3", "multiple-choice"),
-                                        ("bq", "classification"), ("chnsent", "classification"),
-                                        ("ccpm", "multiple-choice"), ("cote-bd", "extractive")])
+# All 14 of MP2 Table 3 (config/paper.yaml): the paper smoke run (tests/test_workflow.py)
+# trains on one task of each kind, so each task's own reader and MP2 split are checked here.
+PAPER_TASK_KINDS = [("amazon", "classification"), ("thucnews", "classification"), ("bq", "classification"),
+                    ("cmnli", "classification"), ("cmrc-2018", "extractive"), ("ccpm", "multiple-choice"),
+                    ("cote-mfw", "extractive"), ("chnsent", "classification"), ("tnews", "classification"),
+                    ("ocnli", "classification"), ("lcqmc", "classification"), ("drcd", "extractive"),
+                    ("c3", "multiple-choice"), ("cote-bd", "extractive")]
+
+
+def test_every_paper_task_is_checked_here():
+    grid = yaml.safe_load((REPO / "config" / "paper.yaml").read_text(encoding="utf-8"))["grid"]
+    assert [name for name, _ in PAPER_TASK_KINDS] == grid["tasks"]
+
+
+@pytest.mark.parametrize("name, kind", PAPER_TASK_KINDS)
 def test_paper_tasks_load_from_local_files_with_hub_schema(name, kind):
     task = resolve_task(name, paper_files(name))
     pools = task.load_pools("")
     assert task.kind == kind and pools.train and pools.test
+    # MP2's few-shot split (32 + 32; 8 per label past 5 labels) draws from the fixture's pools
+    split = draw_split(task, pools, 32, 8, Protocol(many_labels=5, per_label_when_many=8))
+    per_label = task.kind == "classification" and task.num_labels > 5
+    assert len(split["train"]) == len(split["dev"]) == (8 * task.num_labels if per_label else 32)
     # ids restart at 0 in every split file, and the test file is not a copy of the train file
     assert {ex.text for ex in pools.train}.isdisjoint(ex.text for ex in pools.test)
     for ex in pools.train[:5]:
