@@ -60,6 +60,16 @@ def test_mean_std_missing_and_failed_cells(tiny_config):
     assert statuses[("pt", "bbc-topic")] == "ok" and statuses[("pt", "review-polarity")] == "partial"
     assert statuses[("ptv2", "bbc-topic")] == "failed" and statuses[("ptv2", "hedge-detection")] == "missing"
     assert len([r for r in rows if r["method"] == "pt"]) == 3 + 2  # 3 tasks + one avg per block
+    # what the diff reads from the CSV: mean, sample std (4 decimals) and the runs behind them
+    pt_rows = {(r["block"], r["task"]): [r[k] for k in ("mean", "std", "n", "n_expected", "status")]
+               for r in rows if r["method"] == "pt"}
+    assert pt_rows == {
+        ("UNSEEN DATA / Gradient Descent", "bbc-topic"): ["65.0000", f"{statistics.stdev([60.0, 70.0]):.4f}", "2", "2",
+                                                          "ok"],
+        ("UNSEEN DATA / Gradient Descent", "hedge-detection"): ["", "", "0", "2", "missing"],
+        ("UNSEEN DATA / Gradient Descent", "avg"): ["", "", "", "", "incomplete"],  # a column has no mean
+        ("UNSEEN TASK / Gradient Descent", "review-polarity"): ["50.0000", "", "1", "2", "partial"],
+        ("UNSEEN TASK / Gradient Descent", "avg"): ["50.0000", "", "", "", "ok"]}
     assert all(r["note"].startswith("stand-in") for r in rows if r["task"] != "avg")
     tex = to_latex(table)
     assert r"\toprule" in tex and r"65.0 $\pm$ 7.1" in tex
@@ -239,7 +249,8 @@ def test_a_table_reads_only_the_shots_it_prints_and_no_other_tables_paper_tasks(
     from replicate import published
 
     columns = {c for b in published.shape("mpt")["tables"]["1"]["blocks"].values() for c in b["columns"]}
-    assert standing_in_for({"grid": {"tasks": ["rte", "naturalquestions", "bbc-topic"]}}, columns, "mpt") == ["bbc-topic"]
+    grid = {"grid": {"tasks": ["rte", "naturalquestions", "bbc-topic"]}}
+    assert standing_in_for(grid, columns, "mpt") == ["bbc-topic"]
     # a task of another paper's table does stand in (MP2's tasks in PPT's tables)
     assert standing_in_for({"grid": {"tasks": ["chnsent", "naturalquestions"]}}, columns, "mpt") == ["chnsent"]
 
