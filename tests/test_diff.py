@@ -145,6 +145,23 @@ def test_welch_p_says_what_the_published_side_lacks():
     assert mine["published_n"] == "" and "no published seeds" in mine["welch_p"]
 
 
+def test_published_n_is_the_seeds_of_the_paper_a_cell_comes_from():
+    """A quoted cell's runs are its source paper's, not the quoting paper's (ComPT, 3 seeds,
+    quoting a PPT cell would be over PPT's 5); the published cells no regenerated row has carry
+    theirs too."""
+    from replicate.diff import published_runs, welch_text
+
+    assert (published_runs("compt", "gu2021-ppt"), published_runs("compt", ""), published_runs("mp2", "")) == (5, 3, 5)
+    assert published_runs("mpt", "asai2022-attempt") is None
+    rows = diff_rows([regenerated_row(mean="50.0", std="1.0", n="5")], tables={("mp2", "3"), ("compt", "8")})
+    only_published = {(r["paper"], r["source"], r["published_n"]) for r in rows
+                      if not r["regenerated_mean"] and r["published_mean"]}
+    assert only_published == {("mp2", "", "5"), ("mp2", "gu2021-ppt", "5"), ("compt", "", "3"),
+                              ("compt", "wang2023-mpt", "3"), ("compt", "asai2022-attempt", "")}
+    # a published side of one run has no sample std to test with
+    assert welch_text(50.0, 1.0, 3, 40.0, 1.0, 1) == "fewer than 2 runs"
+
+
 def test_a_row_with_an_extra_field_keeps_its_columns(tmp_path):
     """pandas would make a header one field short an index (every column shifted by one)."""
     import pandas as pd

@@ -104,6 +104,8 @@ def harness_and_peft_outputs(cfg, cell_path, adapter_dir):
 
 
 def test_peft_runs_the_exported_prompt_as_the_harness_does(capsys, tmp_path, pt_cell):
+    from replicate.tasks import TASKS
+
     pytest.importorskip("peft", reason="peft is not installed (pip install -e '.[test]' installs it)")
     cfg, cell_path = pt_cell
     code, out, err = run_cli(capsys, "export-peft", cell_path, "--out", tmp_path / "adapter")
@@ -118,6 +120,21 @@ def test_peft_runs_the_exported_prompt_as_the_harness_does(capsys, tmp_path, pt_
     torch.testing.assert_close(peft_logits, logits, rtol=1e-5, atol=1e-5)
     task = json.loads((tmp_path / "adapter" / "replicate_task.json").read_text())
     assert task["targets"] == ["0", "1"] and task["text_format"] == "attempt" and task["prefix"] == "rte"
+    result = json.loads(open(cell_path).read())
+    assert (task["input"], task["prompt_sha256"], task["cell"]) == (
+        TASKS.get(TASK).formats["attempt"].input, result["prompt_file"]["sha256"], f"pt/tiny-t5-files/{TASK}/4/8")
+    readme = (tmp_path / "adapter" / "README.md").read_text()
+    assert cfg["backbone_dirs"]["tiny-t5-files"] in readme and "Its answers are the strings '0', '1'" in readme
+
+
+def test_prompt_path_mirrors_the_innermost_cells_tree_or_sits_beside_the_result(tmp_path):
+    """A results folder may itself lie under a folder named ``cells``: the prompts tree is beside
+    the cells tree the result is in; a result outside any cells tree keeps its prompt beside it."""
+    cell = tmp_path / "cells" / "results" / "cells" / "tiny-t5-files" / TASK / "shot4" / "pt" / "seed8.json"
+    assert prompt_path(str(cell)) == str(tmp_path / "cells" / "results" / "prompts" / "tiny-t5-files" / TASK / "shot4" /
+                                         "pt" / "seed8.safetensors")
+    by_hand = tmp_path / "by-hand"
+    assert prompt_path(str(by_hand / "seed8.json")) == str(by_hand / "seed8.prompt.safetensors")
 
 
 def test_the_train_job_saves_the_tested_prompt_where_its_result_says(pt_cell):

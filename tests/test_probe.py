@@ -4,9 +4,10 @@ import pytest
 import torch
 
 from replicate.backbones import BACKBONES
-from replicate.probe import logistic_probe, probe_task
+from replicate.probe import embed, logistic_probe, probe_task
 from replicate.splits import Protocol, draw_split, resolve
 from replicate.tasks import TASKS
+from replicate.tasks.base import Example
 
 from conftest import FIXTURES
 
@@ -52,3 +53,33 @@ def test_probe_reports_both_kinds_with_majority():
         assert out["majority"] == 100 * max(labels.count(y) for y in set(labels)) / len(labels)
         correct = out["acc"] * out["n_test"] / 100  # a count of test examples
         assert abs(correct - round(correct)) < 1e-4  # float32 mean
+
+
+SENTENCES = ["the market fell sharply today", "a striker scored twice in the final", "parliament passed the budget",
+             "the new phone has a larger screen", "rain is expected over the weekend", "the film won three awards"]
+
+
+def test_embed_mean_pools_the_real_tokens_alone():
+    """A text's embedding is the same alone and in a batch padded to a longer text: the padding
+    is masked out of the mean; each row has unit norm."""
+    backbone, tok = BACKBONES.get("tiny-bert").load()
+    alone = embed(backbone, tok, SENTENCES[:1])
+    padded = embed(backbone, tok, [SENTENCES[0], " ".join(SENTENCES)])
+    assert len(tok(SENTENCES[0])["input_ids"]) < len(tok(" ".join(SENTENCES))["input_ids"])  # there is padding
+    torch.testing.assert_close(padded[0], alone[0], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(padded.norm(dim=-1), torch.ones(2))
+
+
+def test_cosine_probe_says_yes_above_the_threshold_that_best_fits():
+    """Pairs of one sentence twice (or less a word, in dev) are "yes" (label 0, cosine ~0.99 to 1
+    on the tiny BERT), pairs of two sentences "no" (~0.95): the threshold that separates them
+    on train + dev reads the test pairs right, with a margin either side."""
+    backbone, tok = BACKBONES.get("tiny-bert").load()
+    others = [Example(f"no{i}", s, t, 1) for i, (s, t) in enumerate(zip(SENTENCES[:3], SENTENCES[3:]))]
+    same = [Example(f"yes{i}", s, s, 0) for i, s in enumerate(SENTENCES[:3])]
+    shortened = [Example("dev0", SENTENCES[0], SENTENCES[0].replace(" today", ""), 0),
+                 Example("dev1", SENTENCES[1], SENTENCES[1].replace(" twice", ""), 0)]
+    parts = {"train": same + others, "dev": shortened + others[:2], "test": same + others}
+    out = probe_task(TASKS.get("bbc-same-topic"), parts, backbone, tok, max_length=32)
+    assert (out["probe"], out["acc"], out["majority"], out["n_fit"], out["n_test"]) == (
+        "cosine-threshold", 100.0, 50.0, 10, 6)

@@ -60,9 +60,35 @@ def test_mean_std_missing_and_failed_cells(tiny_config):
     assert statuses[("pt", "bbc-topic")] == "ok" and statuses[("pt", "review-polarity")] == "partial"
     assert statuses[("ptv2", "bbc-topic")] == "failed" and statuses[("ptv2", "hedge-detection")] == "missing"
     assert len([r for r in rows if r["method"] == "pt"]) == 3 + 2  # 3 tasks + one avg per block
+    # what the diff reads from the CSV: mean, sample std (4 decimals) and the runs behind them
+    pt_rows = {(r["block"], r["task"]): [r[k] for k in ("mean", "std", "n", "n_expected", "status")]
+               for r in rows if r["method"] == "pt"}
+    assert pt_rows == {
+        ("UNSEEN DATA / Gradient Descent", "bbc-topic"): ["65.0000", f"{statistics.stdev([60.0, 70.0]):.4f}", "2", "2",
+                                                          "ok"],
+        ("UNSEEN DATA / Gradient Descent", "hedge-detection"): ["", "", "0", "2", "missing"],
+        ("UNSEEN DATA / Gradient Descent", "avg"): ["", "", "", "", "incomplete"],  # a column has no mean
+        ("UNSEEN TASK / Gradient Descent", "review-polarity"): ["50.0000", "", "1", "2", "partial"],
+        ("UNSEEN TASK / Gradient Descent", "avg"): ["50.0000", "", "", "", "ok"]}
     assert all(r["note"].startswith("stand-in") for r in rows if r["task"] != "avg")
     tex = to_latex(table)
     assert r"\toprule" in tex and r"65.0 $\pm$ 7.1" in tex
+
+
+def test_a_cell_is_the_mean_of_its_seeds_and_a_tie_with_majority_is_not_above_it(tiny_config):
+    """Three skewed seeds (mean 75, median 65): the cell prints their mean and sample std, and a
+    mean equal to the majority-class reference gets the dagger (not above it)."""
+    tiny_config["grid"].update(seeds=[8, 13, 42], methods=["pt"], tasks=["bbc-topic"])
+    cfg = check_config(tiny_config)
+    scores = {8: 60.0, 13: 65.0, 42: 100.0}
+    for cell in cells(cfg):
+        fake_result(cfg, cell, scores[cell.seed])
+    write_json_atomic(split_path(cfg, "bbc-topic", 8, 8), {"label_counts": {"test": {"a": 3, "b": 1}}})
+    table = build_table(cfg, "mp2", "3")
+    pt = table.cells[("pt", 8, "bbc-topic")]
+    assert (pt.mean, pt.std) == (75.0, statistics.stdev(scores.values()))
+    assert table.cells[("majority-class", 0, "bbc-topic")].mean == 75.0
+    assert "| 75.0 ± 21.8† |" in to_markdown(table)
 
 
 def test_paper_tasks_fill_paper_columns_and_the_paper_average(tiny_config):
@@ -239,7 +265,8 @@ def test_a_table_reads_only_the_shots_it_prints_and_no_other_tables_paper_tasks(
     from replicate import published
 
     columns = {c for b in published.shape("mpt")["tables"]["1"]["blocks"].values() for c in b["columns"]}
-    assert standing_in_for({"grid": {"tasks": ["rte", "naturalquestions", "bbc-topic"]}}, columns, "mpt") == ["bbc-topic"]
+    grid = {"grid": {"tasks": ["rte", "naturalquestions", "bbc-topic"]}}
+    assert standing_in_for(grid, columns, "mpt") == ["bbc-topic"]
     # a task of another paper's table does stand in (MP2's tasks in PPT's tables)
     assert standing_in_for({"grid": {"tasks": ["chnsent", "naturalquestions"]}}, columns, "mpt") == ["chnsent"]
 
@@ -317,11 +344,12 @@ def test_mpt_table6_shows_the_superglue_tasks_its_average_covers_and_the_section
     assert regenerated_methods(cfg, "mpt", "7") == ["mpt-w-6-source-tasks", "mpt-w-12-source-tasks"]
     assert {g.method for g in table_groups(cfg, "mpt", "7")} == {"mpt", "mpt-w-12-source-tasks"}
     for cell in cells(cfg):
-        fake_result(cfg, cell, 60.0 + superglue.index(cell.task) if cell.task in superglue else 10.0)
+        # skewed (60, 61, 64, 69, 76): the average is the mean of the columns (66), not their median (64)
+        fake_result(cfg, cell, 60.0 + superglue.index(cell.task) ** 2 if cell.task in superglue else 10.0)
     table = build_table(cfg, "mpt", "6")
     (block,) = table.blocks
     assert block.tasks == superglue and block.averaged == superglue
-    assert table.block_avg(block, ("mpt-only-task", "full")) == 62.0
+    assert table.block_avg(block, ("mpt-only-task", "full")) == 66.0
     rows = {(r["method"], r["task"]): r for r in csv_rows(table)}
-    assert rows[("mpt", "avg")]["mean"] == "62.0000" and rows[("mpt", "cb")]["mean"] == "64.0000"
+    assert rows[("mpt", "avg")]["mean"] == "66.0000" and rows[("mpt", "cb")]["mean"] == "76.0000"
 
