@@ -92,6 +92,7 @@ def test_label_indices_id_column_and_a_pair_template(tmp_path):
     write_task(tmp_path, train, test, ("a", "b", "y", "key"), template='Do "{a}" and "{b}" match? Options: ',
                data={"train": "data/train.csv", "test": "data/test.csv", "label_values": "indices",
                      "columns": {"text": "a", "text_b": "b", "label": "y", "id": "key"}})
+    (tmp_path / "notes.txt").write_text("a folder's other files are no task files")
     check_config(run_config(tmp_path, [tmp_path]), check_data=False)  # a folder names every task file in it
     pools = TASKS.get(NAME).source.load("")
     assert [(ex.id, ex.text_b, ex.label) for ex in pools.test[:2]] == [("s0", "other 0", 1), ("s1", "other 1", 0)]
@@ -105,6 +106,10 @@ BAD_TASKS = {
                             "data/test: no file"),
     "a template without {a}": (dict(template="Options: "), "template: it must insert the text, {a}"),
     "{b} without a text_b column": (dict(template="{a} and {b}?"), "inserts {b} but data/columns names no text_b"),
+    "a text_b column the template leaves out": (dict(data={"train": "data/train.csv", "test": "data/test.csv",
+                                                           "columns": {"text": "message", "text_b": "message",
+                                                                       "label": "intent"}}),
+                                                "template does not insert {b}, the text_b column's text"),
     "the same file as train and test": (dict(data={"train": "data/train.csv", "test": "data/train.csv"}),
                                         "is both train and test data"),
 }
@@ -127,6 +132,11 @@ BAD_DATA = {
     "a label index out of range": (dict(data={"train": "data/train.csv", "test": "data/test.csv", "label_values":
                                               "indices", "columns": {"text": "message", "label": "intent"}}),
                                    "train data", "label 'request' is not a label index 0..1"),
+    "a label index past the last label": (dict(train=[{"message": f"m{i}", "intent": i % 3} for i in range(24)],
+                                               data={"train": "data/train.csv", "test": "data/test.csv",
+                                                     "label_values": "indices",
+                                                     "columns": {"text": "message", "label": "intent"}}),
+                                          "train data", "row 2: label 2 is not a label index 0..1"),
 }
 
 
