@@ -182,6 +182,23 @@ def test_a_job_registers_the_task_from_its_settings_alone(tmp_path):
     assert "changed since the run's DAG was built" in again.stderr
 
 
+def test_a_task_set_job_registers_its_yaml_tasks_from_its_settings_alone(tmp_path):
+    """A multi-task job (ComPT's train-set) carries the declaration of each YAML task of its
+    set, by name, and none of a Python task; its --settings register them in a process that
+    never read the task file (here: the task taken out of the registry first)."""
+    from replicate.cli import _json_object
+    from replicate.config import TaskSetGroup, task_set_settings
+
+    cfg = check_config(run_config(tmp_path, [write_task(tmp_path)]))
+    declared = TASKS.get(NAME).extra["declaration"]
+    settings = task_set_settings(cfg, TaskSetGroup("compt-msum", "tiny-bert", 8, (NAME, "sst-2")))
+    assert settings["user_tasks"] == {NAME: declared}
+    del TASKS._entries[NAME]
+    _json_object("--settings", json.dumps(settings), "train-set")
+    assert TASKS.get(NAME).extra["declaration"] == declared
+    assert [ex.id for ex in TASKS.get(NAME).load_pools("").test] == [str(i) for i in range(10)]
+
+
 def test_a_by_hand_job_stops_on_a_bad_label_in_one_line(tmp_path):
     config = tmp_path / "run.yaml"
     write_task(tmp_path, test=rows("test", 9) + [{"message": "hi", "intent": "praise"}])
