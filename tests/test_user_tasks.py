@@ -137,6 +137,8 @@ BAD_DATA = {
                                                      "label_values": "indices",
                                                      "columns": {"text": "message", "label": "intent"}}),
                                           "train data", "row 2: label 2 is not a label index 0..1"),
+    "an empty text": (dict(train=rows("train", 5) + [{"message": "", "intent": "request"}] + rows("more", 18)),
+                      "train data", "row 5 has no text (column 'message' is empty)"),
 }
 
 
@@ -148,6 +150,39 @@ def test_bad_data_stops_check_config_in_one_line(tmp_path, case):
         check_config(run_config(tmp_path, [write_task(tmp_path, **fields)]))
     assert f"task {NAME}: {where}" in str(err.value) and message in str(err.value)
     assert "\n" not in str(err.value)
+
+
+def test_json_lines_files_and_files_of_two_formats(tmp_path):
+    """The files' extensions name their format (.jsonl: JSON Lines); train and test files of
+    two formats, without data/format, are refused in one line."""
+    write_task(tmp_path, data={"train": "data/train.jsonl", "test": "data/test.jsonl",
+                               "columns": {"text": "message", "label": "intent"}})
+    for pool, n in (("train", 24), ("test", 10)):
+        with open(tmp_path / "data" / f"{pool}.jsonl", "w", encoding="utf-8") as f:
+            f.writelines(json.dumps(row) + "\n" for row in rows(pool, n))
+    check_config(run_config(tmp_path, [tmp_path / "task.yaml"]))
+    pools = TASKS.get(NAME).load_pools("")
+    assert [(ex.text[:16], ex.label) for ex in pools.test[:2]] == [("test message 0: ", 0), ("test message 1: ", 1)]
+
+    write_task(tmp_path, data={"train": "data/train.csv", "test": "data/test.jsonl"})
+    mixed = r"data/format: give csv or json \(the files' extensions \['\.csv', '\.jsonl'\] do not say one\)"
+    with pytest.raises(ConfigError, match=mixed):
+        check_config(run_config(tmp_path, [tmp_path / "task.yaml"]))
+
+
+def test_a_data_file_gone_after_the_dag_was_built_is_refused(tmp_path):
+    check_config(run_config(tmp_path, [write_task(tmp_path)]))
+    (tmp_path / "data" / "test.csv").unlink()
+    with pytest.raises(DataError, match=f"task {NAME}: test file .*test.csv is missing"):
+        TASKS.get(NAME).load_pools("")
+
+
+def test_a_later_declaration_of_a_yaml_task_replaces_the_earlier(tmp_path):
+    """Another config in the same process (a notebook, these tests) sees its own task file."""
+    check_config(run_config(tmp_path, [write_task(tmp_path)]))
+    check_config(run_config(tmp_path, [write_task(tmp_path, labels=["ask", "moan"], template="Ticket: {a} ")]),
+                 check_data=False)  # its data still names the old labels
+    assert (TASKS.get(NAME).labels, TASKS.get(NAME).template.text) == (("ask", "moan"), "Ticket: {a} ")
 
 
 def test_two_files_declaring_one_name_are_refused(tmp_path):
