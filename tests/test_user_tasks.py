@@ -105,6 +105,7 @@ BAD_TASKS = {
     "a missing data file": (dict(data={"train": "data/train.csv", "test": "data/gone.csv"}),
                             "data/test: no file"),
     "a template without {a}": (dict(template="Options: "), "template: it must insert the text, {a}"),
+    "a template field other than {a} and {b}": (dict(template="{a} from {sender}"), "template: unknown field {sender}"),
     "{b} without a text_b column": (dict(template="{a} and {b}?"), "inserts {b} but data/columns names no text_b"),
     "a text_b column the template leaves out": (dict(data={"train": "data/train.csv", "test": "data/test.csv",
                                                            "columns": {"text": "message", "text_b": "message",
@@ -139,6 +140,11 @@ BAD_DATA = {
                                           "train data", "row 2: label 2 is not a label index 0..1"),
     "an empty text": (dict(train=rows("train", 5) + [{"message": "", "intent": "request"}] + rows("more", 18)),
                       "train data", "row 5 has no text (column 'message' is empty)"),
+    "a repeated id": (dict(train=[dict(row, ref=f"t{i}") for i, row in enumerate(rows("train", 24))],
+                           test=[dict(row, ref="r1") for row in rows("test", 2)], columns=("message", "intent", "ref"),
+                           data={"train": "data/train.csv", "test": "data/test.csv",
+                                 "columns": {"text": "message", "label": "intent", "id": "ref"}}),
+                      "", "test pool: example id 'r1' occurs twice; ids must be unique in a pool (ref column)"),
 }
 
 
@@ -203,6 +209,7 @@ def test_a_job_registers_the_task_from_its_settings_alone(tmp_path):
     cfg = check_config(run_config(tmp_path, [write_task(tmp_path)]))
     settings = split_settings(cfg, NAME, 8)
     assert settings["user_task"]["name"] == NAME
+    assert "user_task" not in split_settings(cfg, "sst-2", 8)  # a Python task's settings, so its hashes, unchanged
     out = tmp_path / "seed8.json"
     done = replicate_cli("split", "--settings", json.dumps(settings), "--seeds", "8", "--data-dir", str(FIXTURES),
                          "--out", str(out))
