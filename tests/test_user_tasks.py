@@ -86,6 +86,22 @@ def test_a_yaml_task_is_registered_and_loads_like_a_python_one(tmp_path):
     assert all(ex.text_b is None and ex.text.startswith("test ") for ex in pools.test)
 
 
+@pytest.mark.parametrize("bars_on", [True, False])
+def test_loading_a_yaml_task_leaves_the_progress_bars_as_they_were(tmp_path, bars_on):
+    """Loading hides datasets' bars while it reads (no bar per small file in the Snakefile's
+    output), then gives the caller back the setting it had, on or off."""
+    from datasets.utils import logging as datasets_logging
+
+    check_config(run_config(tmp_path, [write_task(tmp_path)]), check_data=False)
+    were_on = datasets_logging.is_progress_bar_enabled()
+    (datasets_logging.enable_progress_bar if bars_on else datasets_logging.disable_progress_bar)()
+    try:
+        TASKS.get(NAME).load_pools("")
+        assert datasets_logging.is_progress_bar_enabled() is bars_on
+    finally:
+        (datasets_logging.enable_progress_bar if were_on else datasets_logging.disable_progress_bar)()
+
+
 def test_label_indices_id_column_and_a_pair_template(tmp_path):
     train = [{"a": f"first {i}", "b": f"second {i}", "y": i % 2, "key": f"t{i}"} for i in range(24)]
     test = [{"a": f"first {i}", "b": f"other {i}", "y": 1 - i % 2, "key": f"s{i}"} for i in range(6)]
