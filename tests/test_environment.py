@@ -70,7 +70,17 @@ def test_every_rule_runs_the_package_as_python_m():
     commands = [c for smk in sorted((REPO / "rules").glob("*.smk")) for c in shell_commands(smk.read_text("utf-8"))]
     assert len(commands) >= 10
     for command in commands:
-        if command.split()[0] in PLAIN_SHELL:
-            continue
         calls = re.findall(r"\S*\s*\S*\s*\breplicate [a-z]", command)  # the word before, `-m`, the subcommand
+        if command.split()[0] in PLAIN_SHELL and not calls:  # a plain tool's command calling no replicate
+            continue
         assert calls and all(call.startswith("python -m replicate ") for call in calls), command
+
+
+def test_every_shell_rule_names_the_environment():
+    """`snakemake --use-conda` runs a rule in environment.yml only where the rule names it
+    (`conda:`); one without would run in whatever environment Snakemake itself runs in."""
+    blocks = [(smk.name, block) for smk in sorted((REPO / "rules").glob("*.smk"))
+              for block in re.split(r"^\s*rule\b", smk.read_text("utf-8"), flags=re.M)[1:] if "shell:" in block]
+    assert len(blocks) >= 10
+    for smk, block in blocks:
+        assert re.search(r'^\s*conda:\s*\n\s*"\.\./environment\.yml"', block, re.M), f"{smk}: rule{block[:60]}"

@@ -86,12 +86,29 @@ def test_a_yaml_task_is_registered_and_loads_like_a_python_one(tmp_path):
     assert all(ex.text_b is None and ex.text.startswith("test ") for ex in pools.test)
 
 
+@pytest.mark.parametrize("bars_on", [True, False])
+def test_loading_a_yaml_task_leaves_the_progress_bars_as_they_were(tmp_path, bars_on):
+    """Loading hides datasets' bars while it reads (no bar per small file in the Snakefile's
+    output), then gives the caller back the setting it had, on or off."""
+    from datasets.utils import logging as datasets_logging
+
+    check_config(run_config(tmp_path, [write_task(tmp_path)]), check_data=False)
+    were_on = datasets_logging.is_progress_bar_enabled()
+    (datasets_logging.enable_progress_bar if bars_on else datasets_logging.disable_progress_bar)()
+    try:
+        TASKS.get(NAME).load_pools("")
+        assert datasets_logging.is_progress_bar_enabled() is bars_on
+    finally:
+        (datasets_logging.enable_progress_bar if were_on else datasets_logging.disable_progress_bar)()
+
+
 def test_label_indices_id_column_and_a_pair_template(tmp_path):
     train = [{"a": f"first {i}", "b": f"second {i}", "y": i % 2, "key": f"t{i}"} for i in range(24)]
     test = [{"a": f"first {i}", "b": f"other {i}", "y": 1 - i % 2, "key": f"s{i}"} for i in range(6)]
     write_task(tmp_path, train, test, ("a", "b", "y", "key"), template='Do "{a}" and "{b}" match? Options: ',
                data={"train": "data/train.csv", "test": "data/test.csv", "label_values": "indices",
                      "columns": {"text": "a", "text_b": "b", "label": "y", "id": "key"}})
+    (tmp_path / "notes.txt").write_text("a folder's other files are no task files")
     check_config(run_config(tmp_path, [tmp_path]), check_data=False)  # a folder names every task file in it
     pools = TASKS.get(NAME).source.load("")
     assert [(ex.id, ex.text_b, ex.label) for ex in pools.test[:2]] == [("s0", "other 0", 1), ("s1", "other 1", 0)]
@@ -104,7 +121,12 @@ BAD_TASKS = {
     "a missing data file": (dict(data={"train": "data/train.csv", "test": "data/gone.csv"}),
                             "data/test: no file"),
     "a template without {a}": (dict(template="Options: "), "template: it must insert the text, {a}"),
+    "a template field other than {a} and {b}": (dict(template="{a} from {sender}"), "template: unknown field {sender}"),
     "{b} without a text_b column": (dict(template="{a} and {b}?"), "inserts {b} but data/columns names no text_b"),
+    "a text_b column the template leaves out": (dict(data={"train": "data/train.csv", "test": "data/test.csv",
+                                                           "columns": {"text": "message", "text_b": "message",
+                                                                       "label": "intent"}}),
+                                                "template does not insert {b}, the text_b column's text"),
     "the same file as train and test": (dict(data={"train": "data/train.csv", "test": "data/train.csv"}),
                                         "is both train and test data"),
 }
@@ -127,6 +149,18 @@ BAD_DATA = {
     "a label index out of range": (dict(data={"train": "data/train.csv", "test": "data/test.csv", "label_values":
                                               "indices", "columns": {"text": "message", "label": "intent"}}),
                                    "train data", "label 'request' is not a label index 0..1"),
+    "a label index past the last label": (dict(train=[{"message": f"m{i}", "intent": i % 3} for i in range(24)],
+                                               data={"train": "data/train.csv", "test": "data/test.csv",
+                                                     "label_values": "indices",
+                                                     "columns": {"text": "message", "label": "intent"}}),
+                                          "train data", "row 2: label 2 is not a label index 0..1"),
+    "an empty text": (dict(train=rows("train", 5) + [{"message": "", "intent": "request"}] + rows("more", 18)),
+                      "train data", "row 5 has no text (column 'message' is empty)"),
+    "a repeated id": (dict(train=[dict(row, ref=f"t{i}") for i, row in enumerate(rows("train", 24))],
+                           test=[dict(row, ref="r1") for row in rows("test", 2)], columns=("message", "intent", "ref"),
+                           data={"train": "data/train.csv", "test": "data/test.csv",
+                                 "columns": {"text": "message", "label": "intent", "id": "ref"}}),
+                      "", "test pool: example id 'r1' occurs twice; ids must be unique in a pool (ref column)"),
 }
 
 
@@ -138,6 +172,39 @@ def test_bad_data_stops_check_config_in_one_line(tmp_path, case):
         check_config(run_config(tmp_path, [write_task(tmp_path, **fields)]))
     assert f"task {NAME}: {where}" in str(err.value) and message in str(err.value)
     assert "\n" not in str(err.value)
+
+
+def test_json_lines_files_and_files_of_two_formats(tmp_path):
+    """The files' extensions name their format (.jsonl: JSON Lines); train and test files of
+    two formats, without data/format, are refused in one line."""
+    write_task(tmp_path, data={"train": "data/train.jsonl", "test": "data/test.jsonl",
+                               "columns": {"text": "message", "label": "intent"}})
+    for pool, n in (("train", 24), ("test", 10)):
+        with open(tmp_path / "data" / f"{pool}.jsonl", "w", encoding="utf-8") as f:
+            f.writelines(json.dumps(row) + "\n" for row in rows(pool, n))
+    check_config(run_config(tmp_path, [tmp_path / "task.yaml"]))
+    pools = TASKS.get(NAME).load_pools("")
+    assert [(ex.text[:16], ex.label) for ex in pools.test[:2]] == [("test message 0: ", 0), ("test message 1: ", 1)]
+
+    write_task(tmp_path, data={"train": "data/train.csv", "test": "data/test.jsonl"})
+    mixed = r"data/format: give csv or json \(the files' extensions \['\.csv', '\.jsonl'\] do not say one\)"
+    with pytest.raises(ConfigError, match=mixed):
+        check_config(run_config(tmp_path, [tmp_path / "task.yaml"]))
+
+
+def test_a_data_file_gone_after_the_dag_was_built_is_refused(tmp_path):
+    check_config(run_config(tmp_path, [write_task(tmp_path)]))
+    (tmp_path / "data" / "test.csv").unlink()
+    with pytest.raises(DataError, match=f"task {NAME}: test file .*test.csv is missing"):
+        TASKS.get(NAME).load_pools("")
+
+
+def test_a_later_declaration_of_a_yaml_task_replaces_the_earlier(tmp_path):
+    """Another config in the same process (a notebook, these tests) sees its own task file."""
+    check_config(run_config(tmp_path, [write_task(tmp_path)]))
+    check_config(run_config(tmp_path, [write_task(tmp_path, labels=["ask", "moan"], template="Ticket: {a} ")]),
+                 check_data=False)  # its data still names the old labels
+    assert (TASKS.get(NAME).labels, TASKS.get(NAME).template.text) == (("ask", "moan"), "Ticket: {a} ")
 
 
 def test_two_files_declaring_one_name_are_refused(tmp_path):
@@ -158,6 +225,7 @@ def test_a_job_registers_the_task_from_its_settings_alone(tmp_path):
     cfg = check_config(run_config(tmp_path, [write_task(tmp_path)]))
     settings = split_settings(cfg, NAME, 8)
     assert settings["user_task"]["name"] == NAME
+    assert "user_task" not in split_settings(cfg, "sst-2", 8)  # a Python task's settings, so its hashes, unchanged
     out = tmp_path / "seed8.json"
     done = replicate_cli("split", "--settings", json.dumps(settings), "--seeds", "8", "--data-dir", str(FIXTURES),
                          "--out", str(out))
@@ -170,6 +238,23 @@ def test_a_job_registers_the_task_from_its_settings_alone(tmp_path):
     assert again.returncode == 2
     assert again.stderr.strip().splitlines()[-1].startswith(f"replicate: task {NAME}: test file ")
     assert "changed since the run's DAG was built" in again.stderr
+
+
+def test_a_task_set_job_registers_its_yaml_tasks_from_its_settings_alone(tmp_path):
+    """A multi-task job (ComPT's train-set) carries the declaration of each YAML task of its
+    set, by name, and none of a Python task; its --settings register them in a process that
+    never read the task file (here: the task taken out of the registry first)."""
+    from replicate.cli import _json_object
+    from replicate.config import TaskSetGroup, task_set_settings
+
+    cfg = check_config(run_config(tmp_path, [write_task(tmp_path)]))
+    declared = TASKS.get(NAME).extra["declaration"]
+    settings = task_set_settings(cfg, TaskSetGroup("compt-msum", "tiny-bert", 8, (NAME, "sst-2")))
+    assert settings["user_tasks"] == {NAME: declared}
+    del TASKS._entries[NAME]
+    _json_object("--settings", json.dumps(settings), "train-set")
+    assert TASKS.get(NAME).extra["declaration"] == declared
+    assert [ex.id for ex in TASKS.get(NAME).load_pools("").test] == [str(i) for i in range(10)]
 
 
 def test_a_by_hand_job_stops_on_a_bad_label_in_one_line(tmp_path):
