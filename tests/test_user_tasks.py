@@ -161,6 +161,12 @@ BAD_DATA = {
                            data={"train": "data/train.csv", "test": "data/test.csv",
                                  "columns": {"text": "message", "label": "intent", "id": "ref"}}),
                       "", "test pool: example id 'r1' occurs twice; ids must be unique in a pool (ref column)"),
+    "an empty id": (dict(train=[dict(row, ref=f"t{i}" if i != 4 else "") for i, row in enumerate(rows("train", 24))],
+                         test=[dict(row, ref=f"s{i}") for i, row in enumerate(rows("test", 10))],
+                         columns=("message", "intent", "ref"),
+                         data={"train": "data/train.csv", "test": "data/test.csv",
+                               "columns": {"text": "message", "label": "intent", "id": "ref"}}),
+                    "train data", "row 4 has no id (column 'ref' is empty)"),
 }
 
 

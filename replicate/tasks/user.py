@@ -111,6 +111,8 @@ class UserSource:
                 if value is None:
                     raise DataError(f"{where}: row {i} has no {key} (column {self.columns[key]!r} is empty)")
             ex_id = row[self.columns["id"]] if "id" in self.columns else i  # as the Hub loaders: the row number
+            if ex_id is None or str(ex_id).strip() == "":
+                raise DataError(f"{where}: row {i} has no id (column {self.columns['id']!r} is empty)")
             out.append(Example(id=str(ex_id), text=str(texts["text"]),
                                text_b=str(texts["text_b"]) if "text_b" in texts else None,
                                label=self._label(row[self.columns["label"]], f"{where}: row {i}")))
