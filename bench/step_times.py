@@ -13,7 +13,9 @@ the same at a shape, and the planner scales by the spec's layer count), and time
     eval   one evaluation forward (bf16 autocast, no gradient)
 
 and this machine's bf16 matmul peak (``job_time_split.matmul_peak``: 2048 x 2048, best of 5,
-the same thread count). It writes the measurements with the machine, torch version, date,
+the same thread count), and a job's start-up (``job_start_seconds``: a fresh interpreter's
+imports of a training job and the embedded backbone's load, median of 3), which the planner
+adds to every training and pre-training job's CPU time. It writes the measurements with the machine, torch version, date,
 git commit and thread count to a JSON file the planner reads; each size's seconds per
 position, and each shape's achieved FLOP rate under ``replicate.plan.flops_per_position``'s
 count (layer weights 12 d^2, attention 4 L d per position and layer; training twice the
@@ -39,7 +41,22 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from job_time_split import matmul_peak  # noqa: E402  (bench modules import each other by path)
+from job_time_split import IMPORTS, matmul_peak  # noqa: E402  (bench modules import each other by path)
+
+# What every training job does before its first step, in a fresh interpreter: the imports, then
+# the embedded backbone's load (transformers imports its model classes lazily, on the first load).
+JOB_START = IMPORTS + "; from replicate.backbones import BACKBONES; BACKBONES.get('minilm-l6').load(attention='eager')"
+
+
+def job_start_seconds(rounds: int = 3) -> float:
+    """Median wall time of a fresh interpreter doing ``JOB_START``: the fixed cost each training
+    and pre-training job pays (the planner adds it per job)."""
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", JOB_START], check=True, cwd=REPO, capture_output=True)
+        times.append(time.perf_counter() - start)
+    return sorted(times)[len(times) // 2]
 
 # backbone -> (batch, positions) sizes; the larger shapes at one small size (a per-position FLOP fit)
 SHAPES = {
@@ -126,6 +143,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
     peak = matmul_peak(args.threads)
+    job_start = job_start_seconds()
     shapes = {}
     for name, sizes in SHAPES.items():
         spec = BACKBONES.get(name)
@@ -154,11 +172,13 @@ def main(argv=None) -> int:
         "torch": torch.__version__, "transformers": transformers.__version__,
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "git_commit": git_commit(), "threads": args.threads, "bf16_matmul_peak_flops": peak,
+        "job_start_seconds": job_start,
         "shapes": shapes,
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
-    print(f"peak {peak / 1e9:.1f} GFLOP/s bf16 at {args.threads} thread(s); wrote {args.out} "
+    print(f"peak {peak / 1e9:.1f} GFLOP/s bf16 at {args.threads} thread(s); a job's start-up {job_start:.1f} s; "
+          f"wrote {args.out} "
           f"in {time.perf_counter() - started:.1f} s")
     return 0
 

@@ -147,7 +147,8 @@ def cmd_plan(args) -> int:
     check_targets(args.targets)  # before the config: the targets are the Snakefile's, whatever the config
     cfg = check_config(read_config_files(args.configfile), check_data=False)  # offline: no data, model or Hub
     step_times = load_step_times(args.step_times)
-    print(render(make_plan(cfg, args.targets), step_times, args.gpu, args.gpu_hours_budget, " ".join(args.configfile)))
+    print(render(make_plan(cfg, args.targets), step_times, args.gpu, args.gpu_hours_budget, " ".join(args.configfile),
+                 args.cores or os.cpu_count() or 1))
     return 0
 
 
@@ -656,6 +657,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "CPU step times (default h100)")
     c.add_argument("--gpu-hours-budget", type=_positive_hours, metavar="H", help="say which targets fit in H GPU-hours")
     c.add_argument("--step-times", help="measurements of bench/step_times.py (default replicate/data/step_times.json)")
+    c.add_argument("--cores", type=positive_number, metavar="N", help="cores for the CPU time estimate (default: "
+                   "this machine's)")
     c.set_defaults(func=cmd_plan)
 
     c = sub.add_parser("orderings", help="the papers' orderings (MP2 > SPoT > PT, ...) checked on a regenerated "

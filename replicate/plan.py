@@ -66,6 +66,7 @@ class Job:
     batch_positions: int = 0    # positions of the largest training batch
     eval_batch_positions: int = 0
     unknown: List[Tuple[str, str]] = field(default_factory=list)  # (size, of what) left out of the sums
+    after: List[tuple] = field(default_factory=list)  # keys of the plan's jobs this one waits for
 
     @property
     def fwd(self) -> int:
@@ -158,6 +159,7 @@ def expand_jobs(cfg: dict, needs: Needs) -> Dict[tuple, Job]:
         if key in jobs:
             return
         jobs[key] = pretrain_job(cfg, name, backbone)
+        jobs[key].after.append(("pretrain-data", name))
         if ("pretrain-data", name) not in jobs:
             jobs[("pretrain-data", name)] = Job("pretrain-data", f"pretrain-data {name}")
             suites = {TASKS.get(t).suite for t in cfg["pretraining"][name]["tasks"]}
@@ -165,6 +167,7 @@ def expand_jobs(cfg: dict, needs: Needs) -> Dict[tuple, Job]:
         teachers = (cfg["pretraining"][name] or {}).get("teachers")
         if teachers:
             pretrain(teachers, backbone)
+            jobs[key].after.append(("pretrain", teachers, backbone))
 
     for task, shot in sorted(needs.manifests, key=str):
         split(task, shot)
@@ -176,6 +179,7 @@ def expand_jobs(cfg: dict, needs: Needs) -> Dict[tuple, Job]:
                 jobs[key] = task_set_job(cfg, tsg)
                 for t in tsg.tasks:
                     split(t, g.shot)
+                    jobs[key].after.append(("split", t, str(g.shot)))
             continue
         key = ("train", g)
         if key in jobs:
@@ -183,9 +187,11 @@ def expand_jobs(cfg: dict, needs: Needs) -> Dict[tuple, Job]:
         jobs[key] = train_job(cfg, g)
         split(g.task, g.shot)
         fetch_for([g.task])
+        jobs[key].after.append(("split", g.task, str(g.shot)))
         pre = cell_pretraining(cfg, g.method, g.task)
         if pre is not None:
             pretrain(pre, g.backbone)
+            jobs[key].after.append(("pretrain", pre, g.backbone))
     for name, backbone in sorted(needs.pretrainings):
         pretrain(name, backbone)
     return jobs
@@ -439,6 +445,40 @@ def cpu_seconds(job: Job, step_times: dict) -> float:
     return backward + forward_only * flops_per_position(spec, job.length, "eval") / eval_rate
 
 
+def job_cpu_seconds(job: Job, step_times: dict) -> float:
+    """A job's seconds on the measuring CPU, its process start-up included (``job_start_seconds``
+    of step_times.json: a fresh interpreter's imports of a training job; 0 where not measured).
+    Splits and data jobs count 0: they load no backbone and take seconds."""
+    if job.kind not in GPU_KINDS:
+        return 0.0
+    return cpu_seconds(job, step_times) + step_times.get("job_start_seconds", 0.0)
+
+
+def longest_chain(jobs: Dict[tuple, Job], step_times: dict) -> Tuple[float, List[tuple]]:
+    """The longest path of the plan's DAG in ``job_cpu_seconds``: no number of cores finishes
+    the plan sooner. (seconds, the path's keys, first job first)."""
+    memo: Dict[tuple, Tuple[float, List[tuple]]] = {}
+
+    def finish(key: tuple) -> Tuple[float, List[tuple]]:
+        if key not in memo:
+            job = jobs[key]
+            before = max((finish(k) for k in job.after if k in jobs), default=(0.0, []), key=lambda t: t[0])
+            memo[key] = (before[0] + job_cpu_seconds(job, step_times), before[1] + [key])
+        return memo[key]
+
+    return max((finish(k) for k in jobs), default=(0.0, []), key=lambda t: t[0])
+
+
+def cpu_wall_seconds(jobs: Dict[tuple, Job], step_times: dict, cores: int) -> Tuple[float, float, float]:
+    """(core-seconds, longest chain, wall-time estimate) of ``jobs`` on ``cores`` cores of the
+    measuring CPU, one thread a job: the estimate is the larger of the work spread evenly over
+    the cores and the longest chain (a lower bound; a scheduler that keeps every core busy
+    while jobs are ready finishes within their sum, Graham's bound)."""
+    work = sum(job_cpu_seconds(j, step_times) for j in jobs.values())
+    chain = longest_chain(jobs, step_times)[0]
+    return work, chain, max(work / cores, chain)
+
+
 def gpu_hours(job: Job, step_times: dict, gpu: str = "h100") -> float:
     return cpu_seconds(job, step_times) * gpu_ratio(step_times, gpu) / 3600
 
@@ -517,8 +557,31 @@ def _hours(h: float) -> str:
     return f"{h:,.0f}" if h >= 100 else f"{h:.3g}"
 
 
+def cpu_line(label: str, jobs: Dict[tuple, Job], step_times: dict, cores: int) -> str:
+    """The plan's time on ``cores`` cores like the measuring CPU's, one thread a job."""
+    work, chain, wall = cpu_wall_seconds(jobs, step_times, cores)
+    start = step_times.get("job_start_seconds")
+    paying = sum(1 for j in jobs.values() if j.kind in GPU_KINDS)
+    start_part = (f"{paying} x {start:.1f} s of process start-up" if start is not None
+                  else "process start-up not measured (re-run bench/step_times.py)")
+    path = longest_chain(jobs, step_times)[1]
+    return (f"{label} on {cores} core{'s' if cores != 1 else ''} of the measuring CPU, a thread a job: about "
+            f"{_duration(wall)} ({_duration(work)} of core time: {_duration(work - paying * (start or 0))} of "
+            f"positions, {start_part}; the longest chain of jobs, {_duration(chain)}: "
+            f"{' -> '.join(jobs[k].name for k in path if jobs[k].kind in GPU_KINDS) or 'none'})")
+
+
+def _duration(seconds: float) -> str:
+    """Whole minutes up to two hours, then hours up to two days, then days."""
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:,.0f} days"
+
+
 def render(plan: Plan, step_times: dict, gpu: str = "h100", budget_hours: Optional[float] = None,
-           config_name: str = "") -> str:
+           config_name: str = "", cores: int = 2) -> str:
     """The plan as plain-text tables: by kind, by job, the budget check, the summary, and the assumptions."""
     import pandas as pd
 
@@ -565,8 +628,10 @@ def render(plan: Plan, step_times: dict, gpu: str = "h100", budget_hours: Option
                 "once per target):", pd.DataFrame(fit).to_string(index=False), ""]
     for t, keys in plan.by_target.items():
         out.append(summary_line(t, [plan.jobs[k] for k in keys], step_times, gpu))
+        out.append(cpu_line(t, {k: plan.jobs[k] for k in keys}, step_times, cores))
     if len(plan.by_target) > 1:
         out.append(summary_line("all targets", jobs, step_times, gpu))
+        out.append(cpu_line("all targets", plan.jobs, step_times, cores))
     out.append("")
     unknown: Dict[str, set] = {}
     for j in jobs:
@@ -593,6 +658,10 @@ def render(plan: Plan, step_times: dict, gpu: str = "h100", budget_hours: Option
         "batch) at max_length positions: an estimate, and an upper bound where batches pad to less",
         "- splits, pre-training data and the data fetch run on CPU (0 GPU-hours); table and figure jobs are not "
         "counted; every job counts as not yet run",
+        "- CPU minutes: the same positions at the measured rates plus each training and pre-training job's process "
+        "start-up (job_start_seconds), one thread a job; the wall time is the larger of the work over the cores and "
+        "the longest chain of jobs (a lower bound: it assumes every core busy while a job is ready); splits, data, "
+        "table and figure jobs count 0",
     ]
     if unknown:
         out.append("- left out of the sums (the config does not give the size): "

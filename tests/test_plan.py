@@ -13,7 +13,7 @@ from conftest import REPO, TINY_CONFIG
 from replicate import plan
 from replicate.backbones import BACKBONES
 from replicate.cli import main
-from replicate.config import check_config, groups, read_config_file
+from replicate.config import cell_pretraining, check_config, groups, read_config_file
 from test_workflow import job_counts, snakemake
 
 # Snakemake's rule -> the planner's kind (train_set_<method> rules: "train-set")
@@ -192,3 +192,63 @@ def test_the_showcase_overlay_only_overrides_keys_of_its_base():
     set_keys = list(leaves(overlay))
     assert len(set_keys) > 10 and [p for p in set_keys if not has(base, p)] == []
     assert overlay["results_dir"] != base["results_dir"]
+
+
+def test_cpu_time_adds_each_jobs_start_up_and_waits_for_the_longest_chain():
+    """Work: every training and pre-training job's seconds of positions plus one start-up
+    each (splits and data jobs: 0). Wall: the work over the cores, or the longest chain of
+    jobs through ``after`` (pre-training data -> pre-training -> its training group) where
+    that is longer."""
+    timed = {**STEP_TIMES, "job_start_seconds": 5.0}
+    jobs = {
+        ("split", "t", "8"): plan.Job("split", "split"),
+        ("pretrain-data", "p"): plan.Job("pretrain-data", "data"),
+        ("pretrain", "p", "tiny-bert"): plan.Job("pretrain", "pre", "tiny-bert", length=32, fwd_train=9000,
+                                                 bwd=9000, after=[("pretrain-data", "p")]),
+        ("train", "a"): plan.Job("train", "a", "tiny-bert", length=32, fwd_train=1000, bwd=1000,
+                                 after=[("split", "t", "8"), ("pretrain", "p", "tiny-bert")]),
+        ("train", "b"): plan.Job("train", "b", "tiny-bert", length=32, fwd_train=1000, bwd=1000,
+                                 after=[("split", "t", "8")]),
+    }
+    own = {k: plan.cpu_seconds(j, timed) for k, j in jobs.items()}
+    assert own[("split", "t", "8")] == 0 and own[("pretrain", "p", "tiny-bert")] > 8 * own[("train", "a")] > 0
+    work = sum(own.values()) + 3 * 5.0
+    chain = own[("pretrain", "p", "tiny-bert")] + own[("train", "a")] + 2 * 5.0
+    seconds, path = plan.longest_chain(jobs, timed)
+    assert seconds == pytest.approx(chain)
+    assert path == [("pretrain-data", "p"), ("pretrain", "p", "tiny-bert"), ("train", "a")]
+    assert plan.cpu_wall_seconds(jobs, timed, 1) == pytest.approx((work, chain, work))
+    assert plan.cpu_wall_seconds(jobs, timed, 100) == pytest.approx((work, chain, chain))
+    # no measured start-up: positions alone
+    assert plan.cpu_wall_seconds(jobs, STEP_TIMES, 1)[0] == pytest.approx(sum(own.values()))
+
+
+def test_table3s_longest_chain_runs_through_a_pretraining_to_a_group_that_reads_it():
+    """The planner's DAG edges are the Snakefile's: on the embedded default every MP2 group
+    waits for its pre-training, which waits for its data, so the longest chain ends at a group
+    of a pre-trained method and passes its pre-training."""
+    cfg = check_config(read_config_file(str(REPO / "config" / "config.yaml")), check_data=False)
+    got = plan.make_plan(cfg, ["table3"])
+    timed = {**STEP_TIMES, "shapes": {"minilm-l6": {**STEP_TIMES["shapes"]["tiny-bert"], "d_model": 384,
+                                                    "n_layers": 6, "n_heads": 12}}, "job_start_seconds": 5.0}
+    seconds, path = plan.longest_chain(got.jobs, timed)
+    kinds = [k[0] for k in path]
+    assert kinds == ["pretrain-data", "pretrain", "train"], path
+    train = path[-1][1]
+    assert path[1][1] == cell_pretraining(cfg, train.method, train.task) and train.method.startswith("mp2-")
+    assert seconds == pytest.approx(sum(plan.job_cpu_seconds(got.jobs[k], timed) for k in path))
+    # the CLI prints it, with the cores asked for
+    out = plan.render(got, timed, cores=3)
+    assert re.search(r"table3 on 3 cores of the measuring CPU, a thread a job: about \d+ min \([\d.]+ (min|h) of "
+                     r"core time: [\d.]+ (min|h) of positions, 70 x 5\.0 s of process start-up; the longest chain of "
+                     r"jobs, \d+ min: pretrain mp2-", out), out
+    assert [plan._duration(s) for s in (59, 7199, 7200, 2 * 86400 - 1, 2 * 86400)] == [
+        "1 min", "120 min", "2.0 h", "48.0 h", "2 days"]
+
+
+def test_cores_must_be_a_positive_whole_number(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["plan", "table3", "--configfile", str(REPO / "config" / "config.yaml"), "--cores", "0"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--cores" in err
