@@ -15,11 +15,12 @@ the same at a shape, and the planner scales by the spec's layer count), and time
 and this machine's bf16 matmul peak (``job_time_split.matmul_peak``: 2048 x 2048, best of 5,
 the same thread count), and a job's start-up (``job_start_seconds``: a fresh interpreter's
 imports of a training job and the embedded backbone's load, median of 3), which the planner
-adds to every training and pre-training job's CPU time. It writes the measurements with the machine, torch version, date,
-git commit and thread count to a JSON file the planner reads; each size's seconds per
-position, and each shape's achieved FLOP rate under ``replicate.plan.flops_per_position``'s
-count (layer weights 12 d^2, attention 4 L d per position and layer; training twice the
-forward), which is how the planner gets from these small sizes to a job's max_length.
+adds to every training and pre-training job's CPU time. It writes the measurements with the
+machine, torch version, date, git commit and thread count to a JSON file the planner reads;
+each size's seconds per position, and each shape's achieved FLOP rate under
+``replicate.plan.flops_per_position``'s count (layer weights 12 d^2, attention 4 L d per
+position and layer; training twice the forward), which is how the planner gets from these
+small sizes to a job's max_length.
 
 Sizes are small so that the whole run takes well under a minute here (2 shared cores);
 t5-xxl and cpm-2 are not built (an 11B shape): the planner gives them the FLOP rate of the
@@ -178,8 +179,7 @@ def main(argv=None) -> int:
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
     print(f"peak {peak / 1e9:.1f} GFLOP/s bf16 at {args.threads} thread(s); a job's start-up {job_start:.1f} s; "
-          f"wrote {args.out} "
-          f"in {time.perf_counter() - started:.1f} s")
+          f"wrote {args.out} in {time.perf_counter() - started:.1f} s")
     return 0
 
 
