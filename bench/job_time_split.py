@@ -59,12 +59,13 @@ sys.path.insert(0, str(REPO))
 IMPORTS = "import replicate.cli, replicate.jobs, replicate.train, replicate.backbones, torch, transformers"
 
 
-def startup_seconds(rounds: int = 3) -> float:
-    """Median wall time of a fresh interpreter that imports what a train job imports."""
+def startup_seconds(rounds: int = 3, code: str = IMPORTS) -> float:
+    """Median wall time of a fresh interpreter that runs ``code`` (by default: imports what a
+    train job imports); its output is discarded."""
     times = []
     for _ in range(rounds):
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-c", IMPORTS], check=True, cwd=REPO)
+        subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO, capture_output=True)
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 

@@ -42,22 +42,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from job_time_split import IMPORTS, matmul_peak  # noqa: E402  (bench modules import each other by path)
+from job_time_split import IMPORTS, matmul_peak, startup_seconds  # noqa: E402  (bench modules import each other by path)
 
 # What every training job does before its first step, in a fresh interpreter: the imports, then
 # the embedded backbone's load (transformers imports its model classes lazily, on the first load).
 JOB_START = IMPORTS + "; from replicate.backbones import BACKBONES; BACKBONES.get('minilm-l6').load(attention='eager')"
-
-
-def job_start_seconds(rounds: int = 3) -> float:
-    """Median wall time of a fresh interpreter doing ``JOB_START``: the fixed cost each training
-    and pre-training job pays (the planner adds it per job)."""
-    times = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        subprocess.run([sys.executable, "-c", JOB_START], check=True, cwd=REPO, capture_output=True)
-        times.append(time.perf_counter() - start)
-    return sorted(times)[len(times) // 2]
 
 # backbone -> (batch, positions) sizes; the larger shapes at one small size (a per-position FLOP fit)
 SHAPES = {
@@ -144,7 +133,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
     peak = matmul_peak(args.threads)
-    job_start = job_start_seconds()
+    job_start = startup_seconds(code=JOB_START)  # the fixed cost each job pays (the planner adds it per job)
     shapes = {}
     for name, sizes in SHAPES.items():
         spec = BACKBONES.get(name)
